@@ -1,0 +1,33 @@
+//! Procedural macros of rsky-metrics. Use them through `rsky-metrics-runtime`, which re-exports them
+//! together with the metric types the generated code needs.
+//!
+//! The derive follows three rooms, data flowing one way: [`ast`] parses the input into a typed
+//! model, [`valid`] checks the model and collects every problem, [`expand`] generates code from a
+//! model that is known to be valid.
+
+mod ast;
+mod attr;
+mod counted;
+mod ctxt;
+mod expand;
+mod valid;
+
+use proc_macro::TokenStream;
+use syn::{parse_macro_input, DeriveInput};
+
+/// Declares a service's metrics as a struct: see `rsky_metrics_runtime::Metrics`.
+#[proc_macro_derive(Metrics, attributes(metrics, metric))]
+pub fn derive_metrics(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::derive(&input)
+        .unwrap_or_else(|err| err.to_compile_error())
+        .into()
+}
+
+/// Counts a function's calls, errors, in-flight work and duration: see `rsky_metrics_runtime::counted`.
+#[proc_macro_attribute]
+pub fn counted(args: TokenStream, item: TokenStream) -> TokenStream {
+    counted::expand(args.into(), item.into())
+        .unwrap_or_else(|err| err.to_compile_error())
+        .into()
+}
