@@ -106,9 +106,6 @@ pub fn validate_nsid(nsid: &str) -> Result<(), SyntaxError> {
         return Err(e("needs at least three segments"));
     }
     let (name, authority) = segments.split_last().expect("at least three segments");
-    if nsid.len() - name.len() - 1 > 253 {
-        return Err(e("domain authority longer than 253 characters"));
-    }
     for seg in authority {
         check_label(seg).map_err(e)?;
     }
