@@ -94,6 +94,9 @@ impl SigningKey {
         let bad = KeyError::BadPrivateKey {
             curve: curve.name(),
         };
+        if bytes.len() != 32 {
+            return Err(bad);
+        }
         Ok(match curve {
             Curve::Secp256k1 => {
                 SigningKey::Secp256k1(k256::ecdsa::SigningKey::from_slice(bytes).map_err(|_| bad)?)
