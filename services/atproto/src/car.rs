@@ -49,6 +49,9 @@ pub enum CarError {
     Encode(String),
 }
 
+/// Blocks keyed by CID.
+pub type BlockMap = BTreeMap<Cid, Vec<u8>>;
+
 #[derive(Serialize, Deserialize)]
 struct Header {
     version: u64,
@@ -66,12 +69,12 @@ pub struct Car {
 
 impl Car {
     /// The blocks as a map `CID -> bytes` (a later duplicate wins).
-    pub fn block_map(&self) -> BTreeMap<Cid, Vec<u8>> {
+    pub fn block_map(&self) -> BlockMap {
         self.blocks.iter().cloned().collect()
     }
 
     /// Consume into a map `CID -> bytes`.
-    pub fn into_block_map(self) -> BTreeMap<Cid, Vec<u8>> {
+    pub fn into_block_map(self) -> BlockMap {
         self.blocks.into_iter().collect()
     }
 }

@@ -6,12 +6,10 @@
 //! (`#commit`, `#identity`, ...); `op: -1` is an error frame with body
 //! `{error, message?}`.
 
-use std::collections::BTreeMap;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::car::{read_car, CarError};
+use crate::car::{read_car, BlockMap, CarError};
 use crate::cbor::{from_dag_cbor_prefix, record_cbor_to_json, to_dag_cbor, Cid};
 use crate::syntax::split_repo_path;
 
@@ -239,8 +237,8 @@ pub struct LabelsEvent {
 /// A decoded `subscribeRepos` frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RepoFrame {
-    /// `#commit`
-    Commit(CommitEvent),
+    /// `#commit` (boxed: it is much larger than the other variants)
+    Commit(Box<CommitEvent>),
     /// `#identity`
     Identity(IdentityEvent),
     /// `#account`
@@ -453,7 +451,7 @@ pub struct OpRecord {
 
 impl CommitEvent {
     /// The commit's `blocks` CAR as a map `CID -> bytes`.
-    pub fn block_map(&self) -> Result<BTreeMap<Cid, Vec<u8>>, CarError> {
+    pub fn block_map(&self) -> Result<BlockMap, CarError> {
         Ok(read_car(&self.blocks)?.into_block_map())
     }
 

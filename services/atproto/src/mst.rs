@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::car::BlockMap;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -100,7 +102,7 @@ pub struct Mst {
     /// CID of the root node.
     pub root: Cid,
     /// All node blocks (`CID -> DAG-CBOR bytes`).
-    pub blocks: BTreeMap<Cid, Vec<u8>>,
+    pub blocks: BlockMap,
 }
 
 struct Leaf<'a> {
@@ -132,11 +134,7 @@ pub fn build_mst(entries: &BTreeMap<String, Cid>) -> Result<Mst, MstError> {
 }
 
 /// Build one node at `layer` from leaves whose heights are all `<= layer`.
-fn build_node(
-    leaves: &[Leaf<'_>],
-    layer: u32,
-    blocks: &mut BTreeMap<Cid, Vec<u8>>,
-) -> Result<Cid, MstError> {
+fn build_node(leaves: &[Leaf<'_>], layer: u32, blocks: &mut BlockMap) -> Result<Cid, MstError> {
     let mut node = NodeData {
         l: None,
         e: Vec::new(),
@@ -175,7 +173,7 @@ fn build_node(
 fn build_subtree(
     run: &[Leaf<'_>],
     layer: u32,
-    blocks: &mut BTreeMap<Cid, Vec<u8>>,
+    blocks: &mut BlockMap,
 ) -> Result<Option<Cid>, MstError> {
     if run.is_empty() || layer == 0 {
         return Ok(None);
@@ -187,23 +185,17 @@ fn build_subtree(
 ///
 /// Errors on missing or malformed node blocks, invalid prefix compression,
 /// non-UTF-8 keys and keys that are not strictly increasing.
-pub fn walk_mst(
-    root: &Cid,
-    blocks: &BTreeMap<Cid, Vec<u8>>,
-) -> Result<Vec<(String, Cid)>, MstError> {
+pub fn walk_mst(root: &Cid, blocks: &BlockMap) -> Result<Vec<(String, Cid)>, MstError> {
     let mut out = Vec::new();
     walk_node(root, blocks, 0, &mut out)?;
     Ok(out)
 }
 
 /// Every node CID reachable from `root` (fails like [`walk_mst`]).
-pub fn mst_node_cids(
-    root: &Cid,
-    blocks: &BTreeMap<Cid, Vec<u8>>,
-) -> Result<Vec<Cid>, MstError> {
+pub fn mst_node_cids(root: &Cid, blocks: &BlockMap) -> Result<Vec<Cid>, MstError> {
     fn visit(
         cid: &Cid,
-        blocks: &BTreeMap<Cid, Vec<u8>>,
+        blocks: &BlockMap,
         depth: usize,
         out: &mut Vec<Cid>,
     ) -> Result<(), MstError> {
@@ -212,7 +204,11 @@ pub fn mst_node_cids(
         }
         let node = load_node(cid, blocks)?;
         out.push(*cid);
-        for sub in node.l.iter().chain(node.e.iter().filter_map(|e| e.t.as_ref())) {
+        for sub in node
+            .l
+            .iter()
+            .chain(node.e.iter().filter_map(|e| e.t.as_ref()))
+        {
             visit(sub, blocks, depth + 1, out)?;
         }
         Ok(())
@@ -222,7 +218,7 @@ pub fn mst_node_cids(
     Ok(out)
 }
 
-fn load_node(cid: &Cid, blocks: &BTreeMap<Cid, Vec<u8>>) -> Result<NodeData, MstError> {
+fn load_node(cid: &Cid, blocks: &BlockMap) -> Result<NodeData, MstError> {
     let bytes = blocks.get(cid).ok_or(MstError::MissingBlock(*cid))?;
     from_dag_cbor(bytes).map_err(|e| MstError::BadNode {
         cid: *cid,
@@ -245,7 +241,7 @@ fn push_leaf(out: &mut Vec<(String, Cid)>, key: String, value: Cid) -> Result<()
 
 fn walk_node(
     cid: &Cid,
-    blocks: &BTreeMap<Cid, Vec<u8>>,
+    blocks: &BlockMap,
     depth: usize,
     out: &mut Vec<(String, Cid)>,
 ) -> Result<(), MstError> {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::car::{read_car, write_car, CarError};
+use crate::car::{read_car, write_car, BlockMap, CarError};
 use crate::cbor::{encode_block, from_dag_cbor, record_cbor_to_json, to_dag_cbor, Cid, Ipld};
 use crate::crypto::{KeyError, PublicKey, SigningKey};
 use crate::mst::{build_mst, walk_mst, Mst, MstError};
@@ -157,14 +157,14 @@ pub struct BuiltRepo {
     /// The MST (root CID is `commit.data`) with its node blocks.
     pub mst: Mst,
     /// Record blocks (`CID -> DAG-CBOR`).
-    pub records: BTreeMap<Cid, Vec<u8>>,
+    pub records: BlockMap,
     /// Record CIDs by path (`collection/rkey`).
     pub paths: BTreeMap<String, Cid>,
 }
 
 impl BuiltRepo {
     /// Every block of the repository: commit, MST nodes and records.
-    pub fn blocks(&self) -> Result<BTreeMap<Cid, Vec<u8>>, RepoError> {
+    pub fn blocks(&self) -> Result<BlockMap, RepoError> {
         let mut all = self.mst.blocks.clone();
         all.extend(self.records.iter().map(|(k, v)| (*k, v.clone())));
         let (cid, bytes) = self.commit.to_block()?;
@@ -279,9 +279,20 @@ pub struct LoadedRepo {
     pub records: Vec<RepoRecord>,
 }
 
+/// The commit of a repository CAR with all of the CAR's blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoCommit {
+    /// CID of the commit (the CAR root).
+    pub cid: Cid,
+    /// The decoded commit (signature not yet checked).
+    pub commit: Commit,
+    /// Every block of the CAR.
+    pub blocks: BlockMap,
+}
+
 /// Parse the commit at the single root of a repository CAR, without checks
-/// beyond decoding. Returns the commit CID, commit, and the block map.
-pub fn read_repo_commit(car: &[u8]) -> Result<(Cid, Commit, BTreeMap<Cid, Vec<u8>>), RepoError> {
+/// beyond decoding (version 2 or 3).
+pub fn read_repo_commit(car: &[u8]) -> Result<RepoCommit, RepoError> {
     let car = read_car(car)?;
     let root = match car.roots.as_slice() {
         [root] => *root,
@@ -305,14 +316,26 @@ pub fn read_repo_commit(car: &[u8]) -> Result<(Cid, Commit, BTreeMap<Cid, Vec<u8
             commit.version
         )));
     }
-    Ok((root, commit, blocks))
+    Ok(RepoCommit {
+        cid: root,
+        commit,
+        blocks,
+    })
 }
 
 /// Load a repository CAR: check the commit's DID equals `expected_did`,
 /// verify its signature with `did_key` (`did:key:z...`), walk the MST and
 /// decode every record to JSON.
-pub fn load_repo_car(car: &[u8], expected_did: &str, did_key: &str) -> Result<LoadedRepo, RepoError> {
-    let (commit_cid, commit, blocks) = read_repo_commit(car)?;
+pub fn load_repo_car(
+    car: &[u8],
+    expected_did: &str,
+    did_key: &str,
+) -> Result<LoadedRepo, RepoError> {
+    let RepoCommit {
+        cid: commit_cid,
+        commit,
+        blocks,
+    } = read_repo_commit(car)?;
     if commit.did != expected_did {
         return Err(RepoError::DidMismatch {
             expected: expected_did.to_string(),

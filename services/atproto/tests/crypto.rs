@@ -68,10 +68,7 @@ fn high_s_signatures_are_rejected() {
         borrow = i16::from(v < 0);
         high[32 + i] = v.rem_euclid(256) as u8;
     }
-    assert_eq!(
-        key.public_key().verify(b"msg", &high),
-        Err(KeyError::HighS)
-    );
+    assert_eq!(key.public_key().verify(b"msg", &high), Err(KeyError::HighS));
 }
 
 #[test]
@@ -89,7 +86,10 @@ fn bad_did_keys_are_errors() {
         Err(KeyError::BadBase58(_))
     ));
     // ed25519-pub (0xed) is not supported.
-    let ed = format!("did:key:z{}", bs58::encode([0xed, 0x01, 1, 2, 3]).into_string());
+    let ed = format!(
+        "did:key:z{}",
+        bs58::encode([0xed, 0x01, 1, 2, 3]).into_string()
+    );
     assert!(matches!(
         PublicKey::from_did_key(&ed),
         Err(KeyError::UnsupportedKeyType(_))

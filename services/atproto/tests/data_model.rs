@@ -1,13 +1,16 @@
 //! DAG-CBOR / CID / JSON conversion against the interop data-model fixtures.
 
 use rsky_atproto::cbor::{
-    base64_decode, cid_for_cbor, cid_for_raw, from_dag_cbor, ipld_to_json, json_to_ipld,
-    parse_cid, record_cbor_to_json, record_json_to_cbor, to_dag_cbor, DataModelError, Ipld,
+    base64_decode, cid_for_cbor, cid_for_raw, from_dag_cbor, ipld_to_json, json_to_ipld, parse_cid,
+    record_cbor_to_json, record_json_to_cbor, to_dag_cbor, DataModelError, Ipld,
 };
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/data-model/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/data-model/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -43,8 +46,8 @@ fn fixtures_json_cbor_cid_agree() {
 fn valid_documents_are_accepted_and_round_trip() {
     let docs = fixture("data-model-valid.json");
     for doc in docs.as_array().unwrap() {
-        let ipld = json_to_ipld(&doc["json"])
-            .unwrap_or_else(|e| panic!("{} rejected: {e}", doc["note"]));
+        let ipld =
+            json_to_ipld(&doc["json"]).unwrap_or_else(|e| panic!("{} rejected: {e}", doc["note"]));
         let bytes = to_dag_cbor(&ipld).unwrap();
         let back: Ipld = from_dag_cbor(&bytes).unwrap();
         assert_eq!(back, ipld, "{}", doc["note"]);
@@ -60,7 +63,9 @@ fn valid_documents_are_accepted_and_round_trip() {
         .unwrap();
     let ipld = json_to_ipld(&float_like["json"]).unwrap();
     let Ipld::Map(top) = ipld else { panic!() };
-    let Ipld::Map(rcrd) = &top["rcrd"] else { panic!() };
+    let Ipld::Map(rcrd) = &top["rcrd"] else {
+        panic!()
+    };
     assert_eq!(rcrd["a"], Ipld::Integer(123));
 }
 
@@ -87,12 +92,27 @@ fn invalid_documents_report_the_right_problem() {
             .unwrap();
         json_to_ipld(&doc["json"]).unwrap_err()
     };
-    assert_eq!(find("top-level not an object"), DataModelError::NotAnObject("string"));
+    assert_eq!(
+        find("top-level not an object"),
+        DataModelError::NotAnObject("string")
+    );
     assert!(matches!(find("float"), DataModelError::Float { .. }));
-    assert!(matches!(find("record with $type null"), DataModelError::BadType { .. }));
-    assert!(matches!(find("blob with missing key"), DataModelError::BadBlob { .. }));
-    assert!(matches!(find("bytes with extra fields"), DataModelError::BadBytes { .. }));
-    assert!(matches!(find("link with bogus CID"), DataModelError::BadLink { .. }));
+    assert!(matches!(
+        find("record with $type null"),
+        DataModelError::BadType { .. }
+    ));
+    assert!(matches!(
+        find("blob with missing key"),
+        DataModelError::BadBlob { .. }
+    ));
+    assert!(matches!(
+        find("bytes with extra fields"),
+        DataModelError::BadBytes { .. }
+    ));
+    assert!(matches!(
+        find("link with bogus CID"),
+        DataModelError::BadLink { .. }
+    ));
     let msg = find("float").to_string();
     assert!(msg.contains("123.456") && msg.contains("rcrd.a"), "{msg}");
 }
@@ -100,7 +120,10 @@ fn invalid_documents_report_the_right_problem() {
 #[test]
 fn ipld_float_is_not_valid_json_form() {
     let ipld = Ipld::Map([("a".to_string(), Ipld::Float(1.5))].into_iter().collect());
-    assert!(matches!(ipld_to_json(&ipld), Err(DataModelError::Float { .. })));
+    assert!(matches!(
+        ipld_to_json(&ipld),
+        Err(DataModelError::Float { .. })
+    ));
 }
 
 #[test]
@@ -129,4 +152,14 @@ fn garbled_cbor_is_an_error() {
     assert!(record_cbor_to_json(&[0xff, 0x00]).is_err());
     // A CBOR string is not a record.
     assert!(record_cbor_to_json(&to_dag_cbor("x").unwrap()).is_err());
+}
+
+#[test]
+fn deeply_nested_input_is_an_error_not_a_stack_overflow() {
+    let mut lists = vec![0x81u8; 200_000];
+    lists.push(0);
+    assert!(from_dag_cbor::<Ipld>(&lists).is_err());
+    let mut maps = [0xa1u8, 0x61, b'a'].repeat(100_000);
+    maps.push(0);
+    assert!(record_cbor_to_json(&maps).is_err());
 }

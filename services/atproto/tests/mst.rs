@@ -111,7 +111,10 @@ fn empty_tree_has_known_root() {
 
 #[test]
 fn large_tree_walks_back_and_is_order_independent() {
-    let path = format!("{}/tests/fixtures/mst/example_keys.txt", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/mst/example_keys.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let keys: Vec<String> = std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -183,8 +186,18 @@ fn walk_reports_missing_and_garbled_nodes() {
     let unordered = NodeData {
         l: None,
         e: vec![
-            rsky_atproto::mst::TreeEntry { p: 0, k: b"b".to_vec(), v: leaf, t: None },
-            rsky_atproto::mst::TreeEntry { p: 0, k: b"a".to_vec(), v: leaf, t: None },
+            rsky_atproto::mst::TreeEntry {
+                p: 0,
+                k: b"b".to_vec(),
+                v: leaf,
+                t: None,
+            },
+            rsky_atproto::mst::TreeEntry {
+                p: 0,
+                k: b"a".to_vec(),
+                v: leaf,
+                t: None,
+            },
         ],
     };
     let (cid, bytes) = rsky_atproto::cbor::encode_block(&unordered).unwrap();

@@ -32,9 +32,21 @@ fn records() -> Vec<(String, String, Ipld)> {
     let profile = json!({"$type": "app.bsky.actor.profile", "displayName": "Alice",
                          "sig": {"$bytes": "nFERjvLLiw9qm45JrqH9QTzyC2Lu1Xb4ne6+sBrCzI0"}});
     vec![
-        ("app.bsky.feed.post".into(), "3l6sjhvqonco2".into(), json_to_ipld(&post).unwrap()),
-        ("app.bsky.feed.like".into(), "3l6sjhvqoncp2".into(), json_to_ipld(&like).unwrap()),
-        ("app.bsky.actor.profile".into(), "self".into(), json_to_ipld(&profile).unwrap()),
+        (
+            "app.bsky.feed.post".into(),
+            "3l6sjhvqonco2".into(),
+            json_to_ipld(&post).unwrap(),
+        ),
+        (
+            "app.bsky.feed.like".into(),
+            "3l6sjhvqoncp2".into(),
+            json_to_ipld(&like).unwrap(),
+        ),
+        (
+            "app.bsky.actor.profile".into(),
+            "self".into(),
+            json_to_ipld(&profile).unwrap(),
+        ),
     ]
 }
 
@@ -97,18 +109,25 @@ fn commit_block_shape_and_determinism() {
     let key = key(Curve::Secp256k1);
     let a = build_repo_car(DID, &key, REV, records()).unwrap();
     let b = build_repo_car(DID, &key, REV, records().into_iter().rev()).unwrap();
-    assert_eq!(a, b, "RFC 6979 signatures and the MST make CARs deterministic");
+    assert_eq!(
+        a, b,
+        "RFC 6979 signatures and the MST make CARs deterministic"
+    );
 
     let car = read_car(&a).unwrap();
     let commit: Ipld = from_dag_cbor(&car.blocks[0].1).unwrap();
-    let Ipld::Map(m) = commit else { panic!("commit is a map") };
+    let Ipld::Map(m) = commit else {
+        panic!("commit is a map")
+    };
     assert_eq!(
         m.keys().map(String::as_str).collect::<Vec<_>>(),
         ["data", "did", "prev", "rev", "sig", "version"]
     );
     assert_eq!(m["prev"], Ipld::Null);
     assert_eq!(m["version"], Ipld::Integer(3));
-    let Ipld::Bytes(sig) = &m["sig"] else { panic!("sig is bytes") };
+    let Ipld::Bytes(sig) = &m["sig"] else {
+        panic!("sig is bytes")
+    };
     assert_eq!(sig.len(), 64);
 }
 
@@ -238,11 +257,21 @@ fn build_rejects_bad_input() {
         Err(RepoError::InvalidInput(_))
     ));
     assert!(matches!(
-        build_repo(DID, &key, REV, vec![("bad".into(), "x".into(), Ipld::Map(BTreeMap::new()))]),
+        build_repo(
+            DID,
+            &key,
+            REV,
+            vec![("bad".into(), "x".into(), Ipld::Map(BTreeMap::new()))]
+        ),
         Err(RepoError::InvalidInput(_))
     ));
     assert!(matches!(
-        build_repo(DID, &key, REV, vec![("app.bsky.feed.post".into(), "x".into(), Ipld::Integer(1))]),
+        build_repo(
+            DID,
+            &key,
+            REV,
+            vec![("app.bsky.feed.post".into(), "x".into(), Ipld::Integer(1))]
+        ),
         Err(RepoError::BadRecord { .. })
     ));
 }
@@ -255,7 +284,11 @@ fn diff_car_has_commit_and_only_new_blocks() {
     let new_post = json_to_ipld(&json!({"$type": "app.bsky.feed.post", "text": "second",
                                         "createdAt": "2024-01-02T00:00:00.000Z"}))
     .unwrap();
-    more.push(("app.bsky.feed.post".into(), "3l6sjhvqoncq2".into(), new_post.clone()));
+    more.push((
+        "app.bsky.feed.post".into(),
+        "3l6sjhvqoncq2".into(),
+        new_post.clone(),
+    ));
     let v2 = build_repo(DID, &key, "3l6sjhvqoncr2", more).unwrap();
 
     let diff = read_car(&v2.diff_car(Some(&v1)).unwrap()).unwrap();

@@ -5,7 +5,10 @@ use rsky_atproto::syntax::*;
 type Check = fn(&str) -> Result<(), SyntaxError>;
 
 fn lines(name: &str) -> Vec<String> {
-    let path = format!("{}/tests/fixtures/syntax/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/syntax/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(path).unwrap();
     text.split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
