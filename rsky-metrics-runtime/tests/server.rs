@@ -1,0 +1,236 @@
+//! The `/metrics` server over real HTTP: routes, methods, content type, the environment, and a
+//! scrape that `promtool check metrics` accepts.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Command, Stdio};
+
+use rsky_metrics_runtime::{
+    Error, Histogram, IntCounter, IntCounterVec, IntGauge, Metrics, MetricsServer, Registry,
+    CONTENT_TYPE,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Metrics of the demo service.
+#[derive(Metrics)]
+#[metrics(service = "demo")]
+pub struct DemoMetrics {
+    /// Requests handled
+    pub requests: IntCounter,
+    /// Items waiting in the queue
+    pub queue_length: IntGauge,
+    /// Time to handle one request
+    #[metric(buckets = [0.001, 0.01, 0.1, 1.0])]
+    pub handle_seconds: Histogram,
+    /// Requests by outcome
+    #[metric(labels = ["outcome"])]
+    pub outcomes: IntCounterVec,
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection, read to the end.
+async fn request(addr: SocketAddr, method: &str, path: &str) -> Response {
+    let mut stream = TcpStream::connect(addr).await.expect("connect to the metrics server");
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let raw = String::from_utf8(raw).expect("a UTF-8 response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Response { status, headers, body: body.to_owned() }
+}
+
+async fn start(registry: &Registry) -> rsky_metrics_runtime::MetricsServerHandle {
+    MetricsServer::builder("demo")
+        .registry(registry.clone())
+        .version("1.2.3")
+        .listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .bind()
+        .await
+        .expect("bind an ephemeral port")
+        .spawn()
+}
+
+/// Parses the text exposition into (sample name with labels, value) pairs.
+fn samples(body: &str) -> Vec<(String, f64)> {
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').expect("`series value`");
+            (series.to_owned(), value.parse().expect("a number"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn scrape_serves_every_declared_metric_in_the_text_format() {
+    let registry = Registry::new();
+    let metrics = DemoMetrics::register(&registry).unwrap();
+    metrics.requests.inc_by(7);
+    metrics.outcomes.with_label_values(&["ok"]).inc();
+    let server = start(&registry).await;
+
+    let response = request(server.local_addr(), "GET", "/metrics").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some(CONTENT_TYPE));
+    let samples = samples(&response.body);
+    let value = |name: &str| samples.iter().find(|(s, _)| s == name).map(|(_, v)| *v);
+    assert_eq!(value("demo_requests_total"), Some(7.0));
+    assert_eq!(value("demo_queue_length"), Some(0.0));
+    assert_eq!(value("demo_handle_seconds_count"), Some(0.0));
+    assert_eq!(value("demo_outcomes_total{outcome=\"ok\"}"), Some(1.0));
+    assert_eq!(value("demo_build_info{version=\"1.2.3\"}"), Some(1.0));
+    for process in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"] {
+        assert!(value(process).is_some(), "missing {process} in:\n{}", response.body);
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn promtool_finds_nothing_wrong_with_the_scrape() {
+    let registry = Registry::new();
+    let metrics = DemoMetrics::register(&registry).unwrap();
+    metrics.handle_seconds.observe(0.02);
+    metrics.outcomes.with_label_values(&["error"]).inc();
+    let server = start(&registry).await;
+    let body = request(server.local_addr(), "GET", "/metrics").await.body;
+    server.shutdown().await.unwrap();
+
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (the test command installs Debian's `prometheus` package)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), body.as_bytes()).expect("write to promtool");
+    let output = child.wait_with_output().unwrap();
+    let findings = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && findings.trim().is_empty(), "promtool findings:\n{findings}\non:\n{body}");
+}
+
+#[tokio::test]
+async fn head_answers_like_get_without_a_body() {
+    let registry = Registry::new();
+    DemoMetrics::register(&registry).unwrap();
+    let server = start(&registry).await;
+    let response = request(server.local_addr(), "HEAD", "/metrics").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some(CONTENT_TYPE));
+    assert!(response.body.is_empty(), "HEAD returned a body: {}", response.body);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn health_answers_ok() {
+    let server = start(&Registry::new()).await;
+    let response = request(server.local_addr(), "GET", "/health").await;
+    assert_eq!((response.status, response.body.as_str()), (200, "ok\n"));
+    assert_eq!(request(server.local_addr(), "HEAD", "/health").await.status, 200);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn other_methods_are_not_allowed() {
+    let server = start(&Registry::new()).await;
+    for method in ["POST", "PUT", "DELETE"] {
+        let response = request(server.local_addr(), method, "/metrics").await;
+        assert_eq!(response.status, 405, "{method} /metrics");
+        assert!(response.header("allow").is_some_and(|a| a.contains("GET")), "405 without Allow");
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn other_paths_are_not_found() {
+    let server = start(&Registry::new()).await;
+    for path in ["/", "/metric", "/metrics/extra"] {
+        assert_eq!(request(server.local_addr(), "GET", path).await.status, 404, "GET {path}");
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_connections() {
+    let server = start(&Registry::new()).await;
+    let addr = server.local_addr();
+    server.shutdown().await.unwrap();
+    assert!(TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
+}
+
+fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
+}
+
+#[test]
+fn address_defaults_to_all_interfaces_and_the_service_port() {
+    let builder = MetricsServer::builder("demo").default_port(4100);
+    assert_eq!(builder.resolve_addr_with(env(&[])).unwrap(), "0.0.0.0:4100".parse().unwrap());
+}
+
+#[test]
+fn port_and_address_come_from_the_environment() {
+    let builder = MetricsServer::builder("demo").default_port(4100);
+    let addr = builder
+        .resolve_addr_with(env(&[("METRICS_PORT", "9191"), ("METRICS_ADDR", "127.0.0.1")]))
+        .unwrap();
+    assert_eq!(addr, "127.0.0.1:9191".parse().unwrap());
+    let custom = MetricsServer::builder("demo").port_env("INGESTER_METRICS_PORT");
+    let addr = custom.resolve_addr_with(env(&[("INGESTER_METRICS_PORT", "4200")])).unwrap();
+    assert_eq!(addr.port(), 4200);
+}
+
+#[test]
+fn bad_port_values_are_errors_naming_the_variable_and_value() {
+    let builder = MetricsServer::builder("demo");
+    for bad in ["abc", "0", "65536", "-1", "", "99999999999999999999"] {
+        let err = builder.resolve_addr_with(env(&[("METRICS_PORT", bad)])).unwrap_err();
+        assert!(matches!(err, Error::InvalidEnv { .. }), "{bad:?}: {err}");
+        let message = err.to_string();
+        assert!(message.contains("METRICS_PORT") && message.contains(&format!("{bad:?}")), "{message}");
+    }
+}
+
+#[test]
+fn bad_address_is_an_error_naming_the_variable() {
+    let err = MetricsServer::builder("demo")
+        .resolve_addr_with(env(&[("METRICS_ADDR", "localhost:80")]))
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("METRICS_ADDR") && message.contains("localhost:80"), "{message}");
+}
+
+#[tokio::test]
+async fn a_port_in_use_is_an_error_naming_the_address() {
+    let taken = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = taken.local_addr().unwrap();
+    let err = MetricsServer::builder("demo")
+        .registry(Registry::new())
+        .listen(addr)
+        .bind()
+        .await
+        .err()
+        .expect("binding a taken port must fail");
+    assert!(matches!(err, Error::Bind { .. }));
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace, after installing and starting what the tests need.
+#
+#   ./scripts/test-all.sh
+#
+# On a fresh Debian machine with only Rust installed it installs Redis, PostgreSQL, Prometheus
+# (for `promtool` and the server), docker-compose (to validate the compose file) and Node.js/npm
+# (to type-check the Grafana dashboard) from Debian's packages, and starts Redis and PostgreSQL on
+# 127.0.0.1 when they are not already running. Services that already run are used as they are.
+# Then: cargo fmt --check, cargo test (every crate, every test), cargo clippy -D warnings.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=0
+need_packages() {
+    local missing=()
+    for pair in "$@"; do
+        local cmd=${pair%%:*} pkg=${pair#*:}
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]} from Debian's packages"
+        if [ $apt_updated -eq 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+need_packages redis-server:redis-server redis-cli:redis-tools psql:postgresql-client \
+    pg_ctlcluster:postgresql promtool:prometheus docker-compose:docker-compose node:nodejs npm:npm
+
+export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    log "starting Redis on 127.0.0.1:6379"
+    as_root mkdir -p /var/lib/redis /var/log/redis
+    as_root redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+        --dir /var/lib/redis --logfile /var/log/redis/tests.log
+    for _ in $(seq 50); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+export TEST_DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    log "starting PostgreSQL on 127.0.0.1:5432"
+    version=$(ls /etc/postgresql | sort -n | tail -1)
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.1; done
+fi
+if ! psql "$TEST_DATABASE_URL" -qAtc 'select 1' >/dev/null 2>&1; then
+    # A fresh Debian cluster asks for a password on TCP: give the tests' user one.
+    log "setting a password for the tests' PostgreSQL user"
+    as_root su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    export TEST_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:5432/postgres
+    psql "$TEST_DATABASE_URL" -qAtc 'select 1' >/dev/null
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo test (every crate)"
+cargo test --workspace --all-targets --no-fail-fast
+cargo test --workspace --doc
+
+log "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+log "all tests passed"
