@@ -29,11 +29,13 @@
 //! assert_eq!(DemoMetrics::METRICS[0].name, "demo_requests_total");
 //! ```
 
+mod counted;
 mod desc;
 mod error;
 mod registry;
 mod server;
 
+pub use counted::CountOutcome;
 pub use desc::{MetricDesc, MetricKind, MetricSet, ValueType};
 pub use error::Error;
 pub use server::{
@@ -65,4 +67,12 @@ pub fn encode_text(registry: &Registry) -> String {
 pub mod __private {
     pub use crate::registry::{register_global, Metric, Registrar};
     pub use once_cell::sync::OnceCell;
+
+    /// `#[counted]` support.
+    pub mod counted {
+        pub use crate::counted::{
+            call, counter, future, gauge, histogram, is_error, Absent, Call, CounterLike,
+            DurationLike, GaugeLike, ABSENT,
+        };
+    }
 }

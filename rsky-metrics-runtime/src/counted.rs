@@ -1,0 +1,300 @@
+//! Runtime support of `#[counted]`: what counts as an error, which metric types may fill which
+//! role, and the guards that account for every exit of a call (return, `?`, panic, and an async
+//! future dropped before it completed).
+//!
+//! The generated code only calls into this module; the guards are `#[inline]` so a counted call
+//! costs the increments themselves.
+
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::pin::pin;
+use std::time::Instant;
+
+use prometheus::core::{Atomic, GenericCounter, GenericGauge};
+use prometheus::Histogram;
+
+/// Tells `#[counted(errors = ...)]` whether a function's return value is an error.
+///
+/// Implemented for every `Result` (and so for `std::io::Result`, `anyhow::Result` and any other
+/// alias of it). Implement it for a return type of your own to count its failures:
+///
+/// ```
+/// use rsky_metrics_runtime::{counted, CountOutcome, IntCounter, Metrics};
+///
+/// /// What a lookup found.
+/// pub enum Lookup {
+///     Found(u64),
+///     Missing,
+///     Failed,
+/// }
+///
+/// impl CountOutcome for Lookup {
+///     fn is_error(&self) -> bool {
+///         matches!(self, Lookup::Failed)
+///     }
+/// }
+///
+/// #[derive(Metrics)]
+/// #[metrics(service = "outcome_doc")]
+/// pub struct LookupMetrics {
+///     /// Lookups made
+///     pub lookups: IntCounter,
+///     /// Lookups that failed
+///     pub lookup_errors: IntCounter,
+/// }
+///
+/// #[counted(LookupMetrics, events = lookups, errors = lookup_errors)]
+/// fn lookup(key: u64) -> Lookup {
+///     match key {
+///         0 => Lookup::Failed,
+///         1 => Lookup::Missing,
+///         _ => Lookup::Found(key),
+///     }
+/// }
+///
+/// lookup(0);
+/// lookup(1);
+/// lookup(2);
+/// let metrics = LookupMetrics::global();
+/// assert_eq!(metrics.lookups.get(), 3);
+/// assert_eq!(metrics.lookup_errors.get(), 1);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`#[counted(errors = ...)]` cannot tell whether a `{Self}` is an error",
+    label = "`errors` counts returns that are errors, and this return type is not a `Result`",
+    note = "return a `Result`, implement `rsky_metrics_runtime::CountOutcome` for your return type, or remove `errors`"
+)]
+pub trait CountOutcome {
+    /// Whether this value is a failed call, counted by `errors`.
+    fn is_error(&self) -> bool;
+}
+
+impl<T, E> CountOutcome for Result<T, E> {
+    #[inline]
+    fn is_error(&self) -> bool {
+        self.is_err()
+    }
+}
+
+/// A metric that `events` and `errors` can count on: `IntCounter` or `Counter`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a counter: `#[counted]` counts `events` and `errors` on an `IntCounter` or a `Counter`",
+    label = "this field must be an `IntCounter` or a `Counter`",
+    note = "pass a counter field of the set, or declare this field as `IntCounter`; gauges go to `in_flight`, histograms to `duration`"
+)]
+pub trait CounterLike {
+    /// Adds one.
+    fn inc(&self);
+}
+
+impl<P: Atomic> CounterLike for GenericCounter<P> {
+    #[inline]
+    fn inc(&self) {
+        GenericCounter::inc(self)
+    }
+}
+
+/// A metric that `in_flight` can track calls on: `IntGauge` or `Gauge`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a gauge: `#[counted]` tracks `in_flight` on an `IntGauge` or a `Gauge`",
+    label = "this field must be an `IntGauge` or a `Gauge`",
+    note = "pass a gauge field of the set, or declare this field as `IntGauge`; counters go to `events` and `errors`, histograms to `duration`"
+)]
+pub trait GaugeLike {
+    /// Adds one.
+    fn inc(&self);
+    /// Subtracts one.
+    fn dec(&self);
+}
+
+impl<P: Atomic> GaugeLike for GenericGauge<P> {
+    #[inline]
+    fn inc(&self) {
+        GenericGauge::inc(self)
+    }
+
+    #[inline]
+    fn dec(&self) {
+        GenericGauge::dec(self)
+    }
+}
+
+/// A metric that `duration` can observe call durations on: a `Histogram` (in seconds).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a histogram: `#[counted]` observes `duration` on a `Histogram`",
+    label = "this field must be a `Histogram`",
+    note = "pass a histogram field of the set (in seconds, e.g. `handle_seconds: Histogram`); counters go to `events` and `errors`, gauges to `in_flight`"
+)]
+pub trait DurationLike {
+    /// What is kept from entry to exit: the start time, or nothing when no duration is observed.
+    type Started: Copy;
+    /// Called on entry.
+    fn start(&self) -> Self::Started;
+    /// Called on return with what [`start`](Self::start) gave.
+    fn observe_since(&self, started: Self::Started);
+}
+
+impl DurationLike for Histogram {
+    type Started = Instant;
+
+    #[inline]
+    fn start(&self) -> Instant {
+        Instant::now()
+    }
+
+    #[inline]
+    fn observe_since(&self, started: Instant) {
+        self.observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Stands for a role that an attribute leaves out (`errors`, `in_flight` or `duration`): every
+/// operation on it does nothing and compiles away.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Absent;
+
+/// The one [`Absent`] that generated code borrows.
+pub static ABSENT: Absent = Absent;
+
+impl CounterLike for Absent {
+    #[inline(always)]
+    fn inc(&self) {}
+}
+
+impl GaugeLike for Absent {
+    #[inline(always)]
+    fn inc(&self) {}
+
+    #[inline(always)]
+    fn dec(&self) {}
+}
+
+impl DurationLike for Absent {
+    type Started = ();
+
+    #[inline(always)]
+    fn start(&self) {}
+
+    #[inline(always)]
+    fn observe_since(&self, _: ()) {}
+}
+
+/// Checks, at the field's span, that `events`/`errors` is a counter.
+#[inline(always)]
+pub fn counter<C: CounterLike>(metric: &C) -> &C {
+    metric
+}
+
+/// Checks, at the field's span, that `in_flight` is a gauge.
+#[inline(always)]
+pub fn gauge<G: GaugeLike>(metric: &G) -> &G {
+    metric
+}
+
+/// Checks, at the field's span, that `duration` is a histogram.
+#[inline(always)]
+pub fn histogram<H: DurationLike>(metric: &H) -> &H {
+    metric
+}
+
+/// Whether `value` is an error; called with the span of the function's return type so that a
+/// return type that cannot be an error is reported there.
+#[inline(always)]
+pub fn is_error<R: CountOutcome + ?Sized>(value: &R) -> bool {
+    value.is_error()
+}
+
+/// Calls the body of a synchronous function, with its return type given so that `?` and
+/// `return` inside infer exactly as in the original function.
+#[inline(always)]
+pub fn call<R, F: FnOnce() -> R>(body: F) -> R {
+    body()
+}
+
+/// Gives an async body its output type up front, so that `?` and `return` inside infer exactly
+/// as in the original `async fn`.
+#[inline(always)]
+pub fn future<R, F: Future<Output = R>>(body: F) -> F {
+    body
+}
+
+/// One call in progress: entered when the function starts, settled when it returns, and if it
+/// never returns (a panic, or an async future dropped before completion), settled by `Drop`.
+pub struct Call<'m, E: CounterLike, G: GaugeLike, H: DurationLike> {
+    errors: &'m E,
+    in_flight: &'m G,
+    duration: &'m H,
+    started: H::Started,
+    /// Set while the body runs: from entry to return for a synchronous call, during each poll
+    /// for an async one. A call dropped with it set was left by a panic unwinding out of its
+    /// body; one dropped without it was cancelled (an async future dropped between polls, even
+    /// by another panic unwinding outside the body).
+    in_body: bool,
+}
+
+impl<'m, E: CounterLike, G: GaugeLike, H: DurationLike> Call<'m, E, G, H> {
+    /// Counts the call and starts tracking it: `events` +1, `in_flight` +1, the clock started.
+    #[inline(always)]
+    pub fn enter<C: CounterLike>(
+        events: &C,
+        errors: &'m E,
+        in_flight: &'m G,
+        duration: &'m H,
+    ) -> Self {
+        events.inc();
+        in_flight.inc();
+        Call {
+            errors,
+            in_flight,
+            duration,
+            started: duration.start(),
+            in_body: true,
+        }
+    }
+
+    /// Settles a call that returned: `errors` +1 when it `failed`, `in_flight` -1, the duration
+    /// observed.
+    #[inline(always)]
+    pub fn exit(self, failed: bool) {
+        // Settled here, so `Drop` (which settles calls that never returned) must not run.
+        let call = ManuallyDrop::new(self);
+        if failed {
+            call.errors.inc();
+        }
+        call.in_flight.dec();
+        call.duration.observe_since(call.started);
+    }
+
+    /// Runs an async body to completion and settles the call; if the returned future is dropped
+    /// first, `Drop` settles it: `in_flight` -1, and `errors` +1 only when the body panicked.
+    pub async fn run<F, O>(mut self, body: F, failed: O) -> F::Output
+    where
+        F: Future,
+        O: FnOnce(&F::Output) -> bool,
+    {
+        self.in_body = false;
+        let mut body = pin!(body);
+        let output = std::future::poll_fn(|cx| {
+            self.in_body = true;
+            let poll = body.as_mut().poll(cx);
+            // Not reached when the body panics: `in_body` stays set for `Drop` to see.
+            self.in_body = false;
+            poll
+        })
+        .await;
+        let failed = failed(&output);
+        self.exit(failed);
+        output
+    }
+}
+
+impl<E: CounterLike, G: GaugeLike, H: DurationLike> Drop for Call<'_, E, G, H> {
+    /// Settles a call that did not return: its body panicked (this runs while unwinding), or its
+    /// async future was dropped before completion (cancelled, which is not an error).
+    fn drop(&mut self) {
+        if self.in_body {
+            self.errors.inc();
+        }
+        self.in_flight.dec();
+    }
+}
