@@ -1,0 +1,813 @@
+//! The consumer-group loop: read `repo_backfill` (own pending entries first, then new ones),
+//! process each repository under a concurrency limit, retry failures with backoff, dead-letter
+//! the ones that keep failing, and trim the input stream safely.
+//!
+//! Delivery counts live in Redis (the group's pending entries list), so retries survive a
+//! restart: an entry is delivered at most `1 + BACKFILLER_MAX_RETRIES` times before it is
+//! dead-lettered, whether those deliveries happened in one process or several.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use redis::aio::ConnectionManager;
+use redis::streams::StreamInfoGroupsReply;
+use redis::AsyncCommands;
+use rsky_common::event::BackfillEvent;
+use rsky_common::streams::REPO_FIELD;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Keys, GROUP};
+use crate::fetch::{self, FetchError};
+use crate::metrics::SharedMetrics;
+use crate::repo::{self, LoadError};
+use crate::resolve::{ResolveError, Resolver};
+use crate::sink::{self, Ack};
+
+/// The most entries one read asks for.
+const MAX_READ: usize = 100;
+
+/// An error that stops the backfiller.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Redis could not be reached or refused a command the backfiller cannot do without.
+    #[error("{what} on {stream} failed: {source}")]
+    Redis {
+        /// What the backfiller was doing.
+        what: &'static str,
+        /// The stream concerned.
+        stream: String,
+        /// The Redis error.
+        source: redis::RedisError,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(reqwest::Error),
+}
+
+/// Why one attempt at a repository failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The entry is not a BackfillEvent; it can never succeed.
+    #[error("the entry has no valid {REPO_FIELD:?} field: {0}")]
+    Malformed(String),
+    /// The DID could not be resolved.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The CAR could not be downloaded.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The CAR could not be read or does not verify.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Writing the events failed.
+    #[error("writing the events of {did} failed: {source}")]
+    Write {
+        /// The DID.
+        did: String,
+        /// The Redis error.
+        source: redis::RedisError,
+    },
+}
+
+impl Failure {
+    /// Whether the entry is acknowledged without retry (the PDS says the repository is gone).
+    pub fn is_skip(&self) -> bool {
+        matches!(self, Failure::Fetch(e) if e.is_skip())
+    }
+}
+
+/// One entry of `repo_backfill`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The entry ID.
+    pub id: String,
+    /// The `repo` field, when the entry has one (a deleted entry has no fields).
+    pub payload: Option<String>,
+}
+
+/// A backfiller: one consumer of the `repo_backfill_group`.
+#[derive(Clone)]
+pub struct Backfiller {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    keys: Keys,
+    redis: ConnectionManager,
+    /// Blocking reads get a connection of their own so that they do not hold up the others.
+    reader: ConnectionManager,
+    http: reqwest::Client,
+    resolver: Resolver,
+    metrics: SharedMetrics,
+    in_flight: Mutex<HashSet<String>>,
+}
+
+impl Backfiller {
+    /// Connects to Redis and prepares the HTTP client. Nothing is read until [`Backfiller::run`].
+    pub async fn connect(config: Config, metrics: SharedMetrics) -> Result<Self, WorkerError> {
+        let keys = config.keys();
+        let redis_err = |what| {
+            let stream = keys.repo_backfill.clone();
+            move |source| WorkerError::Redis {
+                what,
+                stream,
+                source,
+            }
+        };
+        let client = redis::Client::open(config.redis_url.as_str())
+            .map_err(redis_err("opening REDIS_URL"))?;
+        let redis = ConnectionManager::new(client.clone())
+            .await
+            .map_err(redis_err("connecting to Redis"))?;
+        let reader = ConnectionManager::new(client)
+            .await
+            .map_err(redis_err("connecting to Redis"))?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("rsky-backfiller/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(WorkerError::Http)?;
+        let resolver = Resolver::new(&config, http.clone(), redis.clone());
+        Ok(Backfiller {
+            inner: Arc::new(Inner {
+                config,
+                keys,
+                redis,
+                reader,
+                http,
+                resolver,
+                metrics,
+                in_flight: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    /// The stream and key names in use.
+    pub fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    /// Creates the consumer group (and the stream) if they do not exist yet.
+    pub async fn ensure_group(&self) -> Result<(), WorkerError> {
+        let mut redis = self.inner.redis.clone();
+        let stream = &self.inner.keys.repo_backfill;
+        let created: redis::RedisResult<()> =
+            redis.xgroup_create_mkstream(stream, GROUP, "0").await;
+        match created {
+            Ok(()) => Ok(()),
+            Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
+            Err(source) => Err(WorkerError::Redis {
+                what: "XGROUP CREATE MKSTREAM",
+                stream: stream.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled, then lets the repositories in flight finish.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let inner = &self.inner;
+        self.ensure_group().await?;
+        // Entries another backfiller left idle become ours; the pending read below picks them up.
+        let reclaimed = self
+            .reclaim_stale()
+            .await
+            .map_err(|source| WorkerError::Redis {
+                what: "XAUTOCLAIM",
+                stream: inner.keys.repo_backfill.clone(),
+                source,
+            })?;
+        tracing::info!(
+            consumer = %inner.config.consumer,
+            reclaimed = reclaimed.len(),
+            stream = %inner.keys.repo_backfill,
+            "backfiller started"
+        );
+        let semaphore = Arc::new(Semaphore::new(inner.config.concurrency));
+        let mut tasks = JoinSet::new();
+        // Our own pending entries first (from id 0), then new ones (`>`).
+        let mut history: Option<String> = Some("0-0".to_owned());
+        let mut last_trim = Instant::now();
+        let mut last_sample: Option<Instant> = None;
+        while !shutdown.is_cancelled() {
+            while let Some(done) = tasks.try_join_next() {
+                log_task_end(done);
+            }
+            if last_sample.is_none_or(|t| t.elapsed() >= inner.config.sample_interval) {
+                if let Err(err) = self.sample_gauges().await {
+                    tracing::warn!(error = %err, "sampling the stream lengths failed");
+                }
+                last_sample = Some(Instant::now());
+            }
+            if last_trim.elapsed() >= inner.config.trim_interval {
+                last_trim = Instant::now();
+                self.periodic_maintenance(&semaphore, &mut tasks, &shutdown)
+                    .await;
+            }
+            if !self.wait_for_output_capacity(&shutdown).await {
+                break;
+            }
+            let permit = tokio::select! {
+                permit = semaphore.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = shutdown.cancelled() => break,
+            };
+            let count = (semaphore.available_permits() + 1).min(MAX_READ);
+            let entries = match self.read(history.as_deref(), count).await {
+                Ok(entries) => entries,
+                Err(err) => {
+                    tracing::warn!(error = %err, stream = %inner.keys.repo_backfill, "reading the input stream failed; retrying in 1 s");
+                    drop(permit);
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                    continue;
+                }
+            };
+            if history.is_some() {
+                history = entries.last().map(|e| e.id.clone());
+            }
+            let mut permit = Some(permit);
+            for entry in entries {
+                let permit = match permit.take() {
+                    Some(permit) => permit,
+                    None => match semaphore.clone().acquire_owned().await {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                };
+                self.spawn_entry(entry, permit, &mut tasks, &shutdown);
+            }
+        }
+        tracing::info!(
+            in_flight = tasks.len(),
+            "shutting down: finishing the repositories in flight"
+        );
+        while let Some(done) = tasks.join_next().await {
+            log_task_end(done);
+        }
+        if let Err(err) = self.trim().await {
+            tracing::warn!(error = %err, "trimming at shutdown failed");
+        }
+        tracing::info!("backfiller stopped");
+        Ok(())
+    }
+
+    fn spawn_entry(
+        &self,
+        entry: Entry,
+        permit: OwnedSemaphorePermit,
+        tasks: &mut JoinSet<()>,
+        shutdown: &CancellationToken,
+    ) {
+        {
+            let mut in_flight = lock(&self.inner.in_flight);
+            if !in_flight.insert(entry.id.clone()) {
+                return; // Already being processed here (reclaimed while in flight).
+            }
+        }
+        let this = self.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let id = entry.id.clone();
+            this.handle_entry(entry, &shutdown).await;
+            lock(&this.inner.in_flight).remove(&id);
+            drop(permit);
+        });
+    }
+
+    /// Reclaims idle entries of other consumers, then trims; reclaimed entries are processed.
+    async fn periodic_maintenance(
+        &self,
+        semaphore: &Arc<Semaphore>,
+        tasks: &mut JoinSet<()>,
+        shutdown: &CancellationToken,
+    ) {
+        match self.reclaim_stale().await {
+            Ok(entries) => {
+                for entry in entries {
+                    let permit = match semaphore.clone().acquire_owned().await {
+                        Ok(permit) => permit,
+                        Err(_) => return,
+                    };
+                    self.spawn_entry(entry, permit, tasks, shutdown);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "reclaiming idle entries failed"),
+        }
+        if let Err(err) = self.trim().await {
+            tracing::warn!(error = %err, "trimming the input stream failed");
+        }
+    }
+
+    /// XAUTOCLAIMs every entry idle for longer than the reclaim time, returning them.
+    pub async fn reclaim_stale(&self) -> redis::RedisResult<Vec<Entry>> {
+        let inner = &self.inner;
+        let mut redis = inner.redis.clone();
+        let mut start = "0-0".to_owned();
+        let mut claimed = Vec::new();
+        loop {
+            let (next, entries, deleted): (String, Vec<RawEntry>, Vec<String>) =
+                redis::cmd("XAUTOCLAIM")
+                    .arg(&inner.keys.repo_backfill)
+                    .arg(GROUP)
+                    .arg(&inner.config.consumer)
+                    .arg(inner.config.reclaim_idle.as_millis() as u64)
+                    .arg(&start)
+                    .arg("COUNT")
+                    .arg(MAX_READ)
+                    .query_async(&mut redis)
+                    .await?;
+            if !deleted.is_empty() {
+                // Pending entries whose data is gone can never be processed: forget them.
+                let _: () = redis
+                    .xack(&inner.keys.repo_backfill, GROUP, &deleted)
+                    .await?;
+            }
+            claimed.extend(entries.into_iter().map(Entry::from));
+            if next == "0-0" {
+                break;
+            }
+            start = next;
+        }
+        if !claimed.is_empty() {
+            tracing::info!(count = claimed.len(), "reclaimed idle entries");
+        }
+        Ok(claimed)
+    }
+
+    async fn read(&self, history: Option<&str>, count: usize) -> redis::RedisResult<Vec<Entry>> {
+        let inner = &self.inner;
+        let mut reader = inner.reader.clone();
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(&inner.config.consumer)
+            .arg("COUNT")
+            .arg(count);
+        if history.is_none() {
+            cmd.arg("BLOCK")
+                .arg(inner.config.read_block.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS")
+            .arg(&inner.keys.repo_backfill)
+            .arg(history.unwrap_or(">"));
+        let reply: Option<Vec<(String, Vec<RawEntry>)>> = cmd.query_async(&mut reader).await?;
+        Ok(reply
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, entries)| entries)
+            .map(Entry::from)
+            .collect())
+    }
+
+    /// Waits while the output stream is at or above its high-water mark. Returns false when
+    /// shutdown was asked for while waiting.
+    async fn wait_for_output_capacity(&self, shutdown: &CancellationToken) -> bool {
+        let inner = &self.inner;
+        let mut redis = inner.redis.clone();
+        let mut waiting_since: Option<Instant> = None;
+        loop {
+            match redis.xlen::<_, usize>(&inner.keys.firehose_backfill).await {
+                Ok(len) => {
+                    inner.metrics.output_stream_length.set(len as i64);
+                    if len < inner.config.high_water_mark {
+                        inner.metrics.backpressure_active.set(0);
+                        if let Some(since) = waiting_since {
+                            tracing::info!(waited = ?since.elapsed(), "output drained below its high-water mark; reading again");
+                        }
+                        return true;
+                    }
+                    if waiting_since.is_none() {
+                        tracing::info!(length = len, high_water_mark = inner.config.high_water_mark, stream = %inner.keys.firehose_backfill, "backpressure: waiting for the output stream to drain");
+                        waiting_since = Some(Instant::now());
+                    }
+                    inner.metrics.backpressure_active.set(1);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "XLEN of the output stream failed");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(inner.config.backpressure_poll) => {}
+                () = shutdown.cancelled() => return false,
+            }
+        }
+    }
+
+    /// Processes one entry to the end: success, skip, dead letter, or left pending at shutdown.
+    async fn handle_entry(&self, entry: Entry, shutdown: &CancellationToken) {
+        let inner = &self.inner;
+        let metrics = &inner.metrics;
+        let event = match parse_entry(&entry) {
+            Ok(event) => event,
+            Err(failure) => {
+                metrics.repos_failed.inc();
+                let attempts = self
+                    .delivery_count(&entry.id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map_or(1, |(_, n)| n);
+                self.dead_letter(&entry, &failure, attempts).await;
+                return;
+            }
+        };
+        loop {
+            let result = self.attempt(&entry.id, &event).await;
+            let failure = match result {
+                Ok(()) => return,
+                Err(failure) => failure,
+            };
+            metrics.repos_failed.inc();
+            if failure.is_skip() {
+                metrics.repos_skipped.inc();
+                tracing::info!(did = %event.did, id = %entry.id, reason = %failure, "acknowledging without retry");
+                self.acknowledge(&entry.id).await;
+                return;
+            }
+            let attempts = match self.delivery_count(&entry.id).await {
+                Ok(Some((owner, attempts))) if owner == inner.config.consumer => attempts,
+                Ok(_) => {
+                    tracing::info!(id = %entry.id, "the entry is no longer ours; leaving it to its new owner");
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(id = %entry.id, error = %err, "cannot read the delivery count; the entry stays pending");
+                    return;
+                }
+            };
+            if attempts > inner.config.max_retries as u64 {
+                tracing::warn!(did = %event.did, id = %entry.id, attempts, reason = %failure, "dead-lettering after the last retry");
+                self.dead_letter(&entry, &failure, attempts).await;
+                return;
+            }
+            let backoff = backoff(
+                inner.config.retry_backoff,
+                inner.config.retry_backoff_max,
+                attempts,
+            );
+            tracing::info!(did = %event.did, id = %entry.id, attempts, ?backoff, reason = %failure, "retrying after backoff");
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                // Left pending: the next start reads it again.
+                () = shutdown.cancelled() => return,
+            }
+            // XCLAIM counts the new delivery and resets the idle time.
+            let claimed: redis::RedisResult<Vec<String>> = inner
+                .redis
+                .clone()
+                .xclaim_options(
+                    &inner.keys.repo_backfill,
+                    GROUP,
+                    &inner.config.consumer,
+                    0,
+                    &[&entry.id],
+                    redis::streams::StreamClaimOptions::default().with_justid(),
+                )
+                .await;
+            match claimed {
+                Ok(ids) if ids.iter().any(|id| *id == entry.id) => {
+                    metrics.retries_attempted.inc();
+                }
+                Ok(_) => return,
+                Err(err) => {
+                    tracing::warn!(id = %entry.id, error = %err, "cannot claim the entry for a retry; it stays pending");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One attempt: resolve, fetch, load and verify, write. Counts its own stage errors.
+    async fn attempt(&self, id: &str, event: &BackfillEvent) -> Result<(), Failure> {
+        let inner = &self.inner;
+        let metrics = &inner.metrics;
+        let _running = RunningGuard::new(&metrics.repos_running);
+        let started = Instant::now();
+        let result = async {
+            let did = event.did.as_str();
+            let resolved = inner
+                .resolver
+                .resolve(did, metrics)
+                .await
+                .inspect_err(|_| {
+                    metrics.did_resolution_errors.inc();
+                })?;
+            let car = fetch::get_repo(&inner.http, &resolved.pds, did, inner.config.fetch_timeout)
+                .await
+                .inspect_err(|_| metrics.car_fetch_errors.inc())?;
+            let (did_owned, key) = (did.to_owned(), resolved.signing_key);
+            let loaded = tokio::task::spawn_blocking(move || repo::load(&car, &did_owned, &key))
+                .await
+                .map_err(|join| {
+                    Failure::Load(LoadError::Parse {
+                        did: did.to_owned(),
+                        source: rsky_atproto::repo::RepoError::InvalidCommit(format!(
+                            "loading panicked: {join}"
+                        )),
+                    })
+                })?
+                .inspect_err(|err| match err {
+                    LoadError::Parse { .. } => metrics.car_parse_errors.inc(),
+                    LoadError::Verification { .. } => metrics.verification_errors.inc(),
+                })?;
+            let filtered = loaded.filtered;
+            let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+            let ack = Ack {
+                stream: &inner.keys.repo_backfill,
+                group: GROUP,
+                id,
+            };
+            let mut redis = inner.redis.clone();
+            let written = sink::write_repo(
+                &mut redis,
+                &inner.keys.firehose_backfill,
+                loaded,
+                &time,
+                Some(ack),
+            )
+            .await
+            .map_err(|source| Failure::Write {
+                did: did.to_owned(),
+                source,
+            })?;
+            metrics.records_extracted.inc_by(written.creates);
+            metrics.records_filtered.inc_by(filtered);
+            metrics.repos_processed.inc();
+            tracing::debug!(
+                did,
+                records = written.creates,
+                filtered,
+                "repository backfilled"
+            );
+            Ok(())
+        }
+        .await;
+        metrics
+            .repo_duration_seconds
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// The owner and delivery count of a pending entry (`None` when it is not pending).
+    async fn delivery_count(&self, id: &str) -> redis::RedisResult<Option<(String, u64)>> {
+        let mut redis = self.inner.redis.clone();
+        let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+            .arg(&self.inner.keys.repo_backfill)
+            .arg(GROUP)
+            .arg(id)
+            .arg(id)
+            .arg(1)
+            .query_async(&mut redis)
+            .await?;
+        Ok(pending
+            .into_iter()
+            .find(|(pid, ..)| pid == id)
+            .map(|(_, owner, _, count)| (owner, count)))
+    }
+
+    async fn acknowledge(&self, id: &str) {
+        let stream = &self.inner.keys.repo_backfill;
+        let result = redis::pipe()
+            .atomic()
+            .xack(stream, GROUP, &[id])
+            .ignore()
+            .xdel(stream, &[id])
+            .ignore()
+            .exec_async(&mut self.inner.redis.clone())
+            .await;
+        if let Err(err) = result {
+            tracing::warn!(id, error = %err, "XACK + XDEL failed; the entry stays pending");
+        }
+    }
+
+    /// Writes the entry to the dead-letter stream with why and how many tries, and acknowledges it.
+    async fn dead_letter(&self, entry: &Entry, failure: &Failure, attempts: u64) {
+        let keys = &self.inner.keys;
+        let payload = entry.payload.clone().unwrap_or_default();
+        let reason = failure.to_string();
+        let result = redis::pipe()
+            .atomic()
+            .xadd(
+                &keys.dead_letter,
+                "*",
+                &[
+                    (REPO_FIELD, payload.as_str()),
+                    ("reason", reason.as_str()),
+                    ("attempts", attempts.to_string().as_str()),
+                ],
+            )
+            .ignore()
+            .xack(&keys.repo_backfill, GROUP, &[&entry.id])
+            .ignore()
+            .xdel(&keys.repo_backfill, &[&entry.id])
+            .ignore()
+            .exec_async(&mut self.inner.redis.clone())
+            .await;
+        match result {
+            Ok(()) => self.inner.metrics.repos_dead_lettered.inc(),
+            Err(err) => {
+                tracing::warn!(id = %entry.id, error = %err, "dead-lettering failed; the entry stays pending")
+            }
+        }
+    }
+
+    /// Trims `repo_backfill` below its oldest entry that any group has not finished: the oldest
+    /// pending entry, or the first undelivered one. Returns how many entries were removed.
+    pub async fn trim(&self) -> redis::RedisResult<u64> {
+        let stream = &self.inner.keys.repo_backfill;
+        let mut redis = self.inner.redis.clone();
+        // Last-delivered IDs first: an entry delivered after this read has a greater ID, so it
+        // is above the bound even though the pending summary below may not list it.
+        let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(stream)
+            .query_async(&mut redis)
+            .await?;
+        if groups.groups.is_empty() {
+            return Ok(0);
+        }
+        let mut bound: Option<StreamId> = None;
+        for group in &groups.groups {
+            let summary: (u64, Option<String>, Option<String>, redis::Value) =
+                redis::cmd("XPENDING")
+                    .arg(stream)
+                    .arg(&group.name)
+                    .query_async(&mut redis)
+                    .await?;
+            let candidate = match summary {
+                (count, Some(oldest), _, _) if count > 0 => StreamId::parse(&oldest),
+                _ => StreamId::parse(&group.last_delivered_id).map(StreamId::next),
+            };
+            let Some(candidate) = candidate else {
+                return Ok(0); // An ID we cannot read: trim nothing rather than guess.
+            };
+            bound = Some(bound.map_or(candidate, |b| b.min(candidate)));
+        }
+        let Some(bound) = bound else { return Ok(0) };
+        let trimmed: u64 = redis::cmd("XTRIM")
+            .arg(stream)
+            .arg("MINID")
+            .arg(bound.to_string())
+            .query_async(&mut redis)
+            .await?;
+        if trimmed > 0 {
+            self.inner.metrics.entries_trimmed.inc_by(trimmed);
+            tracing::info!(trimmed, below = %bound, "trimmed the input stream");
+        }
+        Ok(trimmed)
+    }
+
+    /// Samples the stream-length gauges: undelivered input entries and the output length.
+    pub async fn sample_gauges(&self) -> redis::RedisResult<()> {
+        let inner = &self.inner;
+        let mut redis = inner.redis.clone();
+        let (input, output): (u64, u64) = redis::pipe()
+            .xlen(&inner.keys.repo_backfill)
+            .xlen(&inner.keys.firehose_backfill)
+            .query_async(&mut redis)
+            .await?;
+        let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&inner.keys.repo_backfill)
+            .query_async(&mut redis)
+            .await?;
+        let pending = groups
+            .groups
+            .iter()
+            .find(|g| g.name == GROUP)
+            .map_or(0, |g| g.pending as u64);
+        // Finished entries are deleted, so what is in the stream and not pending is undelivered.
+        inner
+            .metrics
+            .repos_waiting
+            .set(input.saturating_sub(pending) as i64);
+        inner.metrics.output_stream_length.set(output as i64);
+        Ok(())
+    }
+}
+
+type RawEntry = (String, Option<Vec<String>>);
+
+impl From<RawEntry> for Entry {
+    fn from((id, fields): RawEntry) -> Self {
+        let payload = fields.and_then(|fields| {
+            fields
+                .chunks_exact(2)
+                .find(|pair| pair[0] == REPO_FIELD)
+                .map(|pair| pair[1].clone())
+        });
+        Entry { id, payload }
+    }
+}
+
+fn parse_entry(entry: &Entry) -> Result<BackfillEvent, Failure> {
+    let payload = entry
+        .payload
+        .as_deref()
+        .ok_or_else(|| Failure::Malformed("the field is missing".to_owned()))?;
+    serde_json::from_str(payload).map_err(|e| Failure::Malformed(e.to_string()))
+}
+
+/// The wait before the retry that follows delivery number `attempts`: `base * 2^(attempts-1)`,
+/// at most `max`.
+pub fn backoff(base: Duration, max: Duration, attempts: u64) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(20) as u32;
+    base.saturating_mul(2u32.saturating_pow(exponent)).min(max)
+}
+
+/// A stream entry ID, `ms-seq`, ordered as Redis orders them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamId {
+    /// Milliseconds part.
+    pub ms: u64,
+    /// Sequence part.
+    pub seq: u64,
+}
+
+impl StreamId {
+    /// Parses `ms-seq` (or `ms`, meaning `ms-0`).
+    pub fn parse(id: &str) -> Option<StreamId> {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        Some(StreamId {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+
+    /// The smallest ID greater than this one.
+    pub fn next(self) -> StreamId {
+        match self.seq.checked_add(1) {
+            Some(seq) => StreamId { ms: self.ms, seq },
+            None => StreamId {
+                ms: self.ms.saturating_add(1),
+                seq: 0,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+struct RunningGuard<'a>(&'a rsky_metrics_runtime::IntGauge);
+
+impl<'a> RunningGuard<'a> {
+    fn new(gauge: &'a rsky_metrics_runtime::IntGauge) -> Self {
+        gauge.inc();
+        RunningGuard(gauge)
+    }
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn log_task_end(done: Result<(), tokio::task::JoinError>) {
+    if let Err(err) = done {
+        tracing::error!(error = %err, "a repository task panicked; its entry stays pending");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_base_up_to_the_maximum() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(1);
+        assert_eq!(backoff(base, max, 1), Duration::from_millis(100));
+        assert_eq!(backoff(base, max, 2), Duration::from_millis(200));
+        assert_eq!(backoff(base, max, 3), Duration::from_millis(400));
+        assert_eq!(backoff(base, max, 10), max);
+    }
+
+    #[test]
+    fn stream_ids_order_numerically_and_next_is_the_successor() {
+        let a = StreamId::parse("1700000000000-9").unwrap();
+        let b = StreamId::parse("1700000000000-10").unwrap();
+        assert!(a < b);
+        assert_eq!(a.next(), b);
+        assert_eq!(StreamId::parse("5").unwrap().to_string(), "5-0");
+        assert_eq!(StreamId::parse("x-1"), None);
+    }
+}
