@@ -1,0 +1,77 @@
+//! The alerting rules: their names and expressions.
+
+use std::path::Path;
+
+use serde_yaml::Value;
+
+use crate::{read, Error};
+
+/// Where the alert rules live, relative to the workspace root.
+pub const ALERTS_PATH: &str = "prometheus/alerts.yml";
+/// Their `promtool test rules` unit tests.
+pub const ALERT_TESTS_PATH: &str = "prometheus/alerts.test.yml";
+
+/// One alerting or recording rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// The group it is in.
+    pub group: String,
+    /// `alert:` or `record:` name.
+    pub name: String,
+    /// The PromQL.
+    pub expr: String,
+}
+
+/// Every rule of a rule file, in order.
+pub fn load(path: &Path) -> Result<Vec<Rule>, Error> {
+    let format = |message: String| Error::Format {
+        path: path.to_owned(),
+        message,
+    };
+    let yaml: Value =
+        serde_yaml::from_str(&read(path)?).map_err(|e| format(format!("not valid YAML: {e}")))?;
+    let mut out = Vec::new();
+    for group in seq(&yaml, "groups") {
+        let group_name = group["name"].as_str().unwrap_or_default();
+        for rule in seq(group, "rules") {
+            let name = rule["alert"]
+                .as_str()
+                .or_else(|| rule["record"].as_str())
+                .ok_or_else(|| format(format!("group {group_name}: a rule without a name")))?;
+            let expr = rule["expr"]
+                .as_str()
+                .ok_or_else(|| format(format!("rule {name}: no expr")))?;
+            out.push(Rule {
+                group: group_name.to_owned(),
+                name: name.to_owned(),
+                expr: expr.to_owned(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The project's alert rules ([`ALERTS_PATH`]).
+pub fn project_alerts() -> Result<Vec<Rule>, Error> {
+    load(&crate::workspace_root().join(ALERTS_PATH))
+}
+
+/// The alert names that a `promtool test rules` file checks (`alert_rule_test[].alertname`).
+pub fn tested_alerts(path: &Path) -> Result<Vec<String>, Error> {
+    let yaml: Value = serde_yaml::from_str(&read(path)?).map_err(|e| Error::Format {
+        path: path.to_owned(),
+        message: format!("not valid YAML: {e}"),
+    })?;
+    Ok(seq(&yaml, "tests")
+        .flat_map(|test| seq(test, "alert_rule_test"))
+        .filter_map(|case| case["alertname"].as_str().map(str::to_owned))
+        .collect())
+}
+
+fn seq<'a>(value: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
+    value
+        .get(key)
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+}

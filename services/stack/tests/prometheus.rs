@@ -1,0 +1,131 @@
+//! prometheus.yml and the alert rules: valid for promtool, the production layout, every alert
+//! unit-tested.
+
+use std::collections::BTreeMap;
+
+use rsky_stack::rules::{self, ALERTS_PATH, ALERT_TESTS_PATH};
+use rsky_stack::tool::PROMTOOL;
+use rsky_stack::workspace_root;
+use serde_yaml::Value;
+
+fn config() -> Value {
+    let text = std::fs::read_to_string(workspace_root().join("prometheus.yml"))
+        .expect("prometheus.yml at the workspace root");
+    serde_yaml::from_str(&text).expect("prometheus.yml is YAML")
+}
+
+#[test]
+fn promtool_accepts_the_config_and_the_rule_files_it_names() {
+    let out = PROMTOOL
+        .run(&["check", "config", "prometheus.yml"], &workspace_root())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("1 rule files found"), "{out}");
+}
+
+#[test]
+fn promtool_accepts_the_alert_rules() {
+    PROMTOOL
+        .run(&["check", "rules", ALERTS_PATH], &workspace_root())
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn the_alert_unit_tests_pass() {
+    let out = PROMTOOL
+        .run(&["test", "rules", ALERT_TESTS_PATH], &workspace_root())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn every_alert_has_a_unit_test() {
+    let alerts = rules::project_alerts().unwrap();
+    let tested = rules::tested_alerts(&workspace_root().join(ALERT_TESTS_PATH)).unwrap();
+    let untested: Vec<_> = alerts
+        .iter()
+        .filter(|rule| !tested.contains(&rule.name))
+        .map(|rule| rule.name.as_str())
+        .collect();
+    assert!(
+        untested.is_empty(),
+        "alerts without a promtool test: {untested:?}"
+    );
+}
+
+#[test]
+fn the_alerts_cover_what_the_operators_asked_for() {
+    // Target down, ingester stalled, backpressure, error rates, pending growth, dead letters.
+    let alerts = rules::project_alerts().unwrap();
+    let reads = |metric: &str| {
+        alerts
+            .iter()
+            .filter(|r| r.expr.contains(metric))
+            .map(|r| r.name.clone())
+            .collect::<Vec<_>>()
+    };
+    for metric in [
+        "up",
+        "ingester_firehose_events_total",
+        "ingester_backpressure_active",
+        "ingester_errors_total",
+        "backfiller_repos_failed_total",
+        "indexer_unexpected_errors_total",
+        "indexer_errors_total",
+        "indexer_pending_messages",
+        "backfiller_repos_dead_lettered_total",
+    ] {
+        assert!(!reads(metric).is_empty(), "no alert reads {metric}");
+    }
+}
+
+#[test]
+fn every_target_of_the_production_layout_is_scraped_every_15_seconds() {
+    let config = config();
+    assert_eq!(config["global"]["scrape_interval"].as_str(), Some("15s"));
+    let jobs: BTreeMap<String, Vec<String>> = config["scrape_configs"]
+        .as_sequence()
+        .expect("scrape_configs")
+        .iter()
+        .map(|job| {
+            let targets = job["static_configs"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c["targets"].as_sequence().into_iter().flatten())
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect();
+            (
+                job["job_name"].as_str().unwrap_or_default().to_owned(),
+                targets,
+            )
+        })
+        .collect();
+    let expected: BTreeMap<String, Vec<String>> = [
+        ("prometheus", vec!["localhost:9090".to_owned()]),
+        ("rsky-ingester", vec!["ingester:4100".to_owned()]),
+        (
+            "rsky-backfiller",
+            (1..=2).map(|i| format!("backfiller{i}:9090")).collect(),
+        ),
+        (
+            "rsky-indexer",
+            (1..=6).map(|i| format!("indexer{i}:9090")).collect(),
+        ),
+    ]
+    .into_iter()
+    .map(|(job, targets)| (job.to_owned(), targets))
+    .collect();
+    assert_eq!(jobs, expected);
+}
+
+#[test]
+fn the_config_loads_the_alert_rules() {
+    let config = config();
+    let files: Vec<_> = config["rule_files"]
+        .as_sequence()
+        .expect("rule_files")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(files, [ALERTS_PATH]);
+}
