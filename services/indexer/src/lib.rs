@@ -1,0 +1,155 @@
+//! The indexer: reads the firehose and label streams from Redis through consumer groups and
+//! writes them into PostgreSQL in the AppView layout, measuring everything it does.
+//!
+//! Stages, one module each:
+//! - [`config`]: the environment, read in one place;
+//! - [`source`] (private): one worker per stream: read (pending first), index, acknowledge,
+//!   dead-letter, trim, sample;
+//! - [`decode`]: entries to validated events (bad input is an expected error);
+//! - [`db`] and [`schema`]: the pool, failure classes and the migrations;
+//! - [`index`]: what each firehose event does in its transaction;
+//! - [`labels`]: `label_live` -> `label`;
+//! - [`metrics`]: the `indexer_*` metric set.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use rsky_indexer::{Config, Indexer, IndexerMetrics};
+//! use rsky_common::config::Env;
+//!
+//! let config = Config::from_env(&Env::process())?;
+//! let metrics = Arc::new(IndexerMetrics::global().clone());
+//! let indexer = Indexer::connect(config, metrics).await?;
+//! indexer.run(rsky_common::shutdown::on_signal()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod db;
+pub mod decode;
+pub mod index;
+pub mod labels;
+pub mod metrics;
+pub mod schema;
+mod source;
+
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use rsky_common::consumer::{ConsumerConfig, ConsumerError, GroupConsumer};
+use rsky_common::shutdown::Shutdown;
+use rsky_common::store::redact_url;
+use tokio::sync::Semaphore;
+
+pub use config::{Config, Mode, StreamKind};
+pub use db::DbError;
+pub use metrics::IndexerMetrics;
+
+use source::{Shared, StreamWorker};
+
+/// Why the indexer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexerError {
+    /// The database is unreachable or a migration failed.
+    #[error("{0} (check DATABASE_URL and that PostgreSQL is running)")]
+    Db(#[from] DbError),
+    /// `REDIS_URL` is wrong.
+    #[error("invalid REDIS_URL {url}: {source}")]
+    RedisUrl {
+        /// The URL, password hidden.
+        url: String,
+        /// Why.
+        source: redis::RedisError,
+    },
+    /// Redis is unreachable or refused to create a consumer group.
+    #[error("{0} (check REDIS_URL and that Redis is running)")]
+    Redis(#[from] ConsumerError),
+}
+
+/// A connected indexer, ready to [`run`](Indexer::run).
+pub struct Indexer {
+    shared: Arc<Shared>,
+    redis: redis::Client,
+}
+
+impl Indexer {
+    /// Creates the database pool, applies the migrations and checks the Redis URL.
+    pub async fn connect(
+        config: Config,
+        metrics: Arc<IndexerMetrics>,
+    ) -> Result<Indexer, IndexerError> {
+        let pool = db::pool(&config.database_url, config.db_pool_max_size)?;
+        schema::migrate(&pool).await?;
+        let redis = redis::Client::open(config.redis_url.as_str()).map_err(|source| {
+            IndexerError::RedisUrl {
+                url: redact_url(&config.redis_url),
+                source,
+            }
+        })?;
+        let streams = config.consumed_streams().len();
+        let shared = Arc::new(Shared {
+            permits: Semaphore::new(config.concurrency),
+            pending: (0..streams).map(|_| AtomicI64::new(0)).collect(),
+            config,
+            metrics,
+            pool,
+        });
+        Ok(Indexer { shared, redis })
+    }
+
+    /// The database pool (tests and tools query through it).
+    pub fn pool(&self) -> &Pool {
+        &self.shared.pool
+    }
+
+    /// Consumes every configured stream until `shutdown` is cancelled, then finishes and
+    /// acknowledges the batches in hand and returns.
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), IndexerError> {
+        let config = &self.shared.config;
+        let mut workers = Vec::new();
+        for (slot, (stream, group, kind)) in config.consumed_streams().into_iter().enumerate() {
+            let consumer_config = ConsumerConfig {
+                dead_letter_stream: config.dead_letter_stream(&stream),
+                stream,
+                group,
+                consumer: config.consumer.clone(),
+                block: config.block,
+                claim_min_idle: config.claim_min_idle,
+            };
+            let mut consumer = GroupConsumer::connect(&self.redis, consumer_config).await?;
+            consumer.create_group().await?;
+            workers.push(StreamWorker::new(self.shared.clone(), consumer, kind, slot));
+        }
+        let sampler = tokio::spawn(sample_pool(self.shared.clone(), shutdown.clone()));
+        let tasks: Vec<_> = workers
+            .into_iter()
+            .map(|worker| tokio::spawn(worker.run(shutdown.clone())))
+            .collect();
+        for task in tasks {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "a stream worker panicked");
+            }
+        }
+        shutdown.cancel();
+        let _ = sampler.await;
+        Ok(())
+    }
+}
+
+/// Samples the pool's size, idle connections and waiting tasks into their gauges.
+async fn sample_pool(shared: Arc<Shared>, shutdown: Shutdown) {
+    loop {
+        let status = shared.pool.status();
+        let metrics = &shared.metrics;
+        metrics.db_pool_connections.set(status.size as i64);
+        metrics
+            .db_pool_idle_connections
+            .set(status.available as i64);
+        metrics.db_pool_waiting_tasks.set(status.waiting as i64);
+        tokio::select! {
+            _ = tokio::time::sleep(shared.config.sample_interval) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

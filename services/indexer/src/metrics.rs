@@ -1,0 +1,76 @@
+//! The indexer's metrics: the names dashboards and alerts already use, plus write latency,
+//! stream-to-row latency, dead letters, trims and database pool gauges.
+//!
+//! Every counter counts work that is done: an event is counted once its database transaction
+//! committed, an error once the event was classified.
+
+use rsky_metrics_runtime::{Histogram, IntCounter, IntGauge, Metrics};
+
+/// Metrics of the indexer (`indexer_*`). Tests register their own set with
+/// `IndexerMetrics::register(&registry)`; the binary uses `IndexerMetrics::global()`.
+#[derive(Metrics, Clone)]
+#[metrics(service = "indexer")]
+pub struct IndexerMetrics {
+    /// Stream events whose database work committed (records, repos, accounts, identities)
+    pub events_processed: IntCounter,
+    /// Record create events indexed
+    pub create_events: IntCounter,
+    /// Record update events indexed
+    pub update_events: IntCounter,
+    /// Record delete events indexed (tombstones written)
+    pub delete_events: IntCounter,
+    /// Repo commit events indexed (actor_sync advanced)
+    pub repo_events: IntCounter,
+    /// Account status events indexed (actor upstream status)
+    pub account_events: IntCounter,
+    /// Identity events indexed (actor handle)
+    pub identity_events: IntCounter,
+    /// Database transactions committed (one per event, one per label batch)
+    pub db_writes: IntCounter,
+    /// Events or labels that failed, expected or not
+    pub errors: IntCounter,
+    /// Events or labels rejected as invalid input (bad DID, AT-URI, record, JSON; data errors from the database); acknowledged
+    pub expected_errors: IntCounter,
+    /// Event failures not caused by the input (database down, timeouts, server errors); left pending and retried
+    pub unexpected_errors: IntCounter,
+    /// app.bsky.feed.post creates, updates and deletes indexed
+    pub post_events: IntCounter,
+    /// app.bsky.feed.like creates, updates and deletes indexed
+    pub like_events: IntCounter,
+    /// app.bsky.feed.repost creates, updates and deletes indexed
+    pub repost_events: IntCounter,
+    /// app.bsky.graph.follow creates, updates and deletes indexed
+    pub follow_events: IntCounter,
+    /// app.bsky.graph.block creates, updates and deletes indexed
+    pub block_events: IntCounter,
+    /// app.bsky.actor.profile creates, updates and deletes indexed
+    pub profile_events: IntCounter,
+    /// Labels read from the label stream, valid or not
+    pub labels_processed: IntCounter,
+    /// Labels written to the label table
+    pub labels_added: IntCounter,
+    /// Negation labels applied (their label removed)
+    pub labels_removed: IntCounter,
+    /// Stream entries whose acknowledgement (XACK + XDEL) failed; they stay pending and are redelivered
+    pub ack_failures: IntCounter,
+    /// Entries delivered to the indexer's consumer group and not yet acknowledged (XPENDING, all consumers, all streams)
+    pub pending_messages: IntGauge,
+    /// Events and label batches being indexed right now
+    pub active_tasks: IntGauge,
+    /// Entries moved to a dead-letter stream after too many failed deliveries
+    pub dead_lettered: IntCounter,
+    /// Entries removed by safe trimming (acknowledged entries left in a stream)
+    pub trimmed_entries: IntCounter,
+    /// Time to index one event or label batch, from the first statement to the commit
+    #[metric(unit = "seconds", buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])]
+    pub write_duration_seconds: Histogram,
+    /// Time from the entry's XADD to its committed row (from the stream entry ID's timestamp)
+    #[metric(unit = "seconds", buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0])]
+    pub stream_to_commit_seconds: Histogram,
+    /// Database connections in the pool (idle and in use)
+    pub db_pool_connections: IntGauge,
+    /// Database connections idle in the pool
+    pub db_pool_idle_connections: IntGauge,
+    /// Tasks waiting for a database connection
+    pub db_pool_waiting_tasks: IntGauge,
+}

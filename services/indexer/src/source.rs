@@ -1,0 +1,502 @@
+//! One worker per consumed stream: read a batch (own pending entries first), index it with a
+//! concurrency limit, acknowledge what is done, dead-letter what keeps failing, and keep the
+//! stream's housekeeping (claiming stale entries, safe trimming, sampling the pending count).
+//!
+//! An entry is acknowledged (XACK + XDEL) only after its transaction committed, or when it was
+//! rejected as invalid input. Entries whose work failed otherwise stay pending and are
+//! delivered again; those the database refused (not a lost connection) go to the dead-letter
+//! stream once they have been delivered `INDEXER_MAX_DELIVERIES` times.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use deadpool_postgres::Pool;
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use rsky_common::consumer::{ConsumerError, GroupConsumer, StreamEntry};
+use rsky_common::event::Label;
+use rsky_common::shutdown::Shutdown;
+use rsky_common::time::now_rfc3339;
+use tokio::sync::Semaphore;
+
+use crate::config::{Config, StreamKind};
+use crate::db::{self, DbError, FailureClass};
+use crate::decode::{decode_event, decode_labels, validate_label, Collection};
+use crate::index::{index_event, EventKind, IndexError, Indexed, Prepared};
+use crate::labels::index_labels;
+use crate::metrics::IndexerMetrics;
+
+/// Longest pause between retries of a failing batch.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest pause between probes of an unreachable database.
+const MAX_DB_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What the workers of one indexer share.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub metrics: Arc<IndexerMetrics>,
+    pub pool: Pool,
+    /// One permit per event being indexed, over all streams (`INDEXER_CONCURRENCY`).
+    pub permits: Semaphore,
+    /// The last pending count of each stream; `pending_messages` is their sum.
+    pub pending: Vec<AtomicI64>,
+}
+
+impl Shared {
+    fn set_pending(&self, slot: usize, count: u64) {
+        self.pending[slot].store(count as i64, Ordering::Relaxed);
+        let total = self.pending.iter().map(|p| p.load(Ordering::Relaxed)).sum();
+        self.metrics.pending_messages.set(total);
+    }
+}
+
+/// What happened to one entry.
+#[derive(Debug)]
+enum Outcome {
+    /// Indexed and committed (or nothing to do).
+    Done,
+    /// Invalid input: counted and acknowledged.
+    Rejected,
+    /// Not indexed; stays pending.
+    Failed { class: FailureClass, reason: String },
+}
+
+/// The worker of one stream.
+pub(crate) struct StreamWorker {
+    shared: Arc<Shared>,
+    consumer: GroupConsumer,
+    kind: StreamKind,
+    slot: usize,
+    backoff: Duration,
+    next_claim: Instant,
+    next_trim: Instant,
+    next_sample: Instant,
+}
+
+impl StreamWorker {
+    pub fn new(
+        shared: Arc<Shared>,
+        consumer: GroupConsumer,
+        kind: StreamKind,
+        slot: usize,
+    ) -> Self {
+        let now = Instant::now();
+        let backoff = shared.config.retry_backoff;
+        StreamWorker {
+            shared,
+            consumer,
+            kind,
+            slot,
+            backoff,
+            next_claim: now,
+            next_trim: now + Duration::from_secs(1),
+            next_sample: now,
+        }
+    }
+
+    fn stream(&self) -> &str {
+        &self.consumer.config().stream
+    }
+
+    /// Runs until `shutdown`; the batch in hand is finished and acknowledged before returning.
+    pub async fn run(mut self, shutdown: Shutdown) {
+        tracing::info!(stream = self.stream(), group = %self.consumer.config().group,
+            consumer = %self.consumer.config().consumer, "consuming");
+        while !shutdown.is_cancelled() {
+            self.housekeeping().await;
+            let batch = match self.consumer.read(self.shared.config.batch_size).await {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read the stream; retrying");
+                    self.pause(&shutdown).await;
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let entries: Vec<StreamEntry> = batch.pending.into_iter().chain(batch.new).collect();
+            let outcomes = match self.kind {
+                StreamKind::Firehose => self.index_events(&entries).await,
+                StreamKind::Labels => self.index_label_entries(&entries).await,
+            };
+            self.settle(&entries, outcomes, &shutdown).await;
+        }
+        // One last sample so the gauge shows what this worker leaves behind.
+        self.next_sample = Instant::now();
+        self.housekeeping().await;
+        tracing::info!(stream = self.stream(), "drained and stopped");
+    }
+
+    /// Acknowledges what is done, dead-letters what failed too often, and waits when the
+    /// batch failed.
+    async fn settle(
+        &mut self,
+        entries: &[StreamEntry],
+        outcomes: Vec<Outcome>,
+        shutdown: &Shutdown,
+    ) {
+        let metrics = &self.shared.metrics;
+        let mut ack = Vec::new();
+        let mut unavailable = false;
+        let mut failed = false;
+        for (entry, outcome) in entries.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Done | Outcome::Rejected => ack.push(entry.id.clone()),
+                Outcome::Failed { class, reason } => {
+                    failed = true;
+                    unavailable |= class == FailureClass::Unavailable;
+                    if class == FailureClass::Unexpected
+                        && entry.deliveries >= self.shared.config.max_deliveries
+                    {
+                        match self.consumer.dead_letter(entry, &reason).await {
+                            Ok(()) => {
+                                metrics.dead_lettered.inc();
+                                tracing::error!(stream = self.stream(), id = %entry.id,
+                                    deliveries = entry.deliveries, %reason, "entry dead-lettered");
+                            }
+                            Err(err) => {
+                                metrics.ack_failures.inc();
+                                tracing::warn!(error = %err, id = %entry.id, "cannot dead-letter");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Err(err) = self.consumer.ack(&ack).await {
+            metrics.ack_failures.inc_by(ack.len() as u64);
+            tracing::warn!(error = %err, entries = ack.len(),
+                "acknowledgement failed; the entries stay pending and will be indexed again");
+        }
+        if unavailable {
+            self.wait_for_database(shutdown).await;
+        } else if failed {
+            self.pause(shutdown).await;
+        } else {
+            self.backoff = self.shared.config.retry_backoff;
+        }
+    }
+
+    /// Sleeps the current backoff (or until shutdown) and doubles it.
+    async fn pause(&mut self, shutdown: &Shutdown) {
+        tokio::select! {
+            _ = tokio::time::sleep(self.backoff) => {}
+            _ = shutdown.cancelled() => {}
+        }
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// Waits until the database answers again, without reading more entries meanwhile.
+    async fn wait_for_database(&mut self, shutdown: &Shutdown) {
+        let mut interval = self.shared.config.retry_backoff;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            self.housekeeping().await;
+            if db::is_reachable(&self.shared.pool).await {
+                tracing::info!(stream = self.stream(), "the database is reachable again");
+                return;
+            }
+            tracing::warn!(stream = self.stream(), "the database is still unreachable");
+            interval = (interval * 2).min(MAX_DB_PROBE_INTERVAL);
+        }
+    }
+
+    /// Claims stale entries, trims safely and samples the pending count, each when it is due.
+    async fn housekeeping(&mut self) {
+        let now = Instant::now();
+        if now >= self.next_claim {
+            self.next_claim = now + self.shared.config.claim_interval;
+            match self
+                .consumer
+                .claim_stale(self.shared.config.batch_size)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(stream = self.stream(), claimed = n, "claimed stale entries")
+                }
+                Err(err) => log_housekeeping("claim stale entries", &err),
+            }
+        }
+        if now >= self.next_trim {
+            self.next_trim = now + self.shared.config.trim_interval;
+            match self.consumer.trim_safe().await {
+                Ok(n) => self.shared.metrics.trimmed_entries.inc_by(n),
+                Err(err) => log_housekeeping("trim", &err),
+            }
+        }
+        if now >= self.next_sample {
+            self.next_sample = now + self.shared.config.sample_interval;
+            match self.consumer.pending_count().await {
+                Ok(n) => self.shared.set_pending(self.slot, n),
+                Err(err) => log_housekeeping("sample the pending count", &err),
+            }
+        }
+    }
+
+    /// Indexes firehose entries: events of one DID in order, DIDs concurrently.
+    async fn index_events(&self, entries: &[StreamEntry]) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(entries.len());
+        let mut prepared: Vec<Option<Prepared>> = Vec::with_capacity(entries.len());
+        let mut by_did: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut order: Vec<String> = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            if entry.fields.is_empty() {
+                // Deleted from the stream while pending: nothing left to index.
+                outcomes.push(Some(Outcome::Done));
+                prepared.push(None);
+                continue;
+            }
+            match decode_event(entry).and_then(Prepared::new) {
+                Ok(p) => {
+                    let did = p.did().to_owned();
+                    by_did
+                        .entry(did.clone())
+                        .or_insert_with(|| {
+                            order.push(did);
+                            Vec::new()
+                        })
+                        .push(i);
+                    prepared.push(Some(p));
+                    outcomes.push(None);
+                }
+                Err(err) => {
+                    self.count_error(FailureClass::Expected);
+                    tracing::warn!(stream = self.stream(), id = %entry.id, error = %err,
+                        "invalid event rejected");
+                    prepared.push(None);
+                    outcomes.push(Some(Outcome::Rejected));
+                }
+            }
+        }
+        let groups: Vec<Vec<usize>> = order
+            .into_iter()
+            .filter_map(|did| by_did.remove(&did))
+            .collect();
+        let prepared = &prepared;
+        let results: Vec<Vec<(usize, Outcome)>> = futures::stream::iter(groups)
+            .map(|group| -> BoxFuture<'_, Vec<(usize, Outcome)>> {
+                Box::pin(self.index_group(entries, prepared, group))
+            })
+            .buffer_unordered(self.shared.config.concurrency)
+            .collect()
+            .await;
+        for (i, outcome) in results.into_iter().flatten() {
+            outcomes[i] = Some(outcome);
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Done))
+            .collect()
+    }
+
+    /// Indexes the events of one DID, in stream order.
+    async fn index_group(
+        &self,
+        entries: &[StreamEntry],
+        prepared: &[Option<Prepared>],
+        group: Vec<usize>,
+    ) -> Vec<(usize, Outcome)> {
+        let mut out = Vec::with_capacity(group.len());
+        for i in group {
+            if let Some(p) = &prepared[i] {
+                out.push((i, self.index_one(&entries[i], p).await));
+            }
+        }
+        out
+    }
+
+    async fn index_one(&self, entry: &StreamEntry, prepared: &Prepared) -> Outcome {
+        let shared = &self.shared;
+        let Ok(_permit) = shared.permits.acquire().await else {
+            return Outcome::Failed {
+                class: FailureClass::Unavailable,
+                reason: "the indexer is shutting down".to_owned(),
+            };
+        };
+        let _active = ActiveTask::start(&shared.metrics);
+        let started = Instant::now();
+        let now = now_rfc3339();
+        let result: Result<Indexed, IndexError> = async {
+            let mut client = shared.pool.get().await?;
+            let tx = client.transaction().await?;
+            let indexed = index_event(&tx, prepared, &now).await?;
+            tx.commit().await?;
+            Ok(indexed)
+        }
+        .await;
+        match result {
+            Ok(indexed) => {
+                self.count_indexed(&indexed);
+                self.observe_commit(entry, started);
+                Outcome::Done
+            }
+            Err(err) => self.failure(entry, err.class(), err.to_string()),
+        }
+    }
+
+    /// Indexes label entries, each in its own transaction, concurrently.
+    async fn index_label_entries(&self, entries: &[StreamEntry]) -> Vec<Outcome> {
+        let tasks: Vec<BoxFuture<'_, Outcome>> = entries
+            .iter()
+            .map(|entry| -> BoxFuture<'_, Outcome> { Box::pin(self.index_label_entry(entry)) })
+            .collect();
+        futures::stream::iter(tasks)
+            .buffered(self.shared.config.concurrency)
+            .collect()
+            .await
+    }
+
+    async fn index_label_entry(&self, entry: &StreamEntry) -> Outcome {
+        let shared = &self.shared;
+        let metrics = &shared.metrics;
+        if entry.fields.is_empty() {
+            return Outcome::Done;
+        }
+        let event = match decode_labels(entry) {
+            Ok(event) => event,
+            Err(err) => {
+                self.count_error(FailureClass::Expected);
+                tracing::warn!(stream = self.stream(), id = %entry.id, error = %err,
+                    "invalid label entry rejected");
+                return Outcome::Rejected;
+            }
+        };
+        let mut valid: Vec<&Label> = Vec::with_capacity(event.labels.len());
+        let mut invalid = 0u64;
+        for label in &event.labels {
+            match validate_label(label) {
+                Ok(()) => valid.push(label),
+                Err(err) => {
+                    invalid += 1;
+                    tracing::warn!(stream = self.stream(), id = %entry.id, error = %err,
+                        "invalid label skipped");
+                }
+            }
+        }
+        let written = if valid.is_empty() {
+            Default::default()
+        } else {
+            let Ok(_permit) = shared.permits.acquire().await else {
+                return Outcome::Failed {
+                    class: FailureClass::Unavailable,
+                    reason: "the indexer is shutting down".to_owned(),
+                };
+            };
+            let _active = ActiveTask::start(metrics);
+            let started = Instant::now();
+            let result: Result<_, DbError> = async {
+                let mut client = shared.pool.get().await?;
+                let tx = client.transaction().await?;
+                let written = index_labels(&tx, &valid).await?;
+                tx.commit().await?;
+                Ok(written)
+            }
+            .await;
+            match result {
+                Ok(written) => {
+                    metrics.db_writes.inc();
+                    self.observe_commit(entry, started);
+                    written
+                }
+                Err(err) => return self.failure(entry, err.class(), err.to_string()),
+            }
+        };
+        // Counted once the entry is settled, so a retried entry is not counted twice.
+        metrics.labels_processed.inc_by(event.labels.len() as u64);
+        metrics.labels_added.inc_by(written.added);
+        metrics.labels_removed.inc_by(written.removed);
+        for _ in 0..invalid {
+            self.count_error(FailureClass::Expected);
+        }
+        Outcome::Done
+    }
+
+    fn failure(&self, entry: &StreamEntry, class: FailureClass, reason: String) -> Outcome {
+        self.count_error(class);
+        match class {
+            FailureClass::Expected => {
+                tracing::warn!(stream = self.stream(), id = %entry.id, error = %reason,
+                    "the database rejected the event as invalid");
+                Outcome::Rejected
+            }
+            _ => {
+                tracing::warn!(stream = self.stream(), id = %entry.id, error = %reason,
+                    deliveries = entry.deliveries, "indexing failed; the entry will be retried");
+                Outcome::Failed { class, reason }
+            }
+        }
+    }
+
+    fn count_error(&self, class: FailureClass) {
+        let metrics = &self.shared.metrics;
+        metrics.errors.inc();
+        match class {
+            FailureClass::Expected => metrics.expected_errors.inc(),
+            FailureClass::Unavailable | FailureClass::Unexpected => metrics.unexpected_errors.inc(),
+        }
+    }
+
+    fn count_indexed(&self, indexed: &Indexed) {
+        let m = &self.shared.metrics;
+        m.events_processed.inc();
+        m.db_writes.inc();
+        match indexed.kind {
+            EventKind::Create => m.create_events.inc(),
+            EventKind::Update => m.update_events.inc(),
+            EventKind::Delete => m.delete_events.inc(),
+            EventKind::Repo => m.repo_events.inc(),
+            EventKind::Account => m.account_events.inc(),
+            EventKind::Identity => m.identity_events.inc(),
+        }
+        match indexed.collection {
+            Some(Collection::Post) => m.post_events.inc(),
+            Some(Collection::Like) => m.like_events.inc(),
+            Some(Collection::Repost) => m.repost_events.inc(),
+            Some(Collection::Follow) => m.follow_events.inc(),
+            Some(Collection::Block) => m.block_events.inc(),
+            Some(Collection::Profile) => m.profile_events.inc(),
+            None => {}
+        }
+    }
+
+    fn observe_commit(&self, entry: &StreamEntry, started: Instant) {
+        let m = &self.shared.metrics;
+        m.write_duration_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if let Some(added_ms) = entry.added_at_ms() {
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            m.stream_to_commit_seconds
+                .observe(now_ms.saturating_sub(added_ms) as f64 / 1000.0);
+        }
+    }
+}
+
+fn log_housekeeping(what: &str, err: &ConsumerError) {
+    tracing::warn!(error = %err, "cannot {what}; will try again");
+}
+
+/// Counts one task in `active_tasks` while it lives.
+struct ActiveTask<'m>(&'m IndexerMetrics);
+
+impl<'m> ActiveTask<'m> {
+    fn start(metrics: &'m IndexerMetrics) -> Self {
+        metrics.active_tasks.inc();
+        ActiveTask(metrics)
+    }
+}
+
+impl Drop for ActiveTask<'_> {
+    fn drop(&mut self) {
+        self.0.active_tasks.dec();
+    }
+}
