@@ -58,6 +58,9 @@ if ! psql "$TEST_DATABASE_URL" -qAtc 'select 1' >/dev/null 2>&1; then
     psql "$TEST_DATABASE_URL" -qAtc 'select 1' >/dev/null
 fi
 
+log "npm ci: the Grafana dashboard's type-check project (typescript, @grafana/schema)"
+npm ci --prefix grafana/typecheck --no-audit --no-fund --loglevel=error
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 

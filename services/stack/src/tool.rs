@@ -30,9 +30,9 @@ pub const DOCKER_COMPOSE: Tool = Tool {
     program: "docker-compose",
     install: "Debian's package docker-compose (apt-get install docker-compose; ./scripts/test-all.sh does it)",
 };
-/// `npm`, from Debian's package of that name.
-pub const NPM: Tool = Tool {
-    program: "npm",
+/// `npx` (runs the type-check project's `tsc`), from Debian's package npm.
+pub const NPX: Tool = Tool {
+    program: "npx",
     install: "Debian's packages nodejs and npm (apt-get install nodejs npm; ./scripts/test-all.sh does it)",
 };
 
