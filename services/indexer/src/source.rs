@@ -59,6 +59,8 @@ enum Outcome {
     Done,
     /// Invalid input: counted and acknowledged.
     Rejected,
+    /// Not tried, to keep the order behind an earlier failure; stays pending.
+    Deferred,
     /// Not indexed; stays pending.
     Failed { class: FailureClass, reason: String },
 }
@@ -145,6 +147,7 @@ impl StreamWorker {
         for (entry, outcome) in entries.iter().zip(outcomes) {
             match outcome {
                 Outcome::Done | Outcome::Rejected => ack.push(entry.id.clone()),
+                Outcome::Deferred => {}
                 Outcome::Failed { class, reason } => {
                     failed = true;
                     unavailable |= class == FailureClass::Unavailable;
@@ -341,16 +344,20 @@ impl StreamWorker {
         }
     }
 
-    /// Indexes label entries, each in its own transaction, concurrently.
+    /// Indexes label entries in stream order, each in its own transaction: a negation must
+    /// not commit before the label it negates (labels are few next to firehose events).
     async fn index_label_entries(&self, entries: &[StreamEntry]) -> Vec<Outcome> {
-        let tasks: Vec<BoxFuture<'_, Outcome>> = entries
-            .iter()
-            .map(|entry| -> BoxFuture<'_, Outcome> { Box::pin(self.index_label_entry(entry)) })
-            .collect();
-        futures::stream::iter(tasks)
-            .buffered(self.shared.config.concurrency)
-            .collect()
-            .await
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let outcome = if outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. })) {
+                // After a failure, later labels wait for it, so they are applied after it.
+                Outcome::Deferred
+            } else {
+                self.index_label_entry(entry).await
+            };
+            outcomes.push(outcome);
+        }
+        outcomes
     }
 
     async fn index_label_entry(&self, entry: &StreamEntry) -> Outcome {
