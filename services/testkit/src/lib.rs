@@ -1,0 +1,28 @@
+//! Test servers for the pipeline services, built from real encoders (DAG-CBOR, CIDs, CARv1,
+//! signed MST repositories from `rsky-atproto`), on loopback.
+//!
+//! - [`relay`]: [`TestRelay`], serving `subscribeRepos`, `listRepos` and `subscribeLabels`
+//!   from in-memory logs, with cursor resume and knobs for disconnects and failures.
+//! - [`firehose`]: [`FirehoseScript`], commits (create/update/delete), identity, account,
+//!   sync, info, error and malformed frames.
+//! - [`labels`]: `#labels` frames.
+//! - [`load`]: a steady, realistic stream of accounts posting, liking and following.
+//! - [`log`]: the frame log the relay serves from.
+//! - [`pds`]: [`TestPds`], serving `listRepos`, `getRepo` (signed repository CARs with an MST)
+//!   and a did:web document, with every failure a backfiller must handle.
+//! - [`plc`]: [`TestPlc`], a PLC directory serving DID documents.
+#![warn(missing_docs)]
+
+pub mod firehose;
+pub mod labels;
+pub mod load;
+pub mod log;
+pub mod pds;
+pub mod plc;
+pub mod relay;
+
+pub use firehose::{FirehoseScript, Op, RawOp};
+pub use log::Item;
+pub use pds::{Behaviour, TestAccount, TestPds};
+pub use plc::TestPlc;
+pub use relay::{ListedRepo, TestRelay};
