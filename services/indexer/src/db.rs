@@ -19,10 +19,10 @@ pub enum DbError {
     #[error("no database connection: {0}")]
     Pool(#[from] PoolError),
     /// A statement or the transaction failed.
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// A migration failed.
-    #[error("migration {version} ({name}) failed: {source}")]
+    #[error("migration {version} ({name}) failed: {}", describe(.source))]
     Migration {
         /// Its version.
         version: i32,
@@ -31,6 +31,18 @@ pub enum DbError {
         /// The database's error.
         source: tokio_postgres::Error,
     },
+}
+
+/// The server's message and SQLSTATE when it answered, else the client's error and its cause
+/// (tokio-postgres alone says only "db error" or "error connecting to server").
+pub fn describe(err: &tokio_postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    match std::error::Error::source(err) {
+        Some(cause) => format!("{err}: {cause}"),
+        None => err.to_string(),
+    }
 }
 
 /// How a failure should be handled.

@@ -1,0 +1,295 @@
+//! Failures: the database going away, a poison entry, a lost acknowledgement, shutdown in the
+//! middle of a batch, and two indexers sharing one consumer group.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+const POST: &str = "app.bsky.feed.post";
+
+fn post(n: u64, text: &str) -> rsky_common::event::StreamEvent {
+    create(
+        &did(n),
+        POST,
+        &rev(n),
+        &rev(n),
+        json!({"text": text, "createdAt": "t"}),
+    )
+}
+
+/// Installs a trigger on `post` (after the migrations created it) running `body` for each row.
+async fn post_trigger(db: &TestDb, body: &str) {
+    let client = db.client().await;
+    client
+        .batch_execute(&format!(
+            "CREATE FUNCTION test_trigger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} RETURN NEW; END $$;
+             CREATE TRIGGER test_trigger BEFORE INSERT ON post FOR EACH ROW EXECUTE FUNCTION test_trigger();"
+        ))
+        .await
+        .expect("install the trigger");
+}
+
+#[tokio::test]
+async fn while_the_database_is_unreachable_nothing_is_acknowledged_and_afterwards_nothing_is_lost()
+{
+    let db = TestDb::create().await;
+    let streams = TestStreams::new();
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse::<SocketAddr>().unwrap()).await;
+    let indexer = Running::start(config(&db.url_on(proxy.port), &streams, &[])).await;
+    let m = indexer.metrics.clone();
+    for n in 0..10 {
+        streams
+            .xadd_event("firehose_live", &post(n, "before"))
+            .await;
+    }
+    wait_until(WAIT, "10 events indexed", || async {
+        m.events_processed.get() == 10
+    })
+    .await;
+
+    proxy.cut().await;
+    for n in 10..30 {
+        streams
+            .xadd_event("firehose_live", &post(n, "during"))
+            .await;
+    }
+    wait_until(WAIT, "failures counted as unexpected", || async {
+        m.unexpected_errors.get() > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        streams.xlen("firehose_live").await,
+        20,
+        "nothing was acknowledged"
+    );
+    assert_eq!(m.events_processed.get(), 10);
+    assert_eq!(m.expected_errors.get(), 0);
+    wait_until(
+        WAIT,
+        "the pending gauge shows the unacknowledged entries",
+        || async { m.pending_messages.get() > 0 },
+    )
+    .await;
+
+    proxy.restore().await;
+    wait_until(WAIT, "every event indexed after the outage", || async {
+        m.events_processed.get() == 30
+    })
+    .await;
+    let client = db.client().await;
+    assert_eq!(count(&client, "post").await, 30);
+    wait_until(WAIT, "the stream emptied", || async {
+        streams.xlen("firehose_live").await == 0
+    })
+    .await;
+    assert_eq!(streams.pending("firehose_live", "firehose_group").await, 0);
+    assert_eq!(
+        m.dead_lettered.get(),
+        0,
+        "an outage is never the entry's fault"
+    );
+    wait_until(WAIT, "the pending gauge back at zero", || async {
+        m.pending_messages.get() == 0
+    })
+    .await;
+    indexer.stop().await;
+}
+
+#[tokio::test]
+async fn a_poison_entry_ends_in_the_dead_letter_stream_and_does_not_block_the_rest() {
+    let db = TestDb::create().await;
+    let streams = TestStreams::new();
+    let indexer = Running::start(config(
+        &db.url(),
+        &streams,
+        &[("INDEXER_MAX_DELIVERIES", "3")],
+    ))
+    .await;
+    post_trigger(
+        &db,
+        "IF NEW.text = 'poison' THEN RAISE EXCEPTION 'this row is poison'; END IF;",
+    )
+    .await;
+    streams
+        .xadd_event("firehose_live", &post(0, "poison"))
+        .await;
+    for n in 1..=10 {
+        streams.xadd_event("firehose_live", &post(n, "fine")).await;
+    }
+    let m = indexer.metrics.clone();
+    wait_until(
+        WAIT,
+        "the good events indexed and the poison dead-lettered",
+        || async { m.events_processed.get() == 10 && m.dead_lettered.get() == 1 },
+    )
+    .await;
+    assert_eq!(m.unexpected_errors.get(), 3, "one failure per delivery");
+    let dead = streams.entries("firehose_live_dlq").await;
+    assert_eq!(dead.len(), 1);
+    let fields = &dead[0].1;
+    let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone());
+    assert_eq!(get("attempts").as_deref(), Some("3"));
+    assert!(get("reason")
+        .unwrap_or_default()
+        .contains("this row is poison"));
+    assert!(get("event").unwrap_or_default().contains("\"poison\""));
+    assert_eq!(streams.xlen("firehose_live").await, 0);
+    assert_eq!(streams.pending("firehose_live", "firehose_group").await, 0);
+    indexer.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_acknowledgement_is_counted_and_the_entry_is_indexed_again() {
+    let db = TestDb::create().await;
+    let streams = TestStreams::new();
+    let redis_proxy = TcpProxy::start("127.0.0.1:6379".parse::<SocketAddr>().unwrap()).await;
+    let redis_url = format!("redis://127.0.0.1:{}", redis_proxy.port);
+    let indexer = Running::start(config(&db.url(), &streams, &[("REDIS_URL", &redis_url)])).await;
+    post_trigger(
+        &db,
+        "IF NEW.text = 'slow' THEN PERFORM pg_advisory_xact_lock(4242); END IF;",
+    )
+    .await;
+    // Hold the lock so the indexer's transaction waits inside the trigger.
+    let holder = db.client().await;
+    holder
+        .execute("SELECT pg_advisory_lock(4242)", &[])
+        .await
+        .unwrap();
+    streams.xadd_event("firehose_live", &post(1, "slow")).await;
+    wait_until(WAIT, "the indexer waits on the lock", || async {
+        count_where(
+            &holder,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
+        .await
+            == 1
+    })
+    .await;
+    // Redis goes away while the transaction is in flight; the commit succeeds, the ack cannot.
+    redis_proxy.cut().await;
+    holder
+        .execute("SELECT pg_advisory_unlock(4242)", &[])
+        .await
+        .unwrap();
+    let m = indexer.metrics.clone();
+    wait_until(WAIT, "the failed ack counted", || async {
+        m.ack_failures.get() >= 1
+    })
+    .await;
+    assert_eq!(m.events_processed.get(), 1);
+    redis_proxy.restore().await;
+    wait_until(
+        WAIT,
+        "the entry redelivered, indexed again and acknowledged",
+        || async { m.events_processed.get() == 2 && streams.xlen("firehose_live").await == 0 },
+    )
+    .await;
+    assert_eq!(
+        count(&db.client().await, "post").await,
+        1,
+        "indexing twice is harmless"
+    );
+    indexer.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_drains_the_batch_in_hand_before_returning() {
+    let db = TestDb::create().await;
+    let streams = TestStreams::new();
+    let indexer = Running::start(config(&db.url(), &streams, &[])).await;
+    post_trigger(
+        &db,
+        "IF NEW.text = 'slow' THEN PERFORM pg_advisory_xact_lock(4343); END IF;",
+    )
+    .await;
+    let holder = db.client().await;
+    holder
+        .execute("SELECT pg_advisory_lock(4343)", &[])
+        .await
+        .unwrap();
+    streams.xadd_event("firehose_live", &post(1, "slow")).await;
+    wait_until(WAIT, "the indexer waits on the lock", || async {
+        count_where(
+            &holder,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
+        .await
+            == 1
+    })
+    .await;
+    let m = indexer.metrics.clone();
+    assert_eq!(m.active_tasks.get(), 1, "one event in flight");
+    indexer.shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    holder
+        .execute("SELECT pg_advisory_unlock(4343)", &[])
+        .await
+        .unwrap();
+    indexer.stop().await;
+    assert_eq!(m.events_processed.get(), 1);
+    assert_eq!(m.active_tasks.get(), 0);
+    assert_eq!(
+        streams.xlen("firehose_live").await,
+        0,
+        "committed and acknowledged"
+    );
+    assert_eq!(streams.pending("firehose_live", "firehose_group").await, 0);
+}
+
+#[tokio::test]
+async fn two_indexers_in_one_group_index_everything_exactly_once() {
+    let db = TestDb::create().await;
+    let streams = TestStreams::new();
+    let a = Running::start(config(
+        &db.url(),
+        &streams,
+        &[("INDEXER_CONSUMER", "a"), ("INDEXER_BATCH_SIZE", "20")],
+    ))
+    .await;
+    let b = Running::start(config(
+        &db.url(),
+        &streams,
+        &[("INDEXER_CONSUMER", "b"), ("INDEXER_BATCH_SIZE", "20")],
+    ))
+    .await;
+    let total = 400u64;
+    let mut conn = streams.conn().await;
+    let mut pipe = redis::pipe();
+    for n in 0..total {
+        let json = serde_json::to_string(&post(n, "shared")).unwrap();
+        pipe.cmd("XADD")
+            .arg(streams.name("firehose_live"))
+            .arg("*")
+            .arg("event")
+            .arg(json)
+            .ignore();
+    }
+    pipe.query_async::<()>(&mut conn).await.unwrap();
+    let (ma, mb) = (a.metrics.clone(), b.metrics.clone());
+    wait_until(WAIT, "every event indexed by one of them", || async {
+        ma.events_processed.get() + mb.events_processed.get() >= total
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        ma.events_processed.get() + mb.events_processed.get(),
+        total,
+        "exactly once"
+    );
+    assert_eq!(ma.db_writes.get() + mb.db_writes.get(), total);
+    assert!(
+        ma.events_processed.get() > 0 && mb.events_processed.get() > 0,
+        "both took a share"
+    );
+    assert_eq!(count(&db.client().await, "post").await, total as i64);
+    assert_eq!(streams.xlen("firehose_live").await, 0);
+    a.stop().await;
+    b.stop().await;
+}
