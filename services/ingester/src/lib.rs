@@ -1,0 +1,176 @@
+//! The ingester: AT Protocol relays' firehoses, their repository listings and labelers' label
+//! streams, into Redis streams, with every step measured.
+//!
+//! One module per stage:
+//! - [`config`]: the environment, read once;
+//! - [`source`]: websocket subscriptions with reconnect and cursor resume;
+//! - [`decode`]: frames to stream events (validate, filter, count);
+//! - [`batch`]: events to batches by size and time;
+//! - [`sink`]: atomic writes with their cursor, backpressure, stream-length sampling;
+//! - [`backfill`]: `listRepos` into `repo_backfill`;
+//! - [`labeler`]: `subscribeLabels` into `label_live`;
+//! - [`metrics`]: [`IngesterMetrics`].
+//!
+//! The library takes its metric set by reference: `main` passes the process-wide set, tests a
+//! set registered in a registry of their own.
+#![warn(missing_docs)]
+
+pub mod backfill;
+pub mod batch;
+pub mod config;
+pub mod decode;
+pub mod labeler;
+pub mod metrics;
+pub mod sink;
+pub mod source;
+
+use std::sync::Arc;
+
+use rsky_common::shutdown::Shutdown;
+use rsky_common::store::{self, Connection, StoreError};
+use rsky_common::time::now_rfc3339;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+pub use config::{Config, Host, Mode};
+pub use metrics::IngesterMetrics;
+
+use crate::decode::{decode_frame, Decoded};
+use crate::sink::FirehoseSink;
+use crate::source::{FrameHandler, Subscription};
+
+/// The subscribeRepos method.
+pub const SUBSCRIBE_REPOS: &str = "com.atproto.sync.subscribeRepos";
+
+/// Why the ingester could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum IngesterError {
+    /// Redis cannot be reached.
+    #[error(transparent)]
+    Redis(#[from] StoreError),
+}
+
+/// Runs every stage `config.mode` asks for until `shutdown`; then flushes the batches in hand
+/// with their cursors and returns.
+pub async fn run(
+    config: Config,
+    metrics: &'static IngesterMetrics,
+    shutdown: Shutdown,
+) -> Result<(), IngesterError> {
+    let conn = store::connect(&config.redis_url).await?;
+    tracing::info!(redis = %store::redact_url(&config.redis_url), mode = ?config.mode, prefix = %config.streams.prefix, "ingester starting");
+    let config = Arc::new(config);
+    let mut tasks = JoinSet::new();
+    {
+        let (config, conn, shutdown) = (config.clone(), conn.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            sink::sample_stream_lengths(
+                conn,
+                &config.streams,
+                metrics,
+                config.sample_interval,
+                &shutdown,
+            )
+            .await
+        });
+    }
+    if config.mode.firehose() {
+        for host in config.relay_hosts.clone() {
+            let (config, conn, shutdown) = (config.clone(), conn.clone(), shutdown.clone());
+            tasks.spawn(async move { run_firehose(host, config, conn, metrics, shutdown).await });
+        }
+    }
+    if config.mode.backfill() {
+        let (config, conn, shutdown) = (config.clone(), conn.clone(), shutdown.clone());
+        tasks.spawn(async move { backfill::run_backfill(&config, conn, metrics, &shutdown).await });
+    }
+    if config.mode.labeler() {
+        for host in config.labeler_hosts.clone() {
+            let (config, conn, shutdown) = (config.clone(), conn.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                labeler::run_labeler(&host, &config, conn, metrics, &shutdown).await
+            });
+        }
+    }
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(err) = joined {
+            metrics.errors.inc();
+            tracing::error!(error = %err, "an ingester task failed");
+        }
+    }
+    tracing::info!("ingester stopped");
+    Ok(())
+}
+
+/// Decodes frames on the socket's task and hands them to the writer through a bounded channel:
+/// when the writer waits, `send` waits, and the socket is not read.
+struct FirehoseReader {
+    tx: mpsc::Sender<Decoded>,
+    metrics: &'static IngesterMetrics,
+}
+
+impl FrameHandler for FirehoseReader {
+    async fn handle(&mut self, frame: Vec<u8>) -> Option<i64> {
+        let decoded = decode_frame(&frame, &now_rfc3339(), self.metrics);
+        let seq = decoded.seq;
+        if seq.is_none() && decoded.events.is_empty() {
+            return None;
+        }
+        let events = decoded.events.len() as i64;
+        self.metrics.events_in_memory.add(events);
+        if self.tx.send(decoded).await.is_err() {
+            // The writer ended (it only does on shutdown): do not advance past this frame.
+            self.metrics.events_in_memory.sub(events);
+            return None;
+        }
+        seq
+    }
+}
+
+/// One relay: its subscription and its writer, joined by a bounded channel.
+pub async fn run_firehose(
+    host: Host,
+    config: Arc<Config>,
+    conn: Connection,
+    metrics: &'static IngesterMetrics,
+    shutdown: Shutdown,
+) {
+    let cursor_key = config
+        .streams
+        .cursor_key(&config.streams.firehose_live, &host.name);
+    let cursor = labeler::stored_seq(&mut conn.clone(), &cursor_key, metrics).await;
+    tracing::info!(host = %host.name, ?cursor, "firehose starting");
+    let (tx, mut rx) = mpsc::channel::<Decoded>(config.channel_capacity);
+    let writer = {
+        let (config, shutdown) = (config.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut sink = FirehoseSink {
+                conn,
+                streams: &config.streams,
+                metrics,
+                high_water_mark: config.high_water_mark,
+                poll: config.backpressure_poll,
+            };
+            while let Some(batch) =
+                batch::next_batch(&mut rx, config.batch_size, config.batch_timeout).await
+            {
+                sink.wait_for_room(&shutdown).await;
+                sink.write(&batch, &cursor_key, &shutdown).await;
+            }
+        })
+    };
+    let subscription = Subscription {
+        host,
+        nsid: SUBSCRIBE_REPOS,
+        reconnect_min: config.reconnect_min,
+        reconnect_max: config.reconnect_max,
+    };
+    let mut reader = FirehoseReader { tx, metrics };
+    source::run(&subscription, cursor, &mut reader, metrics, &shutdown).await;
+    // Closing the channel lets the writer drain what is left, write it, and end.
+    drop(reader);
+    if let Err(err) = writer.await {
+        metrics.errors.inc();
+        tracing::error!(error = %err, "the firehose writer failed");
+    }
+}

@@ -1,0 +1,54 @@
+//! The ingester's metrics, under the names dashboards and alerts already use.
+
+use rsky_metrics_runtime::{IntCounter, IntGauge, Metrics};
+
+/// Every metric of the ingester. Registered at start, so each is on the first scrape at zero.
+///
+/// The service takes this set by reference: `main` passes [`IngesterMetrics::global`], tests a
+/// set registered in a fresh `Registry` each, so parallel tests never share counters.
+#[derive(Metrics)]
+#[metrics(service = "ingester")]
+pub struct IngesterMetrics {
+    /// Firehose frames received (every websocket binary message, well-formed or not)
+    pub firehose_events: IntCounter,
+    /// Create operations forwarded from firehose commits
+    pub firehose_create_events: IntCounter,
+    /// Update operations forwarded from firehose commits
+    pub firehose_update_events: IntCounter,
+    /// Delete operations forwarded from firehose commits
+    pub firehose_delete_events: IntCounter,
+    /// Commit operations skipped because their collection is outside app.bsky. and chat.bsky.
+    pub firehose_filtered_operations: IntCounter,
+    /// Entries written to the firehose_live stream
+    pub stream_events: IntCounter,
+    /// Errors: error frames, malformed frames, invalid operations, failed connections and writes
+    pub errors: IntCounter,
+    /// Frames received from labelers (subscribeLabels)
+    pub labeler_events: IntCounter,
+    /// Labels written to the label_live stream
+    pub labels_written: IntCounter,
+    /// Repositories listed by listRepos
+    pub backfill_repos_fetched: IntCounter,
+    /// Repositories written to the repo_backfill stream
+    pub backfill_repos_written: IntCounter,
+    /// listRepos requests that failed (connection, HTTP status or body)
+    pub backfill_fetch_errors: IntCounter,
+    /// Hosts whose listRepos was skipped because their cursor says it already finished
+    pub backfill_cursor_skips: IntCounter,
+    /// Length of the firehose_live stream, sampled every 10 seconds
+    pub firehose_live_length: IntGauge,
+    /// Length of the firehose_backfill stream, sampled every 10 seconds
+    pub firehose_backfill_length: IntGauge,
+    /// Length of the label_live stream, sampled every 10 seconds
+    pub label_live_length: IntGauge,
+    /// Length of the repo_backfill stream, sampled every 10 seconds
+    pub repo_backfill_length: IntGauge,
+    /// 1 while writing waits for firehose_live to drain below the high-water mark, else 0
+    pub backpressure_active: IntGauge,
+    /// Open websocket connections (relays and labelers)
+    pub websocket_connections: IntGauge,
+    /// Events decoded but not yet written to Redis
+    pub events_in_memory: IntGauge,
+    /// 1 once listRepos finished on every host, else 0
+    pub backfill_complete: IntGauge,
+}

@@ -1,0 +1,198 @@
+//! Test support: an ingester on its own registry and its own Redis key prefix, and readers for
+//! what it wrote.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rsky_common::config::Env;
+use rsky_common::shutdown::Shutdown;
+use rsky_common::store::{self, Connection};
+use rsky_common::streams::Streams;
+use rsky_ingester::{Config, IngesterError, IngesterMetrics};
+use rsky_metrics_runtime::{encode_text, Registry};
+use tokio::task::JoinHandle;
+
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A prefix no other test (or test run) uses.
+pub fn unique_prefix(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("t:{test}:{}:{nanos}:", std::process::id())
+}
+
+/// A metric set in a registry of its own. Leaked: the service holds it for `'static`, and a test
+/// process leaks one small set per test.
+pub fn fresh_metrics() -> (Registry, &'static IngesterMetrics) {
+    let registry = Registry::new();
+    let metrics = IngesterMetrics::register(&registry).expect("a fresh registry has no clashes");
+    (registry, Box::leak(Box::new(metrics)))
+}
+
+pub async fn redis() -> Connection {
+    store::connect(REDIS_URL).await.expect("the tests need Redis on 127.0.0.1:6379")
+}
+
+/// Test defaults: short timeouts so tests are quick. `vars` override them.
+pub fn config(prefix: &str, vars: &[(&str, &str)]) -> Config {
+    let mut pairs: Vec<(String, String)> = [
+        ("REDIS_URL", REDIS_URL),
+        ("REDIS_KEY_PREFIX", prefix),
+        ("INGESTER_MODE", "firehose"),
+        ("INGESTER_BATCH_TIMEOUT_MS", "50"),
+        ("INGESTER_SAMPLE_INTERVAL_MS", "50"),
+        ("INGESTER_RECONNECT_MIN_MS", "20"),
+        ("INGESTER_RECONNECT_MAX_MS", "200"),
+        ("INGESTER_BACKPRESSURE_POLL_MS", "20"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in vars {
+        pairs.retain(|(key, _)| key != k);
+        pairs.push((k.to_string(), v.to_string()));
+    }
+    Config::from(&Env::from_pairs(pairs)).expect("test configuration is valid")
+}
+
+/// A running ingester.
+pub struct Running {
+    pub registry: Registry,
+    pub metrics: &'static IngesterMetrics,
+    pub streams: Streams,
+    pub conn: Connection,
+    shutdown: Shutdown,
+    task: Option<JoinHandle<Result<(), IngesterError>>>,
+}
+
+impl Running {
+    /// Starts the ingester with `config` on fresh metrics.
+    pub async fn start(config: Config) -> Running {
+        let (registry, metrics) = fresh_metrics();
+        Self::start_with(config, registry, metrics).await
+    }
+
+    pub async fn start_with(
+        config: Config,
+        registry: Registry,
+        metrics: &'static IngesterMetrics,
+    ) -> Running {
+        let streams = config.streams.clone();
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(rsky_ingester::run(config, metrics, shutdown.clone()));
+        Running {
+            registry,
+            metrics,
+            streams,
+            conn: redis().await,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// Whether the service is still running.
+    pub fn is_running(&self) -> bool {
+        self.task.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Shuts down (as SIGTERM does) and waits for the flush.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(20), task)
+                .await
+                .expect("the ingester stops within 20 s of shutdown")
+                .expect("the ingester task did not panic")
+                .expect("the ingester ran");
+        }
+    }
+
+    pub fn scrape(&self) -> String {
+        encode_text(&self.registry)
+    }
+
+    /// The value of an unlabeled series in this ingester's scrape.
+    pub fn value(&self, name: &str) -> f64 {
+        sample(&self.scrape(), name).unwrap_or_else(|| panic!("{name} is not in the scrape"))
+    }
+
+    /// The JSON payloads of `stream`'s entries under `field`, in order.
+    pub async fn entries(&self, stream: &str, field: &str) -> Vec<serde_json::Value> {
+        entries(&mut self.conn.clone(), stream, field).await
+    }
+
+    pub async fn get(&self, key: &str) -> Option<String> {
+        store::read_cursor(&mut self.conn.clone(), key).await.unwrap()
+    }
+
+    pub async fn len(&self, stream: &str) -> u64 {
+        store::stream_len(&mut self.conn.clone(), stream).await.unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The value of `name` (an unlabeled series) in a text scrape.
+pub fn sample(scrape: &str, name: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        let (series, value) = line.split_once(' ')?;
+        (series == name).then(|| value.trim().parse().ok()).flatten()
+    })
+}
+
+pub async fn entries(conn: &mut Connection, stream: &str, field: &str) -> Vec<serde_json::Value> {
+    let reply: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await
+        .unwrap();
+    reply
+        .into_iter()
+        .map(|(id, fields)| {
+            let (_, json) = fields
+                .into_iter()
+                .find(|(f, _)| f == field)
+                .unwrap_or_else(|| panic!("entry {id} of {stream} has no field {field}"));
+            serde_json::from_str(&json).unwrap()
+        })
+        .collect()
+}
+
+/// Polls `check` until it holds, or panics naming `what` after `secs` seconds.
+pub async fn wait_until<F, Fut>(what: &str, secs: u64, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs} s waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads the non-comment, non-empty lines of a syntax fixture.
+pub fn fixture_lines(name: &str) -> Vec<String> {
+    let path = format!(
+        "{}/../../../shared/fixtures/atproto-interop/syntax/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
