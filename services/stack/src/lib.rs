@@ -1,11 +1,13 @@
 //! Deployment of the rsky pipeline: what the Prometheus, Grafana and compose files are checked
 //! against, and the tools that check them.
 //!
+//! - [`catalog`]: every metric of every service, from their `#[derive(Metrics)]` catalogs (METRICS.md).
 //! - [`spec`]: the 56 metric names fixed by the services' spec (dashboards and alerts use them).
 //! - [`promql`]: the metric names a PromQL expression reads, with Grafana's variables substituted.
 //! - [`dashboard`] and [`rules`]: the queries of the Grafana dashboard and of the alert rules.
 //! - [`tool`]: running `promtool`, `docker-compose`, `npx` with errors that say what to install.
 
+pub mod catalog;
 pub mod dashboard;
 pub mod promql;
 pub mod rules;
