@@ -10,7 +10,9 @@ pub type Connection = ConnectionManager;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// `REDIS_URL` cannot be parsed or the server cannot be reached.
-    #[error("cannot connect to Redis at {url}: {source} (check REDIS_URL and that Redis is running)")]
+    #[error(
+        "cannot connect to Redis at {url}: {source} (check REDIS_URL and that Redis is running)"
+    )]
     Connect {
         /// The URL, with any password hidden.
         url: String,

@@ -106,7 +106,13 @@ mod tests {
                 &streams.repo_backfill_dlq,
                 &streams.label_live
             ],
-            [FIREHOSE_LIVE, FIREHOSE_BACKFILL, REPO_BACKFILL, REPO_BACKFILL_DLQ, LABEL_LIVE]
+            [
+                FIREHOSE_LIVE,
+                FIREHOSE_BACKFILL,
+                REPO_BACKFILL,
+                REPO_BACKFILL_DLQ,
+                LABEL_LIVE
+            ]
         );
     }
 

@@ -8,6 +8,7 @@ use rsky_common::event::BackfillEvent;
 use rsky_common::shutdown::Shutdown;
 use rsky_common::store::{read_cursor, AtomicBatch, Connection};
 use rsky_common::streams::REPO_FIELD;
+use rsky_metrics_runtime::counted;
 use serde::Deserialize;
 
 use crate::config::{Config, Host};
@@ -119,12 +120,11 @@ async fn list_host(
         }
         let page = tokio::select! {
             _ = shutdown.cancelled() => return false,
-            page = fetch_page(client, &url) => page,
+            page = fetch_page(client, &url, metrics) => page,
         };
         let page = match page {
             Ok(page) => page,
             Err(err) => {
-                metrics.backfill_fetch_errors.inc();
                 metrics.errors.inc();
                 tracing::warn!(error = %err, retry_in = ?delay, "listRepos page not fetched");
                 if sleep_or_shutdown(delay, shutdown).await {
@@ -135,7 +135,9 @@ async fn list_host(
             }
         };
         delay = config.reconnect_min;
-        metrics.backfill_repos_fetched.inc_by(page.repos.len() as u64);
+        metrics
+            .backfill_repos_fetched
+            .inc_by(page.repos.len() as u64);
         let next = match page.cursor {
             Some(next) if !page.repos.is_empty() => next,
             _ => DONE.to_owned(),
@@ -181,11 +183,20 @@ async fn list_host(
     }
 }
 
-async fn fetch_page(client: &reqwest::Client, url: &str) -> Result<ListReposPage, FetchError> {
-    let response = client.get(url).send().await.map_err(|source| FetchError::Http {
-        url: url.to_owned(),
-        source,
-    })?;
+#[counted(metrics = metrics, events = list_repos_requests, errors = backfill_fetch_errors, duration = list_repos_seconds)]
+async fn fetch_page(
+    client: &reqwest::Client,
+    url: &str,
+    metrics: &IngesterMetrics,
+) -> Result<ListReposPage, FetchError> {
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|source| FetchError::Http {
+            url: url.to_owned(),
+            source,
+        })?;
     let status = response.status();
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
@@ -219,6 +230,9 @@ fn encode_query_value(value: &str) -> String {
 mod tests {
     #[test]
     fn cursors_are_percent_encoded() {
-        assert_eq!(super::encode_query_value("did:plc:a b"), "did%3Aplc%3Aa%20b");
+        assert_eq!(
+            super::encode_query_value("did:plc:a b"),
+            "did%3Aplc%3Aa%20b"
+        );
     }
 }

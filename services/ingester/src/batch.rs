@@ -73,16 +73,20 @@ mod tests {
         for seq in 1..=4 {
             tx.send(frame(seq, 1)).await.unwrap();
         }
-        let batch = next_batch(&mut rx, 3, Duration::from_secs(60)).await.unwrap();
+        let batch = next_batch(&mut rx, 3, Duration::from_secs(60))
+            .await
+            .unwrap();
         assert_eq!(batch.events.len(), 3);
         assert_eq!(batch.cursor, Some(3));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_partial_batch_closes_at_the_timeout() {
         let (tx, mut rx) = mpsc::channel(10);
         tx.send(frame(1, 1)).await.unwrap();
-        let batch = next_batch(&mut rx, 500, Duration::from_millis(100)).await.unwrap();
+        let batch = next_batch(&mut rx, 500, Duration::from_millis(50))
+            .await
+            .unwrap();
         assert_eq!(batch.events.len(), 1);
         drop(tx);
     }
@@ -93,8 +97,12 @@ mod tests {
         tx.send(frame(1, 1)).await.unwrap();
         tx.send(frame(2, 0)).await.unwrap();
         drop(tx);
-        let batch = next_batch(&mut rx, 500, Duration::from_secs(60)).await.unwrap();
+        let batch = next_batch(&mut rx, 500, Duration::from_secs(60))
+            .await
+            .unwrap();
         assert_eq!((batch.events.len(), batch.cursor), (1, Some(2)));
-        assert!(next_batch(&mut rx, 500, Duration::from_secs(60)).await.is_none());
+        assert!(next_batch(&mut rx, 500, Duration::from_secs(60))
+            .await
+            .is_none());
     }
 }

@@ -207,7 +207,10 @@ mod tests {
     fn defaults_match_the_spec() {
         let config = Config::from(&Env::from_pairs::<&str, &str>([])).unwrap();
         assert_eq!(config.redis_url, "redis://127.0.0.1:6379");
-        assert_eq!(config.relay_hosts, [Host::parse("x", "bsky.network").unwrap()]);
+        assert_eq!(
+            config.relay_hosts,
+            [Host::parse("x", "bsky.network").unwrap()]
+        );
         assert_eq!(config.relay_hosts[0].ws_base, "wss://bsky.network");
         assert_eq!(config.batch_size, 500);
         assert_eq!(config.batch_timeout, Duration::from_millis(1000));
@@ -230,10 +233,26 @@ mod tests {
     fn a_bad_value_gives_one_line_naming_the_variable() {
         let cases = [
             ("INGESTER_BATCH_SIZE", "0", "must be at least 1"),
-            ("INGESTER_BATCH_TIMEOUT_MS", "soon", "expected a non-negative whole number"),
-            ("INGESTER_HIGH_WATER_MARK", "-5", "expected a non-negative whole number"),
-            ("INGESTER_MODE", "both", "expected one of all | firehose | backfill | labeler"),
-            ("INGESTER_RELAY_HOSTS", "ftp://relay", "unsupported scheme \"ftp\""),
+            (
+                "INGESTER_BATCH_TIMEOUT_MS",
+                "soon",
+                "expected a non-negative whole number",
+            ),
+            (
+                "INGESTER_HIGH_WATER_MARK",
+                "-5",
+                "expected a non-negative whole number",
+            ),
+            (
+                "INGESTER_MODE",
+                "both",
+                "expected one of all | firehose | backfill | labeler",
+            ),
+            (
+                "INGESTER_RELAY_HOSTS",
+                "ftp://relay",
+                "unsupported scheme \"ftp\"",
+            ),
         ];
         for (var, value, reason) in cases {
             let err = Config::from(&Env::from_pairs([(var, value)])).unwrap_err();

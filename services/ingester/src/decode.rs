@@ -6,9 +6,8 @@
 use rsky_atproto::cbor::record_cbor_to_json;
 use rsky_atproto::firehose::{decode_repo_frame, CommitEvent, FrameError, OpAction, RepoFrame};
 use rsky_atproto::syntax::{is_forwarded_collection, split_repo_path, validate_did};
-use rsky_common::event::{
-    AccountEvent, DeleteEvent, IdentityEvent, RecordEvent, StreamEvent,
-};
+use rsky_common::event::{AccountEvent, DeleteEvent, IdentityEvent, RecordEvent, StreamEvent};
+use rsky_metrics_runtime::counted;
 
 use crate::metrics::IngesterMetrics;
 
@@ -23,8 +22,8 @@ pub struct Decoded {
 }
 
 /// Decodes one `subscribeRepos` binary message; `time` is the ingest time written on events.
+#[counted(metrics = metrics, events = firehose_events)]
 pub fn decode_frame(frame: &[u8], time: &str, metrics: &IngesterMetrics) -> Decoded {
-    metrics.firehose_events.inc();
     match decode_repo_frame(frame) {
         Ok(RepoFrame::Commit(commit)) => Decoded {
             seq: Some(commit.seq),
@@ -104,10 +103,7 @@ fn commit_events(commit: &CommitEvent, time: &str, metrics: &IngesterMetrics) ->
         return Vec::new();
     }
     // Only read the blocks when some op needs a record.
-    let needs_blocks = commit
-        .ops
-        .iter()
-        .any(|op| op.action != OpAction::Delete);
+    let needs_blocks = commit.ops.iter().any(|op| op.action != OpAction::Delete);
     let blocks = if needs_blocks {
         match commit.block_map() {
             Ok(blocks) => blocks,

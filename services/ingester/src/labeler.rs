@@ -6,6 +6,7 @@ use rsky_common::event::{Label, LabelsEvent};
 use rsky_common::shutdown::Shutdown;
 use rsky_common::store::{read_cursor, AtomicBatch, Connection};
 use rsky_common::streams::{Streams, LABELS_FIELD};
+use rsky_metrics_runtime::counted;
 
 use crate::config::{Config, Host};
 use crate::metrics::IngesterMetrics;
@@ -23,8 +24,8 @@ struct LabelWriter<'a> {
 }
 
 impl FrameHandler for LabelWriter<'_> {
+    #[counted(metrics = self.metrics, events = labeler_events)]
     async fn handle(&mut self, frame: Vec<u8>) -> Option<i64> {
-        self.metrics.labeler_events.inc();
         let event = match decode_label_frame(&frame) {
             Ok(LabelFrame::Labels(event)) => event,
             Ok(LabelFrame::Info(info)) => {

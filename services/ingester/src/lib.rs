@@ -9,7 +9,7 @@
 //! - [`sink`]: atomic writes with their cursor, backpressure, stream-length sampling;
 //! - [`backfill`]: `listRepos` into `repo_backfill`;
 //! - [`labeler`]: `subscribeLabels` into `label_live`;
-//! - [`metrics`]: [`IngesterMetrics`].
+//! - [`metrics`]: the metric set, [`IngesterMetrics`].
 //!
 //! The library takes its metric set by reference: `main` passes the process-wide set, tests a
 //! set registered in a registry of their own.

@@ -1,6 +1,6 @@
 //! The ingester's metrics, under the names dashboards and alerts already use.
 
-use rsky_metrics_runtime::{IntCounter, IntGauge, Metrics};
+use rsky_metrics_runtime::{Histogram, IntCounter, IntGauge, Metrics};
 
 /// Every metric of the ingester. Registered at start, so each is on the first scrape at zero.
 ///
@@ -51,4 +51,14 @@ pub struct IngesterMetrics {
     pub events_in_memory: IntGauge,
     /// 1 once listRepos finished on every host, else 0
     pub backfill_complete: IntGauge,
+    /// Atomic batch writes (XADDs plus cursor) sent to Redis, failed ones included
+    pub batch_writes: IntCounter,
+    /// Time to write one batch to Redis
+    #[metric(unit = "seconds", buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])]
+    pub batch_write_seconds: Histogram,
+    /// listRepos requests sent, failed ones included
+    pub list_repos_requests: IntCounter,
+    /// Time to fetch one listRepos page
+    #[metric(unit = "seconds", buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])]
+    pub list_repos_seconds: Histogram,
 }

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use rsky_common::shutdown::Shutdown;
-use rsky_common::store::{stream_len, AtomicBatch, Connection};
+use rsky_common::store::{stream_len, AtomicBatch, Connection, StoreError};
 use rsky_common::streams::{Streams, EVENT_FIELD};
+use rsky_metrics_runtime::counted;
 
 use crate::batch::Batch;
 use crate::metrics::IngesterMetrics;
@@ -82,24 +83,14 @@ impl FirehoseSink<'_> {
             .collect();
         let mut attempts = 0u32;
         loop {
-            let mut pipeline = AtomicBatch::new();
-            for payload in &payloads {
-                pipeline.xadd(&self.streams.firehose_live, &[(EVENT_FIELD, payload)]);
-            }
-            if let Some(cursor) = batch.cursor {
-                pipeline.set(cursor_key, &cursor.to_string());
-            }
             attempts += 1;
-            match pipeline.commit(&mut self.conn).await {
-                Ok(_) => {
+            match self.write_once(&payloads, batch.cursor, cursor_key).await {
+                Ok(()) => {
                     self.metrics.stream_events.inc_by(payloads.len() as u64);
-                    self.metrics
-                        .events_in_memory
-                        .sub(batch.events.len() as i64);
+                    self.metrics.events_in_memory.sub(batch.events.len() as i64);
                     return true;
                 }
                 Err(err) => {
-                    self.metrics.errors.inc();
                     if shutdown.is_cancelled() && attempts >= SHUTDOWN_ATTEMPTS {
                         tracing::error!(error = %err, events = payloads.len(), cursor = ?batch.cursor, "shutting down without writing the last batch: Redis refused it {attempts} times");
                         return false;
@@ -109,6 +100,24 @@ impl FirehoseSink<'_> {
                 }
             }
         }
+    }
+
+    /// One MULTI/EXEC: every XADD of the batch, then the cursor SET.
+    #[counted(metrics = self.metrics, events = batch_writes, errors = errors, duration = batch_write_seconds)]
+    async fn write_once(
+        &mut self,
+        payloads: &[String],
+        cursor: Option<i64>,
+        cursor_key: &str,
+    ) -> Result<(), StoreError> {
+        let mut pipeline = AtomicBatch::new();
+        for payload in payloads {
+            pipeline.xadd(&self.streams.firehose_live, &[(EVENT_FIELD, payload)]);
+        }
+        if let Some(cursor) = cursor {
+            pipeline.set(cursor_key, &cursor.to_string());
+        }
+        pipeline.commit(&mut self.conn).await.map(|_| ())
     }
 }
 
@@ -122,7 +131,10 @@ pub async fn sample_stream_lengths(
 ) {
     let gauges = [
         (&streams.firehose_live, &metrics.firehose_live_length),
-        (&streams.firehose_backfill, &metrics.firehose_backfill_length),
+        (
+            &streams.firehose_backfill,
+            &metrics.firehose_backfill_length,
+        ),
         (&streams.label_live, &metrics.label_live_length),
         (&streams.repo_backfill, &metrics.repo_backfill_length),
     ];

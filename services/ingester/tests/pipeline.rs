@@ -22,7 +22,10 @@ fn post(text: &str) -> serde_json::Value {
 }
 
 fn cid_of(record: &serde_json::Value) -> String {
-    encode_block(&json_to_ipld(record).unwrap()).unwrap().0.to_string()
+    encode_block(&json_to_ipld(record).unwrap())
+        .unwrap()
+        .0
+        .to_string()
 }
 
 fn host_name(relay: &TestRelay) -> String {
@@ -59,7 +62,11 @@ fn every_spec_metric_is_on_the_first_scrape_at_zero() {
     let (registry, _metrics) = fresh_metrics();
     let scrape = rsky_metrics_runtime::encode_text(&registry);
     for name in SPEC_METRICS {
-        assert_eq!(sample(&scrape, name), Some(0.0), "{name} at zero before any work");
+        assert_eq!(
+            sample(&scrape, name),
+            Some(0.0),
+            "{name} at zero before any work"
+        );
     }
     let declared: BTreeSet<&str> = IngesterMetrics::METRICS.iter().map(|m| m.name).collect();
     assert!(SPEC_METRICS.iter().all(|name| declared.contains(name)));
@@ -78,36 +85,93 @@ async fn end_to_end_the_stream_holds_exactly_what_the_relay_sent() {
     });
     let follow = json!({"$type": "app.bsky.graph.follow", "subject": alice, "createdAt": "2024-01-01T00:00:00Z"});
     script
-        .commit(alice, &[
-            Op::create("app.bsky.feed.post", "3kpost0000001", post("first")),
-            Op::create("com.example.blog.entry", "3kblog0000001", json!({"body": "elsewhere"})),
-        ])
+        .commit(
+            alice,
+            &[
+                Op::create("app.bsky.feed.post", "3kpost0000001", post("first")),
+                Op::create(
+                    "com.example.blog.entry",
+                    "3kblog0000001",
+                    json!({"body": "elsewhere"}),
+                ),
+            ],
+        )
         .unwrap(); // 101
-    script.commit(bob, &[Op::create("app.bsky.graph.follow", "3kfollow00001", follow.clone())]).unwrap(); // 102
-    script.commit(alice, &[Op::update("app.bsky.feed.post", "3kpost0000001", post("edited"))]).unwrap(); // 103
-    script.commit(alice, &[Op::create("app.bsky.actor.profile", "self", profile.clone())]).unwrap(); // 104
+    script
+        .commit(
+            bob,
+            &[Op::create(
+                "app.bsky.graph.follow",
+                "3kfollow00001",
+                follow.clone(),
+            )],
+        )
+        .unwrap(); // 102
+    script
+        .commit(
+            alice,
+            &[Op::update(
+                "app.bsky.feed.post",
+                "3kpost0000001",
+                post("edited"),
+            )],
+        )
+        .unwrap(); // 103
+    script
+        .commit(
+            alice,
+            &[Op::create(
+                "app.bsky.actor.profile",
+                "self",
+                profile.clone(),
+            )],
+        )
+        .unwrap(); // 104
     script.identity(alice, Some("alice.test")).unwrap(); // 105
-    script.account_status(bob, false, Some("deactivated")).unwrap(); // 106
+    script
+        .account_status(bob, false, Some("deactivated"))
+        .unwrap(); // 106
     script.sync(alice).unwrap(); // 107: skipped, but the cursor passes it
     script.info("OutdatedCursor", Some("scripted")).unwrap();
-    script.error_frame("ConsumerTooSlow", Some("scripted")).unwrap();
-    script.commit(alice, &[Op::delete("app.bsky.feed.post", "3kpost0000001")]).unwrap(); // 108
+    script
+        .error_frame("ConsumerTooSlow", Some("scripted"))
+        .unwrap();
+    script
+        .commit(alice, &[Op::delete("app.bsky.feed.post", "3kpost0000001")])
+        .unwrap(); // 108
     let frames = script.items().len();
     relay.push(script.take_items());
 
     let prefix = unique_prefix("e2e");
-    let ingester = Running::start(config(&prefix, &[("INGESTER_RELAY_HOSTS", &relay.ws_url())])).await;
+    let ingester = Running::start(config(
+        &prefix,
+        &[("INGESTER_RELAY_HOSTS", &relay.ws_url())],
+    ))
+    .await;
     let live = ingester.streams.firehose_live.clone();
-    wait_until("7 events in firehose_live", 15, || async { ingester.len(&live).await >= 7 }).await;
+    wait_until("7 events in firehose_live", 15, || async {
+        ingester.len(&live).await >= 7
+    })
+    .await;
     wait_until("the cursor at 108", 5, || async {
-        ingester.get(&ingester.streams.cursor_key(&live, &host_name(&relay))).await.as_deref() == Some("108")
+        ingester
+            .get(&ingester.streams.cursor_key(&live, &host_name(&relay)))
+            .await
+            .as_deref()
+            == Some("108")
     })
     .await;
 
     let events = ingester.entries(&live, EVENT_FIELD).await;
     let summary: Vec<(String, i64, String)> = events
         .iter()
-        .map(|e| (e["type"].as_str().unwrap().to_owned(), e["seq"].as_i64().unwrap(), e["did"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_owned(),
+                e["seq"].as_i64().unwrap(),
+                e["did"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let expect = |t: &str, seq: i64, did: &str| (t.to_owned(), seq, did.to_owned());
     assert_eq!(
@@ -131,10 +195,16 @@ async fn end_to_end_the_stream_holds_exactly_what_the_relay_sent() {
     // Links and bytes in their AT Protocol JSON form.
     assert_eq!(events[3]["record"], profile);
     assert_eq!(events[4]["handle"], "alice.test");
-    assert_eq!((events[5]["active"].clone(), events[5]["status"].clone()), (json!(false), json!("deactivated")));
+    assert_eq!(
+        (events[5]["active"].clone(), events[5]["status"].clone()),
+        (json!(false), json!("deactivated"))
+    );
     assert!(events[6].get("record").is_none() && events[6]["rkey"] == "3kpost0000001");
     for event in &events {
-        assert!(event["time"].as_str().unwrap().ends_with('Z'), "ingest time in RFC 3339");
+        assert!(
+            event["time"].as_str().unwrap().ends_with('Z'),
+            "ingest time in RFC 3339"
+        );
     }
     for event in events.iter().filter(|e| e.get("commit").is_some()) {
         assert!(event["commit"].as_str().unwrap().starts_with("bafyrei"));
@@ -145,15 +215,28 @@ async fn end_to_end_the_stream_holds_exactly_what_the_relay_sent() {
         ingester.value("ingester_firehose_live_length") == 7.0
     })
     .await;
-    assert_eq!(ingester.value("ingester_firehose_events_total"), frames as f64);
+    assert_eq!(
+        ingester.value("ingester_firehose_events_total"),
+        frames as f64
+    );
     assert_eq!(ingester.value("ingester_firehose_create_events_total"), 3.0);
     assert_eq!(ingester.value("ingester_firehose_update_events_total"), 1.0);
     assert_eq!(ingester.value("ingester_firehose_delete_events_total"), 1.0);
-    assert_eq!(ingester.value("ingester_firehose_filtered_operations_total"), 1.0);
+    assert_eq!(
+        ingester.value("ingester_firehose_filtered_operations_total"),
+        1.0
+    );
     assert_eq!(ingester.value("ingester_stream_events_total"), 7.0);
-    assert_eq!(ingester.value("ingester_errors_total"), 1.0, "the error frame");
+    assert_eq!(
+        ingester.value("ingester_errors_total"),
+        1.0,
+        "the error frame"
+    );
     assert_eq!(ingester.value("ingester_websocket_connections"), 1.0);
     assert_eq!(ingester.value("ingester_events_in_memory"), 0.0);
+    let writes = ingester.value("ingester_batch_writes_total");
+    assert!(writes >= 1.0);
+    assert_eq!(ingester.value("ingester_batch_write_seconds_count"), writes);
 }
 
 #[tokio::test]
@@ -182,7 +265,11 @@ async fn backpressure_pauses_writing_and_loses_nothing() {
     .await;
     // Paused: the stream stays at the mark while events wait in memory and on the socket.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(ingester.len(&live).await, 6, "writing stopped after the batch that reached the mark");
+    assert_eq!(
+        ingester.len(&live).await,
+        6,
+        "writing stopped after the batch that reached the mark"
+    );
     assert!(ingester.value("ingester_events_in_memory") > 0.0);
     // The socket reader stopped too: written (6) + the batch in hand (2) + the channel (4) + the
     // frame waiting to be sent into it (1); the rest waits in the socket.
@@ -196,22 +283,44 @@ async fn backpressure_pauses_writing_and_loses_nothing() {
     let mut seen = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while seen.len() < 60 {
-        assert!(tokio::time::Instant::now() < deadline, "drained only {} of 60 events", seen.len());
-        let reply: Vec<(String, Vec<(String, String)>)> =
-            redis::cmd("XRANGE").arg(&live).arg("-").arg("+").query_async(&mut conn).await.unwrap();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "drained only {} of 60 events",
+            seen.len()
+        );
+        let reply: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(&live)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         for (id, fields) in reply {
             let event: serde_json::Value = serde_json::from_str(&fields[0].1).unwrap();
             seen.push(event["seq"].as_i64().unwrap());
-            let _: i64 = redis::cmd("XDEL").arg(&live).arg(&id).query_async(&mut conn).await.unwrap();
+            let _: i64 = redis::cmd("XDEL")
+                .arg(&live)
+                .arg(&id)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(seen, (1..=60).collect::<Vec<_>>(), "none lost, none duplicated, in order");
+    assert_eq!(
+        seen,
+        (1..=60).collect::<Vec<_>>(),
+        "none lost, none duplicated, in order"
+    );
     wait_until("the backpressure gauge back at 0", 5, || async {
         ingester.value("ingester_backpressure_active") == 0.0
     })
     .await;
-    let _: () = redis::cmd("DEL").arg(&live).query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(&live)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -227,11 +336,26 @@ async fn a_disconnect_resumes_from_the_cursor_with_no_gap_and_no_duplicate() {
     let config = config(&prefix, &[("INGESTER_RELAY_HOSTS", &relay.ws_url())]);
     let mut ingester = Running::start(config.clone()).await;
     let live = ingester.streams.firehose_live.clone();
-    wait_until("20 events", 15, || async { ingester.len(&live).await >= 20 }).await;
-    assert_eq!(relay.repo_cursors(), [None, Some(7)], "reconnected after seq 7");
-    let seqs: Vec<i64> = ingester.entries(&live, EVENT_FIELD).await.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    wait_until("20 events", 15, || async {
+        ingester.len(&live).await >= 20
+    })
+    .await;
+    assert_eq!(
+        relay.repo_cursors(),
+        [None, Some(7)],
+        "reconnected after seq 7"
+    );
+    let seqs: Vec<i64> = ingester
+        .entries(&live, EVENT_FIELD)
+        .await
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
     assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
-    assert!(ingester.value("ingester_errors_total") >= 1.0, "the cut is counted");
+    assert!(
+        ingester.value("ingester_errors_total") >= 1.0,
+        "the cut is counted"
+    );
     wait_until("one open connection again", 5, || async {
         ingester.value("ingester_websocket_connections") == 1.0
     })
@@ -246,9 +370,17 @@ async fn a_disconnect_resumes_from_the_cursor_with_no_gap_and_no_duplicate() {
     }
     relay.push(script.take_items());
     let ingester = Running::start(config).await;
-    wait_until("25 events", 15, || async { ingester.len(&live).await >= 25 }).await;
+    wait_until("25 events", 15, || async {
+        ingester.len(&live).await >= 25
+    })
+    .await;
     assert_eq!(relay.repo_cursors().last(), Some(&Some(20)));
-    let seqs: Vec<i64> = ingester.entries(&live, EVENT_FIELD).await.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let seqs: Vec<i64> = ingester
+        .entries(&live, EVENT_FIELD)
+        .await
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
     assert_eq!(seqs, (1..=25).collect::<Vec<_>>());
 }
 
@@ -270,23 +402,45 @@ async fn bad_input_is_counted_or_filtered_and_the_stream_goes_on() {
         .collect();
     let ops: Vec<RawOp> = bad_paths
         .iter()
-        .map(|path| RawOp { action: OpAction::Create, path: path.clone(), record: Some(record.clone()) })
+        .map(|path| RawOp {
+            action: OpAction::Create,
+            path: path.clone(),
+            record: Some(record.clone()),
+        })
         .collect();
     script.raw_commit("did:plc:mallory", &ops).unwrap();
     let bad_dids = fixture_lines("did_syntax_invalid.txt");
     for did in &bad_dids {
         script
-            .raw_commit(did, &[RawOp { action: OpAction::Create, path: "app.bsky.feed.post/3kok000000001".into(), record: Some(record.clone()) }])
+            .raw_commit(
+                did,
+                &[RawOp {
+                    action: OpAction::Create,
+                    path: "app.bsky.feed.post/3kok000000001".into(),
+                    record: Some(record.clone()),
+                }],
+            )
             .unwrap();
         script.identity(did, None).unwrap();
     }
     let last = script
-        .commit("did:plc:alice", &[Op::create("app.bsky.feed.post", "3kgood0000001", post("still here"))])
+        .commit(
+            "did:plc:alice",
+            &[Op::create(
+                "app.bsky.feed.post",
+                "3kgood0000001",
+                post("still here"),
+            )],
+        )
         .unwrap();
     relay.push(script.take_items());
 
     let prefix = unique_prefix("bad-input");
-    let ingester = Running::start(config(&prefix, &[("INGESTER_RELAY_HOSTS", &relay.ws_url())])).await;
+    let ingester = Running::start(config(
+        &prefix,
+        &[("INGESTER_RELAY_HOSTS", &relay.ws_url())],
+    ))
+    .await;
     let live = ingester.streams.firehose_live.clone();
     let cursor_key = ingester.streams.cursor_key(&live, &host_name(&relay));
     wait_until("the good commit after the bad input", 20, || async {
@@ -322,10 +476,16 @@ async fn shutdown_flushes_the_batch_in_hand_with_its_cursor() {
     let prefix = unique_prefix("flush");
     let mut ingester = Running::start(config(
         &prefix,
-        &[("INGESTER_RELAY_HOSTS", &relay.ws_url()), ("INGESTER_BATCH_TIMEOUT_MS", "600000")],
+        &[
+            ("INGESTER_RELAY_HOSTS", &relay.ws_url()),
+            ("INGESTER_BATCH_TIMEOUT_MS", "600000"),
+        ],
     ))
     .await;
-    wait_until("5 events in memory", 10, || async { ingester.value("ingester_events_in_memory") == 5.0 }).await;
+    wait_until("5 events in memory", 10, || async {
+        ingester.value("ingester_events_in_memory") == 5.0
+    })
+    .await;
     let live = ingester.streams.firehose_live.clone();
     assert_eq!(ingester.len(&live).await, 0, "the batch is still open");
     ingester.stop().await;
@@ -359,26 +519,54 @@ async fn backfill_lists_every_repo_into_repo_backfill_then_skips_a_finished_host
     ];
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut ingester = Running::start(config(&prefix, &vars)).await;
-    wait_until("backfill complete", 15, || async { ingester.value("ingester_backfill_complete") == 1.0 }).await;
+    wait_until("backfill complete", 15, || async {
+        ingester.value("ingester_backfill_complete") == 1.0
+    })
+    .await;
     let stream = ingester.streams.repo_backfill.clone();
     let repos = ingester.entries(&stream, REPO_FIELD).await;
-    assert_eq!(repos.iter().map(|r| r["did"].as_str().unwrap()).collect::<Vec<_>>(), dids);
+    assert_eq!(
+        repos
+            .iter()
+            .map(|r| r["did"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        dids
+    );
     assert_eq!(repos[0]["host"], host_name(&relay));
-    assert_eq!((repos[3]["active"].clone(), repos[3]["status"].clone()), (json!(false), json!("takendown")));
+    assert_eq!(
+        (repos[3]["active"].clone(), repos[3]["status"].clone()),
+        (json!(false), json!("takendown"))
+    );
     let cursor_key = ingester.streams.cursor_key(&stream, &host_name(&relay));
-    assert_eq!(ingester.get(&cursor_key).await.as_deref(), Some("!ingester-done"));
+    assert_eq!(
+        ingester.get(&cursor_key).await.as_deref(),
+        Some("!ingester-done")
+    );
     assert_eq!(ingester.value("ingester_backfill_repos_fetched_total"), 7.0);
     assert_eq!(ingester.value("ingester_backfill_repos_written_total"), 7.0);
     assert_eq!(ingester.value("ingester_backfill_fetch_errors_total"), 1.0);
     assert_eq!(ingester.value("ingester_backfill_cursor_skips_total"), 0.0);
-    wait_until("repo_backfill length sampled", 5, || async { ingester.value("ingester_repo_backfill_length") == 7.0 }).await;
+    // One refused request, then pages of 3, 3 and 1.
+    assert_eq!(ingester.value("ingester_list_repos_requests_total"), 4.0);
+    assert_eq!(ingester.value("ingester_list_repos_seconds_count"), 4.0);
+    wait_until("repo_backfill length sampled", 5, || async {
+        ingester.value("ingester_repo_backfill_length") == 7.0
+    })
+    .await;
     ingester.stop().await;
 
     let requests = relay.list_requests();
     let again = Running::start(config(&prefix, &vars)).await;
-    wait_until("backfill complete again", 10, || async { again.value("ingester_backfill_complete") == 1.0 }).await;
+    wait_until("backfill complete again", 10, || async {
+        again.value("ingester_backfill_complete") == 1.0
+    })
+    .await;
     assert_eq!(again.value("ingester_backfill_cursor_skips_total"), 1.0);
-    assert_eq!(relay.list_requests(), requests, "a finished host is not listed again");
+    assert_eq!(
+        relay.list_requests(),
+        requests,
+        "a finished host is not listed again"
+    );
     assert_eq!(again.len(&stream).await, 7);
 }
 
@@ -386,21 +574,47 @@ async fn backfill_lists_every_repo_into_repo_backfill_then_skips_a_finished_host
 async fn labeler_writes_each_labels_frame_with_its_cursor() {
     let relay = TestRelay::start().await.unwrap();
     let src = "did:plc:labeler";
-    let error = encode_label_frame(&LabelFrame::Error(ErrorFrame { error: "FutureCursor".into(), message: None })).unwrap();
+    let error = encode_label_frame(&LabelFrame::Error(ErrorFrame {
+        error: "FutureCursor".into(),
+        message: None,
+    }))
+    .unwrap();
     relay.push_labels([
-        labels_frame(1, vec![label(src, "at://did:plc:a/app.bsky.feed.post/1", "spam", false), label(src, "did:plc:b", "!hide", false)]).unwrap(),
+        labels_frame(
+            1,
+            vec![
+                label(src, "at://did:plc:a/app.bsky.feed.post/1", "spam", false),
+                label(src, "did:plc:b", "!hide", false),
+            ],
+        )
+        .unwrap(),
         Item::unsequenced(error),
-        labels_frame(2, vec![label(src, "at://did:plc:a/app.bsky.feed.post/1", "spam", true)]).unwrap(),
+        labels_frame(
+            2,
+            vec![label(
+                src,
+                "at://did:plc:a/app.bsky.feed.post/1",
+                "spam",
+                true,
+            )],
+        )
+        .unwrap(),
     ]);
     let prefix = unique_prefix("labeler");
     let ingester = Running::start(config(
         &prefix,
-        &[("INGESTER_MODE", "labeler"), ("INGESTER_LABELER_HOSTS", &relay.ws_url())],
+        &[
+            ("INGESTER_MODE", "labeler"),
+            ("INGESTER_LABELER_HOSTS", &relay.ws_url()),
+        ],
     ))
     .await;
     let stream = ingester.streams.label_live.clone();
     let cursor_key = ingester.streams.cursor_key(&stream, &host_name(&relay));
-    wait_until("the label cursor at 2", 10, || async { ingester.get(&cursor_key).await.as_deref() == Some("2") }).await;
+    wait_until("the label cursor at 2", 10, || async {
+        ingester.get(&cursor_key).await.as_deref() == Some("2")
+    })
+    .await;
     let entries = ingester.entries(&stream, LABELS_FIELD).await;
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[0]["seq"], 1);
@@ -410,21 +624,30 @@ async fn labeler_writes_each_labels_frame_with_its_cursor() {
     assert_eq!(ingester.value("ingester_labeler_events_total"), 3.0);
     assert_eq!(ingester.value("ingester_labels_written_total"), 3.0);
     assert_eq!(ingester.value("ingester_errors_total"), 1.0);
-    wait_until("label_live length sampled", 5, || async { ingester.value("ingester_label_live_length") == 2.0 }).await;
+    wait_until("label_live length sampled", 5, || async {
+        ingester.value("ingester_label_live_length") == 2.0
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn the_firehose_backfill_length_is_sampled_too() {
     let prefix = unique_prefix("sample");
     // Nothing to connect to: only the sampler matters here.
-    let ingester = Running::start(config(&prefix, &[("INGESTER_RELAY_HOSTS", "ws://127.0.0.1:9")])).await;
+    let ingester = Running::start(config(
+        &prefix,
+        &[("INGESTER_RELAY_HOSTS", "ws://127.0.0.1:9")],
+    ))
+    .await;
     let mut conn = ingester.conn.clone();
     for i in 0..3 {
         let _: String = redis::cmd("XADD")
             .arg(&ingester.streams.firehose_backfill)
             .arg("*")
             .arg(EVENT_FIELD)
-            .arg(format!(r#"{{"type":"identity","seq":-1,"time":"t","did":"did:plc:{i}"}}"#))
+            .arg(format!(
+                r#"{{"type":"identity","seq":-1,"time":"t","did":"did:plc:{i}"}}"#
+            ))
             .query_async(&mut conn)
             .await
             .unwrap();
@@ -433,6 +656,13 @@ async fn the_firehose_backfill_length_is_sampled_too() {
         ingester.value("ingester_firehose_backfill_length") == 3.0
     })
     .await;
-    assert!(ingester.value("ingester_errors_total") >= 1.0, "the refused connection is counted");
-    let _: () = redis::cmd("DEL").arg(&ingester.streams.firehose_backfill).query_async(&mut conn).await.unwrap();
+    assert!(
+        ingester.value("ingester_errors_total") >= 1.0,
+        "the refused connection is counted"
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(&ingester.streams.firehose_backfill)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 }

@@ -282,10 +282,11 @@ impl FirehoseScript {
             let (collection, rkey) = path.split_once('/').unwrap_or((path, ""));
             (collection.to_owned(), rkey.to_owned(), record.clone())
         });
-        let built = build_repo(did, &account.key, &rev, records).map_err(|e| ScriptError::Repo {
-            did: did.into(),
-            reason: e.to_string(),
-        })?;
+        let built =
+            build_repo(did, &account.key, &rev, records).map_err(|e| ScriptError::Repo {
+                did: did.into(),
+                reason: e.to_string(),
+            })?;
         let blocks = built
             .diff_car(account.last.as_ref())
             .map_err(|e| ScriptError::Encode(e.to_string()))?;
@@ -347,10 +348,11 @@ impl FirehoseScript {
         }
         // The commit points at an empty tree: these ops cannot be in a valid MST, and consumers
         // of the firehose read records from the blocks by CID, not through the tree.
-        let empty = rsky_atproto::mst::build_mst(&BTreeMap::new()).map_err(|e| ScriptError::Repo {
-            did: repo.into(),
-            reason: e.to_string(),
-        })?;
+        let empty =
+            rsky_atproto::mst::build_mst(&BTreeMap::new()).map_err(|e| ScriptError::Repo {
+                did: repo.into(),
+                reason: e.to_string(),
+            })?;
         blocks.extend(empty.blocks.iter().map(|(c, b)| (*c, b.clone())));
         let commit = Commit::sign(repo, empty.root, &rev, &key).map_err(|e| ScriptError::Repo {
             did: repo.into(),
@@ -525,8 +527,10 @@ pub fn malformed_frames() -> Vec<(&'static str, Vec<u8>)> {
     let mut wrong_body = header("#identity");
     wrong_body.extend(rsky_atproto::cbor::to_dag_cbor(&vec![1, 2, 3]).unwrap_or_default());
     let missing_body = header("#account");
-    let mut bad_op = rsky_atproto::cbor::to_dag_cbor(&BTreeMap::from([("op", 7)])).unwrap_or_default();
-    bad_op.extend(rsky_atproto::cbor::to_dag_cbor(&BTreeMap::from([("seq", 1)])).unwrap_or_default());
+    let mut bad_op =
+        rsky_atproto::cbor::to_dag_cbor(&BTreeMap::from([("op", 7)])).unwrap_or_default();
+    bad_op
+        .extend(rsky_atproto::cbor::to_dag_cbor(&BTreeMap::from([("seq", 1)])).unwrap_or_default());
     vec![
         ("empty frame", Vec::new()),
         ("not CBOR", b"this is not cbor".to_vec()),

@@ -157,7 +157,10 @@ mod tests {
         let log = FrameLog::new(2);
         log.extend((1..=3).map(|seq| Item::event(seq, vec![])));
         let (items, next) = log.read_from(0, 10);
-        assert_eq!(items.iter().map(|i| i.seq).collect::<Vec<_>>(), [Some(2), Some(3)]);
+        assert_eq!(
+            items.iter().map(|i| i.seq).collect::<Vec<_>>(),
+            [Some(2), Some(3)]
+        );
         assert_eq!(next, 3);
     }
 }

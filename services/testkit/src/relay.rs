@@ -88,8 +88,7 @@ impl Drop for TestRelay {
 impl TestRelay {
     /// Starts a relay on `127.0.0.1` on a free port.
     pub async fn start() -> std::io::Result<TestRelay> {
-        Self::start_with_capacity(SocketAddr::from(([127, 0, 0, 1], 0)), DEFAULT_LOG_CAPACITY)
-            .await
+        Self::start_with_capacity(SocketAddr::from(([127, 0, 0, 1], 0)), DEFAULT_LOG_CAPACITY).await
     }
 
     /// Starts a relay on `addr`, keeping at most `capacity` frames per log.
@@ -339,7 +338,12 @@ async fn list_repos(
     let listed = lock(&shared.listed);
     let page: Vec<ListedRepo> = listed
         .iter()
-        .filter(|repo| query.cursor.as_ref().is_none_or(|c| repo.did.as_str() > c.as_str()))
+        .filter(|repo| {
+            query
+                .cursor
+                .as_ref()
+                .is_none_or(|c| repo.did.as_str() > c.as_str())
+        })
         .take(limit as usize)
         .cloned()
         .collect();

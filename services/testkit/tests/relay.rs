@@ -34,7 +34,10 @@ async fn commit_frames_carry_car_blocks_whose_records_hash_to_the_op_cids() {
     let relay = TestRelay::start().await.unwrap();
     let mut script = FirehoseScript::new(10);
     script
-        .commit("did:plc:alice", &[Op::create("app.bsky.feed.post", "3kaaa", post("one"))])
+        .commit(
+            "did:plc:alice",
+            &[Op::create("app.bsky.feed.post", "3kaaa", post("one"))],
+        )
         .unwrap();
     script
         .commit(
@@ -46,11 +49,18 @@ async fn commit_frames_carry_car_blocks_whose_records_hash_to_the_op_cids() {
         )
         .unwrap();
     script
-        .commit("did:plc:alice", &[Op::delete("app.bsky.feed.post", "3kaaa")])
+        .commit(
+            "did:plc:alice",
+            &[Op::delete("app.bsky.feed.post", "3kaaa")],
+        )
         .unwrap();
     relay.push(script.take_items());
 
-    let got = frames(&format!("{}/xrpc/com.atproto.sync.subscribeRepos", relay.ws_url()), 3).await;
+    let got = frames(
+        &format!("{}/xrpc/com.atproto.sync.subscribeRepos", relay.ws_url()),
+        3,
+    )
+    .await;
     let commits: Vec<_> = got
         .iter()
         .map(|f| match decode_repo_frame(f).unwrap() {
@@ -58,21 +68,35 @@ async fn commit_frames_carry_car_blocks_whose_records_hash_to_the_op_cids() {
             other => panic!("expected a commit, got {other:?}"),
         })
         .collect();
-    assert_eq!(commits.iter().map(|c| c.seq).collect::<Vec<_>>(), [10, 11, 12]);
+    assert_eq!(
+        commits.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        [10, 11, 12]
+    );
     let actions: Vec<Vec<OpAction>> = commits
         .iter()
         .map(|c| c.ops.iter().map(|o| o.action).collect())
         .collect();
     assert_eq!(
         actions,
-        [vec![OpAction::Create], vec![OpAction::Update, OpAction::Create], vec![OpAction::Delete]]
+        [
+            vec![OpAction::Create],
+            vec![OpAction::Update, OpAction::Create],
+            vec![OpAction::Delete]
+        ]
     );
     for commit in &commits[..2] {
         let blocks = commit.block_map().unwrap();
-        assert!(blocks.contains_key(&commit.commit), "the commit block is in the CAR");
+        assert!(
+            blocks.contains_key(&commit.commit),
+            "the commit block is in the CAR"
+        );
         for op in commit.ops.iter().filter(|o| o.action != OpAction::Delete) {
             let cid = op.cid.unwrap();
-            assert_eq!(cid_for_cbor(&blocks[&cid]), cid, "the block hashes to its CID");
+            assert_eq!(
+                cid_for_cbor(&blocks[&cid]),
+                cid,
+                "the block hashes to its CID"
+            );
         }
     }
     let records = commits[1].op_records().unwrap();
@@ -94,7 +118,14 @@ async fn record_blocks_match_the_data_model_fixtures() {
     for (i, fixture) in fixtures.iter().enumerate() {
         let rkey = format!("fixture{i}");
         script
-            .commit("did:plc:fixtures", &[Op::create("app.bsky.test.fixture", &rkey, fixture["json"].clone())])
+            .commit(
+                "did:plc:fixtures",
+                &[Op::create(
+                    "app.bsky.test.fixture",
+                    &rkey,
+                    fixture["json"].clone(),
+                )],
+            )
             .unwrap();
     }
     for (item, fixture) in script.items().iter().zip(&fixtures) {
@@ -113,16 +144,28 @@ async fn identity_account_error_and_malformed_frames_keep_their_place() {
     let relay = TestRelay::start().await.unwrap();
     let mut script = FirehoseScript::new(1);
     script.identity("did:plc:bob", Some("bob.test")).unwrap();
-    script.error_frame("ConsumerTooSlow", Some("scripted")).unwrap();
-    script.account_status("did:plc:bob", false, Some("takendown")).unwrap();
+    script
+        .error_frame("ConsumerTooSlow", Some("scripted"))
+        .unwrap();
+    script
+        .account_status("did:plc:bob", false, Some("takendown"))
+        .unwrap();
     for (_, bytes) in malformed_frames() {
         script.raw_frame(bytes);
     }
     relay.push(script.take_items());
     let n = 3 + malformed_frames().len();
-    let got = frames(&format!("{}/xrpc/com.atproto.sync.subscribeRepos", relay.ws_url()), n).await;
-    assert!(matches!(decode_repo_frame(&got[0]).unwrap(), RepoFrame::Identity(e) if e.handle.as_deref() == Some("bob.test")));
-    assert!(matches!(decode_repo_frame(&got[1]).unwrap(), RepoFrame::Error(e) if e.error == "ConsumerTooSlow"));
+    let got = frames(
+        &format!("{}/xrpc/com.atproto.sync.subscribeRepos", relay.ws_url()),
+        n,
+    )
+    .await;
+    assert!(
+        matches!(decode_repo_frame(&got[0]).unwrap(), RepoFrame::Identity(e) if e.handle.as_deref() == Some("bob.test"))
+    );
+    assert!(
+        matches!(decode_repo_frame(&got[1]).unwrap(), RepoFrame::Error(e) if e.error == "ConsumerTooSlow")
+    );
     assert!(matches!(decode_repo_frame(&got[2]).unwrap(), RepoFrame::Account(e) if !e.active));
     for (frame, (what, _)) in got[3..].iter().zip(malformed_frames()) {
         assert!(decode_repo_frame(frame).is_err(), "{what} must not decode");
@@ -137,8 +180,18 @@ async fn a_cursor_resumes_after_the_last_event_it_covers() {
         script.identity(&format!("did:plc:u{i}"), None).unwrap();
     }
     relay.push(script.take_items());
-    let got = frames(&format!("{}/xrpc/com.atproto.sync.subscribeRepos?cursor=3", relay.ws_url()), 2).await;
-    let seqs: Vec<_> = got.iter().map(|f| decode_repo_frame(f).unwrap().seq()).collect();
+    let got = frames(
+        &format!(
+            "{}/xrpc/com.atproto.sync.subscribeRepos?cursor=3",
+            relay.ws_url()
+        ),
+        2,
+    )
+    .await;
+    let seqs: Vec<_> = got
+        .iter()
+        .map(|f| decode_repo_frame(f).unwrap().seq())
+        .collect();
     assert_eq!(seqs, [Some(4), Some(5)]);
     assert_eq!(relay.repo_cursors(), [Some(3)]);
 }
@@ -153,10 +206,15 @@ async fn a_scripted_disconnect_cuts_the_connection_after_n_frames() {
     relay.push(script.take_items());
     relay.disconnect_after(2);
     let url = format!("{}/xrpc/com.atproto.sync.subscribeRepos", relay.ws_url());
-    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
     let mut binary = 0;
     loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await.unwrap() {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .unwrap()
+        {
             Some(Ok(Message::Binary(_))) => binary += 1,
             Some(Ok(Message::Close(_))) => panic!("a cut is not a clean close"),
             Some(Ok(_)) => {}
@@ -183,9 +241,17 @@ async fn list_repos_pages_by_did_with_a_cursor() {
             .collect(),
     );
     let get = |query: String| {
-        let url = format!("{}/xrpc/com.atproto.sync.listRepos?{query}", relay.http_url());
+        let url = format!(
+            "{}/xrpc/com.atproto.sync.listRepos?{query}",
+            relay.http_url()
+        );
         async move {
-            let addr = url.trim_start_matches("http://").split('/').next().unwrap().to_owned();
+            let addr = url
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap()
+                .to_owned();
             let path = &url[url.find("/xrpc").unwrap()..];
             http_get(&addr, path).await
         }
@@ -203,7 +269,9 @@ async fn http_get(addr: &str, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .await
         .unwrap();
     let mut response = String::new();

@@ -34,7 +34,9 @@ pub fn fresh_metrics() -> (Registry, &'static IngesterMetrics) {
 }
 
 pub async fn redis() -> Connection {
-    store::connect(REDIS_URL).await.expect("the tests need Redis on 127.0.0.1:6379")
+    store::connect(REDIS_URL)
+        .await
+        .expect("the tests need Redis on 127.0.0.1:6379")
 }
 
 /// Test defaults: short timeouts so tests are quick. `vars` override them.
@@ -126,11 +128,15 @@ impl Running {
     }
 
     pub async fn get(&self, key: &str) -> Option<String> {
-        store::read_cursor(&mut self.conn.clone(), key).await.unwrap()
+        store::read_cursor(&mut self.conn.clone(), key)
+            .await
+            .unwrap()
     }
 
     pub async fn len(&self, stream: &str) -> u64 {
-        store::stream_len(&mut self.conn.clone(), stream).await.unwrap()
+        store::stream_len(&mut self.conn.clone(), stream)
+            .await
+            .unwrap()
     }
 }
 
@@ -144,7 +150,9 @@ impl Drop for Running {
 pub fn sample(scrape: &str, name: &str) -> Option<f64> {
     scrape.lines().find_map(|line| {
         let (series, value) = line.split_once(' ')?;
-        (series == name).then(|| value.trim().parse().ok()).flatten()
+        (series == name)
+            .then(|| value.trim().parse().ok())
+            .flatten()
     })
 }
 

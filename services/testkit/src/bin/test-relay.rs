@@ -34,7 +34,11 @@ struct Settings {
 
 fn settings(env: &Env) -> Result<Settings, ConfigError> {
     Ok(Settings {
-        addr: var_or(env, "TEST_RELAY_ADDR", SocketAddr::from(([127, 0, 0, 1], 2470)))?,
+        addr: var_or(
+            env,
+            "TEST_RELAY_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 2470)),
+        )?,
         rate: var_or(env, "TEST_RELAY_RATE", 200)?,
         accounts: var_or(env, "TEST_RELAY_ACCOUNTS", 1000)?,
         preload: var_or(env, "TEST_RELAY_PRELOAD", 0)?,

@@ -1,0 +1,139 @@
+//! The `ingester` binary: its scrape passes `promtool check metrics`, SIGTERM flushes the batch
+//! in hand and exits 0, and a bad variable stops it with one line naming the variable.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rsky_common::streams::{cursor_key, Streams};
+use rsky_testkit::{FirehoseScript, TestRelay};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ingester");
+
+async fn scrape(port: u16) -> Option<String> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_scrape_passes_promtool_and_sigterm_flushes_then_exits_zero() {
+    let relay = TestRelay::start().await.unwrap();
+    let mut script = FirehoseScript::new(1);
+    for i in 0..5 {
+        script.identity(&format!("did:plc:user{i}"), None).unwrap();
+    }
+    relay.push(script.take_items());
+    let prefix = unique_prefix("binary");
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .env("REDIS_URL", REDIS_URL)
+        .env("REDIS_KEY_PREFIX", &prefix)
+        .env("INGESTER_MODE", "firehose")
+        .env("INGESTER_RELAY_HOSTS", relay.ws_url())
+        .env("INGESTER_BATCH_TIMEOUT_MS", "600000")
+        .env("METRICS_ADDR", "127.0.0.1")
+        .env("METRICS_PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+
+    wait_until("5 events in memory on /metrics", 20, || async {
+        let body = scrape(port).await.unwrap_or_default();
+        sample(&body, "ingester_events_in_memory") == Some(5.0)
+    })
+    .await;
+    let body = scrape(port).await.unwrap();
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        checked.status.success() && report.trim().is_empty(),
+        "promtool: {report}"
+    );
+    assert!(body.contains("ingester_build_info{version="));
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ingester did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    let streams = Streams::new(&prefix);
+    let mut conn = redis().await;
+    assert_eq!(
+        entries(&mut conn, &streams.firehose_live, "event")
+            .await
+            .len(),
+        5
+    );
+    let cursor = rsky_common::store::read_cursor(
+        &mut conn,
+        &cursor_key(&streams.firehose_live, &relay.addr().to_string()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(cursor.as_deref(), Some("5"));
+}
+
+#[test]
+fn a_bad_variable_stops_the_ingester_with_one_line_naming_it() {
+    let output = Command::new(BIN)
+        .env("INGESTER_BATCH_SIZE", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim(),
+        r#"ingester: invalid INGESTER_BATCH_SIZE="lots": expected a non-negative whole number"#
+    );
+}
