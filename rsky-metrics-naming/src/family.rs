@@ -277,9 +277,8 @@ pub fn collisions(families: &[(&str, Kind)]) -> Vec<Collision> {
                 format!("the family `{name}` is declared twice")
             } else {
                 format!(
-                    "it collides with {} `{first_name}`: both write or reserve the series `{shared}` ({})",
+                    "it collides with {} `{first_name}`: both write or reserve the series `{shared}`",
                     first_kind.with_article(),
-                    describe_owned(first_name, first_kind)
                 )
             };
             out.push(Collision {

@@ -15,7 +15,7 @@ pub(crate) fn character_problem(name: &str) -> Option<String> {
         return Some(if bad == ':' {
             "contains `:`, which is reserved for recording rules".to_owned()
         } else if bad.is_ascii_uppercase() {
-            "has upper-case letters (camelCase); names are snake_case".to_owned()
+            "has upper-case letters (camelCase)".to_owned()
         } else {
             format!("contains {bad:?}; only `a-z`, `0-9` and `_` are allowed")
         });

@@ -127,7 +127,7 @@ pub(crate) fn check_name_units(name: &str, kind: Kind, out: &mut Vec<Finding>) {
                 rule,
                 name,
                 Target::Name,
-                format!("\"{segment}\" is not a base unit; use {base}"),
+                format!("\"{segment}\" is not a base unit"),
             )
             .fix(format!("use base units: `{fixed}`")),
         };

@@ -5,13 +5,16 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use once_cell::sync::Lazy;
-use prometheus::core::Collector;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
     IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-use crate::{Error, MetricDesc};
+use rsky_metrics_naming as naming;
+
+use crate::{Error, MetricDesc, MetricKind};
 
 /// A prometheus metric type that a `#[derive(Metrics)]` field may have.
 pub trait Metric: Collector + Clone + 'static {
@@ -61,34 +64,96 @@ impl Metric for HistogramVec {
     }
 }
 
-/// Who declared a family name: `Set.field`, for clash messages across sets.
-static DECLARERS: Lazy<Mutex<HashMap<&'static str, Vec<String>>>> =
-    Lazy::new(|| Mutex::new(HashMap::new()));
+/// Who owns a series name in some registry: the declaration (`Set.field`), its family and type.
+/// A family owns its own name and the series its type writes or reserves (a histogram `x` owns
+/// `x_bucket`, `x_sum`, `x_count`, `x_created`; a counter `x_total` owns `x` and `x_created`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Holder {
+    declared_by: String,
+    family: &'static str,
+    kind: MetricKind,
+}
 
-fn remember(name: &'static str, declared_by: &str) {
-    let mut map = DECLARERS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let list = map.entry(name).or_default();
-    if !list.iter().any(|d| d == declared_by) {
-        list.push(declared_by.to_owned());
+impl Holder {
+    /// What holds `series`, in words, for clash messages.
+    fn describe(&self, series: &str) -> String {
+        if self.family == series {
+            format!("declared by {}", self.declared_by)
+        } else {
+            format!(
+                "a series of the {} `{}` declared by {} ({})",
+                self.kind,
+                self.family,
+                self.declared_by,
+                naming::describe_owned(self.family, naming_kind(self.kind))
+            )
+        }
     }
 }
 
-fn existing_holder(name: &str, declared_by: &str) -> String {
+/// Series name -> its holders, process-wide (one entry per registration that succeeded), so a
+/// clash can name the other declaration. Which registry holds what is the registry's own business:
+/// the registry decides *whether* there is a clash, this map only says *who*.
+static DECLARERS: Lazy<Mutex<HashMap<String, Vec<Holder>>>> =
+    Lazy::new(|| Mutex::new(HashMap::new()));
+
+fn remember(holders: Vec<(String, Holder)>) {
+    let mut map = DECLARERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for (series, holder) in holders {
+        let list = map.entry(series).or_default();
+        if !list.contains(&holder) {
+            list.push(holder);
+        }
+    }
+}
+
+fn existing_holder(series: &str, declared_by: &str, pending: &[(String, Holder)]) -> String {
     let map = DECLARERS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let others: Vec<&String> = map
-        .get(name)
-        .map(|list| list.iter().filter(|d| *d != declared_by).collect())
-        .unwrap_or_default();
-    match others.first() {
-        Some(other) => format!("declared by {other}; rename one of them"),
-        None if map.get(name).is_some() => format!(
+    let known: Vec<&Holder> = pending
+        .iter()
+        .filter(|(s, _)| s == series)
+        .map(|(_, h)| h)
+        .chain(map.get(series).into_iter().flatten())
+        .collect();
+    match known.iter().find(|h| h.declared_by != declared_by) {
+        Some(other) => format!("{}; rename one of them", other.describe(series)),
+        None if !known.is_empty() => format!(
             "from an earlier registration of {declared_by}: register a set once per registry (use `global()` to share it)"
         ),
         None => "registered outside rsky-metrics; rename one of them".to_owned(),
+    }
+}
+
+fn naming_kind(kind: MetricKind) -> naming::Kind {
+    match kind {
+        MetricKind::Counter => naming::Kind::Counter,
+        MetricKind::Gauge => naming::Kind::Gauge,
+        MetricKind::Histogram => naming::Kind::Histogram,
+    }
+}
+
+/// Reserves a series name that a family writes or implies but prometheus does not register (the
+/// `x_count` of a histogram `x`), so that another family of that name is refused by the registry
+/// like a duplicate. It collects nothing: the scrape does not change.
+///
+/// Like every descriptor, a claim that was unregistered again (a failed set) leaves prometheus'
+/// record of the name's help and labels behind.
+#[derive(Clone)]
+struct Claim {
+    desc: Desc,
+}
+
+impl Collector for Claim {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        Vec::new()
     }
 }
 
@@ -98,6 +163,7 @@ pub struct Registrar<'r> {
     registry: &'r Registry,
     set: &'static str,
     added: Vec<Box<dyn Collector>>,
+    holders: Vec<(String, Holder)>,
     finished: bool,
 }
 
@@ -108,11 +174,14 @@ impl<'r> Registrar<'r> {
             registry,
             set,
             added: Vec::new(),
+            holders: Vec::new(),
             finished: false,
         }
     }
 
-    /// Creates and registers the metric of `desc`.
+    /// Creates and registers the metric of `desc`, and reserves the series its type implies; a
+    /// name taken by another family, directly or through a suffix, is an [`Error::Clash`] naming
+    /// both declarations.
     pub fn add<M: Metric>(&mut self, desc: &'static MetricDesc) -> Result<M, Error> {
         let declared_by = format!("{}.{}", self.set, desc.field);
         let metric = M::build(desc).map_err(|source| Error::Metric {
@@ -121,19 +190,68 @@ impl<'r> Registrar<'r> {
             source,
         })?;
         match self.registry.register(Box::new(metric.clone())) {
+            Ok(()) => self.added.push(Box::new(metric.clone())),
+            Err(err) if is_clash(&err) => {
+                return Err(Error::Clash {
+                    metric: desc.name.to_owned(),
+                    existing: existing_holder(desc.name, &declared_by, &self.holders),
+                    declared_by,
+                })
+            }
+            Err(source) => {
+                return Err(Error::Metric {
+                    metric: desc.name.to_owned(),
+                    declared_by,
+                    source,
+                })
+            }
+        }
+        let holder = Holder {
+            declared_by: declared_by.clone(),
+            family: desc.name,
+            kind: desc.kind,
+        };
+        self.holders.push((desc.name.to_owned(), holder.clone()));
+        for series in naming::owned_series(desc.name, naming_kind(desc.kind)) {
+            if series == desc.name {
+                continue;
+            }
+            self.claim(&series, &holder)?;
+            self.holders.push((series, holder.clone()));
+        }
+        Ok(metric)
+    }
+
+    fn claim(&mut self, series: &str, holder: &Holder) -> Result<(), Error> {
+        let claimed_by = format!(
+            "{} (the {} `{}` reserves `{series}`)",
+            holder.declared_by, holder.kind, holder.family
+        );
+        let desc = Desc::new(
+            series.to_owned(),
+            format!("Reserved by the {} {}", holder.kind, holder.family),
+            Vec::new(),
+            HashMap::new(),
+        )
+        .map_err(|source| Error::Metric {
+            metric: series.to_owned(),
+            declared_by: claimed_by.clone(),
+            source,
+        })?;
+        let claim = Claim { desc };
+        match self.registry.register(Box::new(claim.clone())) {
             Ok(()) => {
-                remember(desc.name, &declared_by);
-                self.added.push(Box::new(metric.clone()));
-                Ok(metric)
+                self.added.push(Box::new(claim));
+                Ok(())
             }
             Err(err) if is_clash(&err) => Err(Error::Clash {
-                metric: desc.name.to_owned(),
-                existing: existing_holder(desc.name, &declared_by),
-                declared_by,
+                metric: series.to_owned(),
+                existing: existing_holder(series, &holder.declared_by, &self.holders),
+                declared_by: claimed_by,
             }),
             Err(source) => Err(Error::Metric {
-                metric: desc.name.to_owned(),
-                declared_by,
+                metric: series.to_owned(),
+                declared_by: claimed_by,
                 source,
             }),
         }
@@ -142,6 +260,7 @@ impl<'r> Registrar<'r> {
     /// Keeps what was registered.
     pub fn finish(mut self) {
         self.finished = true;
+        remember(std::mem::take(&mut self.holders));
     }
 }
 

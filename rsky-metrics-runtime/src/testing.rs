@@ -1,0 +1,133 @@
+//! Test helpers that check a whole process's metrics against the naming rules: the declared sets
+//! (every rule, and clashes across sets, which one derive cannot see) and the real exposition
+//! text (what Prometheus will scrape, including `process_*` and `{service}_build_info`).
+//!
+//! One line per service test is enough:
+//!
+//! ```
+//! use rsky_metrics_runtime::{testing, IntCounter, IntGauge, Metrics, Registry};
+//!
+//! /// Metrics of the demo service.
+//! #[derive(Metrics)]
+//! #[metrics(service = "demo")]
+//! pub struct DemoMetrics {
+//!     /// Requests handled
+//!     pub requests: IntCounter,
+//! }
+//!
+//! /// Metrics shared by every service of the process.
+//! #[derive(Metrics)]
+//! #[metrics(service = "demo_pool")]
+//! pub struct PoolMetrics {
+//!     /// Connections open
+//!     pub connections: IntGauge,
+//! }
+//!
+//! testing::assert_sets_clean(&[DemoMetrics::METRICS, PoolMetrics::METRICS]);
+//!
+//! let registry = Registry::new();
+//! DemoMetrics::register(&registry).unwrap();
+//! PoolMetrics::register(&registry).unwrap();
+//! testing::assert_registry_clean(&registry);
+//! ```
+//!
+//! The rules are those of `#[derive(Metrics)]`, from the same engine (`rsky-metrics-naming`);
+//! the README's "Naming rules" section lists them.
+
+use prometheus::Registry;
+use rsky_metrics_naming as naming;
+
+use crate::{MetricDesc, MetricKind};
+
+pub use rsky_metrics_naming::{Finding, Rule, Target};
+
+fn naming_kind(kind: MetricKind) -> naming::Kind {
+    match kind {
+        MetricKind::Counter => naming::Kind::Counter,
+        MetricKind::Gauge => naming::Kind::Gauge,
+        MetricKind::Histogram => naming::Kind::Histogram,
+    }
+}
+
+/// Checks metric sets (each a `Set::METRICS` catalog) against every naming rule, and against each
+/// other: two families that write the same series, directly or through suffixes (a histogram `x`
+/// in one set and a counter `x_count` in another), are a [`Rule::FamilyClash`]. Empty means clean.
+pub fn check_sets(sets: &[&[MetricDesc]]) -> Vec<Finding> {
+    let descs: Vec<&MetricDesc> = sets.iter().flat_map(|set| set.iter()).collect();
+    let mut findings = Vec::new();
+    for desc in &descs {
+        let family = naming::Family {
+            service: None,
+            name: desc.name,
+            kind: naming_kind(desc.kind),
+            labels: desc.labels,
+            buckets: (desc.kind == MetricKind::Histogram).then_some(desc.buckets),
+            unit: desc.unit,
+            help: Some(desc.help),
+        };
+        for mut finding in naming::check_family(&family) {
+            finding.message = format!("{} (field `{}`)", finding.message, desc.field);
+            findings.push(finding);
+        }
+    }
+    let pairs: Vec<(&str, naming::Kind)> = descs
+        .iter()
+        .map(|d| (d.name, naming_kind(d.kind)))
+        .collect();
+    for collision in naming::collisions(&pairs) {
+        let mut finding = collision.finding;
+        finding.message = format!(
+            "{} (field `{}` collides with field `{}`)",
+            finding.message, descs[collision.second].field, descs[collision.first].field
+        );
+        findings.push(finding);
+    }
+    findings
+}
+
+/// Lints Prometheus text exposition (what `/metrics` serves): every family's name against the
+/// naming rules, its `# TYPE` and `# HELP`, label names, duplicate series, families split in two,
+/// and clashes between families. Findings point at [`Target::Line`]. Empty means clean.
+///
+/// A gauge named `..._info` counts as an info metric, as `{service}_build_info` is.
+pub fn lint_exposition(text: &str) -> Vec<Finding> {
+    naming::lint_exposition(text)
+}
+
+/// Lints what `registry` would serve on `/metrics` (see [`lint_exposition`]).
+pub fn lint_registry(registry: &Registry) -> Vec<Finding> {
+    lint_exposition(&crate::encode_text(registry))
+}
+
+fn fail_with(what: &str, findings: &[Finding], context: Option<&str>) {
+    if findings.is_empty() {
+        return;
+    }
+    let mut message = format!("{what}: {} naming problem(s)\n", findings.len());
+    for finding in findings {
+        message.push_str(&format!("  - {finding}\n"));
+    }
+    if let Some(context) = context {
+        message.push_str("in:\n");
+        message.push_str(context);
+    }
+    panic!("{message}");
+}
+
+/// Panics, listing every finding of [`check_sets`], unless the sets are clean.
+#[track_caller]
+pub fn assert_sets_clean(sets: &[&[MetricDesc]]) {
+    fail_with("metric sets", &check_sets(sets), None);
+}
+
+/// Panics, listing every finding of [`lint_exposition`] and the text, unless it is clean.
+#[track_caller]
+pub fn assert_exposition_clean(text: &str) {
+    fail_with("exposition", &lint_exposition(text), Some(text));
+}
+
+/// Panics, listing every finding of [`lint_registry`] and the text, unless it is clean.
+#[track_caller]
+pub fn assert_registry_clean(registry: &Registry) {
+    assert_exposition_clean(&crate::encode_text(registry));
+}

@@ -1,0 +1,13 @@
+#[allow(unused_imports)]
+use rsky_metrics_runtime::{Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Metrics};
+
+#[derive(Metrics)]
+#[metrics(service = "svc")]
+pub struct SvcMetrics {
+    /// Time to handle one request
+    pub latency_seconds: Histogram,
+    /// Requests timed
+    pub latency_seconds_count: IntCounter,
+}
+
+fn main() {}
