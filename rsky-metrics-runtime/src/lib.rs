@@ -34,6 +34,7 @@ mod desc;
 mod error;
 mod registry;
 mod server;
+pub mod testing;
 
 pub use counted::CountOutcome;
 pub use desc::{MetricDesc, MetricKind, MetricSet, ValueType};
