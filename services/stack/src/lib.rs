@@ -2,6 +2,7 @@
 //! against, and the tools that check them.
 //!
 //! - [`catalog`]: every metric of every service, from their `#[derive(Metrics)]` catalogs (METRICS.md).
+//! - [`local`]: the local stack: the whole pipeline and a real Prometheus, without Docker.
 //! - [`spec`]: the 56 metric names fixed by the services' spec (dashboards and alerts use them).
 //! - [`promql`]: the metric names a PromQL expression reads, with Grafana's variables substituted.
 //! - [`dashboard`] and [`rules`]: the queries of the Grafana dashboard and of the alert rules.
@@ -9,6 +10,7 @@
 
 pub mod catalog;
 pub mod dashboard;
+pub mod local;
 pub mod promql;
 pub mod rules;
 pub mod spec;

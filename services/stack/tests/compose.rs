@@ -2,7 +2,7 @@
 //! validates with Debian's docker-compose, has the production layout, and holds no credential.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use rsky_stack::tool::DOCKER_COMPOSE;
@@ -29,7 +29,7 @@ fn env_file(test: &str, contents: &str) -> PathBuf {
 
 /// `docker-compose -f docker-compose.prod-rust.yml --env-file FILE <args>`, with none of the
 /// credential variables inherited from the test's environment.
-fn compose(env_file: &PathBuf, args: &[&str]) -> Output {
+fn compose(env_file: &Path, args: &[&str]) -> Output {
     let root = workspace_root();
     let env_file = env_file.to_str().expect("a UTF-8 temp path");
     let mut all = vec!["-f", COMPOSE_FILE, "--env-file", env_file];
