@@ -9,10 +9,10 @@
 //! on Ctrl-C. `QUICKSTART_RUN_SECONDS=N` stops it after N seconds.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rsky_metrics_runtime::{
-    Histogram, IntCounter, IntCounterVec, IntGauge, Metrics, MetricsServer,
+    counted, Histogram, IntCounter, IntCounterVec, IntGauge, Metrics, MetricsServer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -23,6 +23,10 @@ use tokio::net::TcpStream;
 pub struct DemoMetrics {
     /// Requests handled
     pub requests: IntCounter,
+    /// Requests that failed
+    pub request_errors: IntCounter,
+    /// Requests being handled right now
+    pub requests_in_flight: IntGauge,
     /// Items waiting in the queue
     pub queue_length: IntGauge,
     /// Time to handle one request
@@ -41,22 +45,20 @@ pub struct DemoMetrics {
 struct Rejected(u64);
 
 /// One unit of synthetic work: a little waiting, and a failure now and then.
+///
+/// `#[counted]` counts every call, its failures (an `Err` here, or a panic), the calls in flight
+/// and their duration, on every path out of the function.
+#[counted(DemoMetrics, events = requests, errors = request_errors,
+          in_flight = requests_in_flight, duration = handle_seconds)]
 async fn handle_request(id: u64) -> Result<(), Rejected> {
-    let metrics = DemoMetrics::global();
-    let started = Instant::now();
-    metrics.requests.inc();
     tokio::time::sleep(Duration::from_millis(2 + id % 7)).await;
-    let result = if id % 7 == 6 {
-        Err(Rejected(id))
-    } else {
-        Ok(())
-    };
-    let outcome = if result.is_ok() { "ok" } else { "error" };
-    metrics.outcomes.with_label_values(&[outcome]).inc();
-    metrics
-        .handle_seconds
-        .observe(started.elapsed().as_secs_f64());
-    result
+    let outcomes = &DemoMetrics::global().outcomes;
+    if id % 7 == 6 {
+        outcomes.with_label_values(&["error"]).inc();
+        return Err(Rejected(id));
+    }
+    outcomes.with_label_values(&["ok"]).inc();
+    Ok(())
 }
 
 async fn workload() {

@@ -68,6 +68,12 @@ fn parse_args(cx: &Ctxt, input: ParseStream) -> syn::Result<Args> {
                 cx.error_spanned_by(key, "duplicate `crate`: give the runtime's path once");
             }
             args.krate = Some(path);
+            // `crate = ...` may come before the metric set.
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+            continue;
         } else if input.peek(Ident) && input.peek2(Token![=]) {
             let key: Ident = input.parse()?;
             input.parse::<Token![=]>()?;

@@ -5,7 +5,7 @@
 //! outcome passes through one place. A `Call` guard settles the exits that do not return:
 //! a panic, and an async future dropped before completion.
 
-use proc_macro2::{Ident, Span, TokenStream};
+use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned as _;
 use syn::{AttrStyle, Block, ReturnType, Type};
@@ -28,7 +28,7 @@ pub fn expand(args: &Args, func: &Func) -> TokenStream {
     let failed = |value: &Ident| match (&args.errors, &func.output) {
         (Some(_), Some(output)) => {
             let rt = &names.rt;
-            quote_spanned!(output.span()=> #rt::is_error(#value))
+            respan(quote!(#rt::is_error(#value)), output.span())
         }
         _ => quote!(false),
     };
@@ -112,7 +112,7 @@ fn enter(args: &Args, krate: &TokenStream, names: &Names) -> TokenStream {
         Some(role) => {
             let field = &role.field;
             let check = Ident::new(check, field.span());
-            quote_spanned!(field.span()=> #rt::#check(&#set.#field))
+            respan(quote!(#rt::#check(&#set.#field)), field.span())
         }
         None => quote!(&#rt::ABSENT),
     };
@@ -151,4 +151,22 @@ fn nameable(ty: &Type) -> TokenStream {
     } else {
         quote!(#ty)
     }
+}
+
+/// `tokens` placed at `span` (keeping each token's hygiene), so that rustc reports a problem of
+/// the whole expression there: at a field name in the attribute, or at the return type.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(group.span().located_at(span));
+                tree = TokenTree::Group(inner);
+            } else {
+                tree.set_span(tree.span().located_at(span));
+            }
+            tree
+        })
+        .collect()
 }
