@@ -31,29 +31,29 @@ pub struct DemoMetrics {
 #[metrics(service = "every_kind")]
 struct EveryKind {
     /// An integer counter
-    int_counter: IntCounter,
+    int_hits: IntCounter,
     /// A float counter
     ///
     ///   spread over two lines
-    float_counter: Counter,
+    float_hits: Counter,
     /// An integer gauge
-    int_gauge: IntGauge,
+    int_level: IntGauge,
     /// A float gauge
-    float_gauge: Gauge,
+    float_level: Gauge,
     /// A histogram with the default buckets
     wait_seconds: Histogram,
     /// Integer counter by label
     #[metric(labels = ["stream"])]
-    int_counter_vec: IntCounterVec,
+    int_labeled_hits: IntCounterVec,
     /// Float counter by label
     #[metric(labels = ["stream"])]
-    float_counter_vec: CounterVec,
+    float_labeled_hits: CounterVec,
     /// Integer gauge by labels
     #[metric(labels = ["stream", "host"])]
-    int_gauge_vec: IntGaugeVec,
+    int_labeled_level: IntGaugeVec,
     /// Float gauge by label
     #[metric(labels = ["stream"])]
-    float_gauge_vec: GaugeVec,
+    float_labeled_level: GaugeVec,
     /// Histogram by label
     #[metric(labels = ["stream"], buckets = [1, 2.5, 10])]
     size_bytes_vec: HistogramVec,
@@ -111,7 +111,7 @@ fn total_is_never_doubled() {
 #[test]
 fn help_is_the_doc_comment_lines_trimmed_and_joined() {
     assert_eq!(DemoMetrics::METRICS[0].help, "Requests handled");
-    let desc = EveryKind::METRICS.iter().find(|m| m.field == "float_counter").unwrap();
+    let desc = EveryKind::METRICS.iter().find(|m| m.field == "float_hits").unwrap();
     assert_eq!(desc.help, "A float counter spread over two lines");
 }
 
@@ -136,7 +136,7 @@ fn catalog_describes_kind_value_labels_and_buckets() {
     assert_eq!(wait.buckets, DEFAULT_BUCKETS);
     let sizes = EveryKind::METRICS.iter().find(|m| m.field == "size_bytes_vec").unwrap();
     assert_eq!(sizes.buckets, &[1.0, 2.5, 10.0]);
-    let gauge = EveryKind::METRICS.iter().find(|m| m.field == "int_gauge_vec").unwrap();
+    let gauge = EveryKind::METRICS.iter().find(|m| m.field == "int_labeled_level").unwrap();
     assert_eq!(gauge.labels, &["stream", "host"]);
 }
 
@@ -153,10 +153,10 @@ fn every_unlabeled_metric_is_exposed_at_zero_right_after_register() {
     EveryKind::register(&registry).unwrap();
     let text = encode_text(&registry);
     for line in [
-        "every_kind_int_counter_total 0",
-        "every_kind_float_counter_total 0",
-        "every_kind_int_gauge 0",
-        "every_kind_float_gauge 0",
+        "every_kind_int_hits_total 0",
+        "every_kind_float_hits_total 0",
+        "every_kind_int_level 0",
+        "every_kind_float_level 0",
         "every_kind_wait_seconds_count 0",
         "every_kind_wait_seconds_sum 0",
         "every_kind_wait_seconds_bucket{le=\"+Inf\"} 0",
@@ -164,7 +164,7 @@ fn every_unlabeled_metric_is_exposed_at_zero_right_after_register() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
     }
-    assert!(text.contains("# HELP every_kind_float_counter_total A float counter spread over two lines"));
+    assert!(text.contains("# HELP every_kind_float_hits_total A float counter spread over two lines"));
     assert!(text.contains("# TYPE every_kind_wait_seconds histogram"));
 }
 
