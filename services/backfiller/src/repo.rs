@@ -20,7 +20,7 @@ pub enum LoadError {
         /// The DID being backfilled.
         did: String,
         /// What was wrong.
-        source: RepoError,
+        source: Box<RepoError>,
     },
     /// The commit is for another DID, or its signature does not verify with the DID's key.
     #[error("the repository of {did} does not verify: {source}")]
@@ -28,7 +28,7 @@ pub enum LoadError {
         /// The DID being backfilled.
         did: String,
         /// What was wrong.
-        source: RepoError,
+        source: Box<RepoError>,
     },
 }
 
@@ -64,11 +64,11 @@ pub struct Repo {
 pub fn load(car: &[u8], did: &str, signing_key: &str) -> Result<Repo, LoadError> {
     let parse = |source| LoadError::Parse {
         did: did.to_owned(),
-        source,
+        source: Box::new(source),
     };
     let verification = |source| LoadError::Verification {
         did: did.to_owned(),
-        source,
+        source: Box::new(source),
     };
     let RepoCommit {
         cid: commit_cid,

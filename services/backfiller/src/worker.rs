@@ -459,21 +459,17 @@ impl Backfiller {
                 // Left pending: the next start reads it again.
                 () = shutdown.cancelled() => return,
             }
-            // XCLAIM counts the new delivery and resets the idle time.
-            let claimed: redis::RedisResult<Vec<String>> = inner
-                .redis
-                .clone()
-                .xclaim_options(
-                    &inner.keys.repo_backfill,
-                    GROUP,
-                    &inner.config.consumer,
-                    0,
-                    &[&entry.id],
-                    redis::streams::StreamClaimOptions::default().with_justid(),
-                )
+            // XCLAIM counts the new delivery and resets the idle time (JUSTID would not count it).
+            let claimed: redis::RedisResult<Vec<RawEntry>> = redis::cmd("XCLAIM")
+                .arg(&inner.keys.repo_backfill)
+                .arg(GROUP)
+                .arg(&inner.config.consumer)
+                .arg(0)
+                .arg(&entry.id)
+                .query_async(&mut inner.redis.clone())
                 .await;
             match claimed {
-                Ok(ids) if ids.iter().any(|id| *id == entry.id) => {
+                Ok(claimed) if claimed.iter().any(|(id, _)| *id == entry.id) => {
                     metrics.retries_attempted.inc();
                 }
                 Ok(_) => return,
@@ -509,9 +505,9 @@ impl Backfiller {
                 .map_err(|join| {
                     Failure::Load(LoadError::Parse {
                         did: did.to_owned(),
-                        source: rsky_atproto::repo::RepoError::InvalidCommit(format!(
+                        source: Box::new(rsky_atproto::repo::RepoError::InvalidCommit(format!(
                             "loading panicked: {join}"
-                        )),
+                        ))),
                     })
                 })?
                 .inspect_err(|err| match err {
