@@ -69,7 +69,7 @@ async fn workload() {
         if let Err(err) = handle_request(id).await {
             tracing::debug!(%err, "synthetic failure");
         }
-        if id % 10 == 0 {
+        if id.is_multiple_of(10) {
             metrics.legacy.inc();
         }
         id += 1;
