@@ -666,3 +666,34 @@ async fn the_firehose_backfill_length_is_sampled_too() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_wss_host_is_reached_through_tls_and_a_failed_handshake_is_counted() {
+    // A TCP server that is not a TLS server: the handshake fails, the service goes on.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = tokio::spawn(async move {
+        let mut count = 0;
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+            count += 1;
+            if count == 2 {
+                break;
+            }
+        }
+        count
+    });
+    let prefix = unique_prefix("wss");
+    let host = format!("wss://{addr}");
+    let ingester = Running::start(config(&prefix, &[("INGESTER_RELAY_HOSTS", &host)])).await;
+    let accepted = tokio::time::timeout(Duration::from_secs(10), accepted)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(accepted, 2, "it connected, failed, and retried");
+    wait_until("the failed handshakes counted", 5, || async {
+        ingester.value("ingester_errors_total") >= 2.0
+    })
+    .await;
+    assert!(ingester.is_running());
+}
