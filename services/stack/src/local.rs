@@ -1,6 +1,6 @@
 //! The local stack: the whole pipeline on one machine without Docker.
 //!
-//! A test PLC directory and a test PDS (from `rsky-testkit`, in this process), the `test-relay`
+//! A test PLC directory, a test PDS and a labeler (from `rsky-testkit`, in this process), the `test-relay`
 //! binary (a steady firehose, and `listRepos` of the PDS's accounts), the ingester, the
 //! backfillers and the indexers as processes on loopback ports, and a real Prometheus scraping
 //! them with a local copy of `prometheus.yml` and the project's alert rules. Redis and
@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use rsky_testkit::labels::{label, labels_frame};
 use rsky_testkit::pds::{Behaviour, TestAccount, TestPds};
 use rsky_testkit::plc::TestPlc;
+use rsky_testkit::relay::TestRelay;
 use serde_yaml::Value;
 use tokio::process::{Child, Command};
 
@@ -163,6 +165,9 @@ pub enum StackError {
     /// The project's prometheus.yml could not be read.
     #[error(transparent)]
     Config(#[from] crate::Error),
+    /// Prometheus is not installed.
+    #[error(transparent)]
+    Tool(#[from] crate::tool::ToolError),
     /// The test PDS or PLC could not start.
     #[error("test PDS/PLC: {0}")]
     TestServer(String),
@@ -194,7 +199,15 @@ pub struct LocalStack {
     relay_url: String,
     pds: TestPds,
     plc: TestPlc,
+    labeler: std::sync::Arc<TestRelay>,
+    labels: tokio::task::JoinHandle<()>,
     options: StackOptions,
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        self.labels.abort();
+    }
 }
 
 impl LocalStack {
@@ -211,6 +224,7 @@ impl LocalStack {
             }
         }
         let work_dir = &options.work_dir;
+        crate::tool::PROMETHEUS.run(&["--version"], Path::new("."))?;
         std::fs::create_dir_all(work_dir).map_err(|source| StackError::Write {
             path: work_dir.clone(),
             source,
@@ -241,6 +255,13 @@ impl LocalStack {
             listed += 1;
         }
 
+        let labeler = std::sync::Arc::new(
+            TestRelay::start()
+                .await
+                .map_err(|e| StackError::TestServer(format!("cannot start the labeler: {e}")))?,
+        );
+        let labels = tokio::spawn(emit_labels(labeler.clone(), listed));
+
         let mut stack = LocalStack {
             processes: Vec::new(),
             targets: Vec::new(),
@@ -248,6 +269,8 @@ impl LocalStack {
             relay_url: String::new(),
             pds,
             plc,
+            labeler,
+            labels,
             options: options.clone(),
         };
         let common = |port: u16| {
@@ -286,7 +309,7 @@ impl LocalStack {
         env.extend([
             ("INGESTER_MODE".to_owned(), "all".to_owned()),
             ("INGESTER_RELAY_HOSTS".to_owned(), stack.relay_url.clone()),
-            ("INGESTER_LABELER_HOSTS".to_owned(), stack.relay_url.clone()),
+            ("INGESTER_LABELER_HOSTS".to_owned(), stack.labeler.ws_url()),
             ("INGESTER_SAMPLE_INTERVAL_MS".to_owned(), "1000".to_owned()),
         ]);
         stack
@@ -364,6 +387,10 @@ impl LocalStack {
             (
                 "test relay (subscribeRepos)".to_owned(),
                 self.relay_url.clone(),
+            ),
+            (
+                "test labeler (subscribeLabels)".to_owned(),
+                self.labeler.ws_url(),
             ),
             ("test PDS".to_owned(), self.pds.url()),
             ("test PLC".to_owned(), self.plc.url()),
@@ -580,6 +607,33 @@ fn not_running(name: &str, what: &str, log: &Path) -> StackError {
     }
 }
 
+/// Publishes a `#labels` frame every second on the labeler: two labels on accounts of the
+/// PDS, and every third frame the negation of an earlier one (the indexer removes it).
+async fn emit_labels(labeler: std::sync::Arc<TestRelay>, accounts: usize) {
+    const SOURCE: &str = "did:plc:labelerlocalstackaaaaaaa";
+    const VALUES: [&str; 3] = ["spam", "porn", "!warn"];
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    for seq in 1i64.. {
+        tick.tick().await;
+        let account = |n: i64| listed_did(n.unsigned_abs() as usize % accounts.max(1));
+        let value = |n: i64| VALUES[n.unsigned_abs() as usize % VALUES.len()];
+        let mut labels = vec![
+            label(SOURCE, &account(seq), value(seq), false),
+            label(SOURCE, &account(seq + 1), value(seq + 1), false),
+        ];
+        if seq % 3 == 0 {
+            labels.push(label(SOURCE, &account(seq - 2), value(seq - 2), true));
+        }
+        match labels_frame(seq, labels) {
+            Ok(frame) => labeler.push_labels([frame]),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot encode a labels frame; the labeler stops");
+                return;
+            }
+        }
+    }
+}
+
 fn host(
     pds: &TestPds,
     plc: &TestPlc,
@@ -789,12 +843,24 @@ pub fn build_service_binaries(bin_dir: &Path) -> Result<(), StackError> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = std::process::Command::new(&cargo);
     command.arg("build").current_dir(crate::workspace_root());
-    for package in SERVICE_PACKAGES {
+    // With rsky-stack in the selection, features unify as in `cargo test -p rsky-stack`, so this
+    // build and the test's do not rebuild each other's dependencies.
+    for package in SERVICE_PACKAGES.iter().chain(&["rsky-stack"]) {
         command.args(["-p", package]);
     }
     command.arg("--bins");
     if bin_dir.file_name().is_some_and(|n| n == "release") {
         command.arg("--release");
+    }
+    // A test or `cargo run` passes its package's CARGO_PKG_*/CARGO_MANIFEST_* variables down;
+    // build scripts that watch them (ring's do) would rerun and rebuild half of the tree.
+    for (var, _) in std::env::vars_os() {
+        if let Some(name) = var.to_str() {
+            let keep = name == "CARGO_HOME" || name == "CARGO_TARGET_DIR";
+            if (name.starts_with("CARGO_") || name.starts_with("__CARGO")) && !keep {
+                command.env_remove(name);
+            }
+        }
     }
     if let Some(target_dir) = bin_dir.parent() {
         command.env("CARGO_TARGET_DIR", target_dir);

@@ -14,7 +14,8 @@ use serde_json::Value;
 
 /// Counters that the stack's traffic moves: the relay's firehose (creates, updates, deletes,
 /// collections outside app.bsky., identity and account events), listRepos of the PDS's accounts,
-/// backfills that succeed and backfills that fail (bad signature, truncated CAR, 500, missing).
+/// backfills that succeed and backfills that fail (bad signature, truncated CAR, 500, missing),
+/// and the labeler's labels and negations.
 const MOVED_BY_TRAFFIC: &[&str] = &[
     "ingester_firehose_events_total",
     "ingester_firehose_create_events_total",
@@ -45,6 +46,11 @@ const MOVED_BY_TRAFFIC: &[&str] = &[
     "indexer_repost_events_total",
     "indexer_follow_events_total",
     "indexer_profile_events_total",
+    "ingester_labeler_events_total",
+    "ingester_labels_written_total",
+    "indexer_labels_processed_total",
+    "indexer_labels_added_total",
+    "indexer_labels_removed_total",
 ];
 
 struct Prometheus {
