@@ -58,8 +58,11 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Entries and keys written together in one MULTI/EXEC transaction: either all of them are
-/// written or none is, so a cursor never runs ahead of the entries it covers.
+/// Entries and keys written together in one MULTI/EXEC transaction, so a cursor never runs
+/// ahead of the entries it covers: if the connection fails before EXEC nothing is written, and
+/// no client ever sees some of the entries without the others or without the cursor. (Redis does
+/// not roll back a transaction whose command fails at run time, e.g. XADD to a key of the wrong
+/// type; `commit` then returns that command's error.)
 ///
 /// ```no_run
 /// # async fn demo(conn: &mut rsky_common::store::Connection) -> Result<(), rsky_common::store::StoreError> {

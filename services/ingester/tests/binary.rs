@@ -122,6 +122,7 @@ async fn the_scrape_passes_promtool_and_sigterm_flushes_then_exits_zero() {
     .await
     .unwrap();
     assert_eq!(cursor.as_deref(), Some("5"));
+    delete_prefix(&mut conn, &prefix).await;
 }
 
 #[test]

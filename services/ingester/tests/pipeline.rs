@@ -237,6 +237,7 @@ async fn end_to_end_the_stream_holds_exactly_what_the_relay_sent() {
     let writes = ingester.value("ingester_batch_writes_total");
     assert!(writes >= 1.0);
     assert_eq!(ingester.value("ingester_batch_write_seconds_count"), writes);
+    ingester.finish().await;
 }
 
 #[tokio::test]
@@ -321,6 +322,7 @@ async fn backpressure_pauses_writing_and_loses_nothing() {
         .query_async(&mut conn)
         .await
         .unwrap();
+    ingester.finish().await;
 }
 
 #[tokio::test]
@@ -382,6 +384,7 @@ async fn a_disconnect_resumes_from_the_cursor_with_no_gap_and_no_duplicate() {
         .map(|e| e["seq"].as_i64().unwrap())
         .collect();
     assert_eq!(seqs, (1..=25).collect::<Vec<_>>());
+    ingester.finish().await;
 }
 
 #[tokio::test]
@@ -463,6 +466,7 @@ async fn bad_input_is_counted_or_filtered_and_the_stream_goes_on() {
     );
     assert!(errors >= (frame_errors + did_errors) as f64);
     assert_eq!(ingester.value("ingester_firehose_create_events_total"), 1.0);
+    ingester.finish().await;
 }
 
 #[tokio::test]
@@ -493,6 +497,7 @@ async fn shutdown_flushes_the_batch_in_hand_with_its_cursor() {
     let cursor_key = ingester.streams.cursor_key(&live, &host_name(&relay));
     assert_eq!(ingester.get(&cursor_key).await.as_deref(), Some("5"));
     assert_eq!(ingester.value("ingester_events_in_memory"), 0.0);
+    ingester.finish().await;
 }
 
 #[tokio::test]
@@ -568,6 +573,7 @@ async fn backfill_lists_every_repo_into_repo_backfill_then_skips_a_finished_host
         "a finished host is not listed again"
     );
     assert_eq!(again.len(&stream).await, 7);
+    again.finish().await;
 }
 
 #[tokio::test]
@@ -628,6 +634,7 @@ async fn labeler_writes_each_labels_frame_with_its_cursor() {
         ingester.value("ingester_label_live_length") == 2.0
     })
     .await;
+    ingester.finish().await;
 }
 
 #[tokio::test]
@@ -665,6 +672,7 @@ async fn the_firehose_backfill_length_is_sampled_too() {
         .query_async(&mut conn)
         .await
         .unwrap();
+    ingester.finish().await;
 }
 
 #[tokio::test]
@@ -696,4 +704,5 @@ async fn a_wss_host_is_reached_through_tls_and_a_failed_handshake_is_counted() {
     })
     .await;
     assert!(ingester.is_running());
+    ingester.finish().await;
 }

@@ -113,6 +113,14 @@ impl Running {
         }
     }
 
+    /// Stops the ingester and deletes every key under its prefix (the test Redis is shared).
+    pub async fn finish(mut self) {
+        if self.task.is_some() {
+            self.stop().await;
+        }
+        delete_prefix(&mut self.conn.clone(), &self.streams.prefix).await;
+    }
+
     pub fn scrape(&self) -> String {
         encode_text(&self.registry)
     }
@@ -143,6 +151,19 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// Deletes every key that starts with `prefix`.
+pub async fn delete_prefix(conn: &mut Connection, prefix: &str) {
+    assert!(!prefix.is_empty(), "refusing to delete every key");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(conn)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(conn).await;
     }
 }
 

@@ -1,0 +1,96 @@
+//! The Redis helpers against a real Redis (127.0.0.1:6379), each test under its own prefix.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rsky_common::store::{connect, read_cursor, stream_len, AtomicBatch, StoreError};
+use rsky_common::streams::Streams;
+
+fn streams(test: &str) -> Streams {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    Streams::new(format!("t:common:{test}:{}:{nanos}:", std::process::id()))
+}
+
+#[tokio::test]
+async fn a_batch_writes_its_entries_in_order_and_its_cursor() {
+    let streams = streams("batch");
+    let mut conn = connect("redis://127.0.0.1:6379").await.unwrap();
+    let cursor_key = streams.cursor_key(&streams.firehose_live, "relay.test");
+    let mut batch = AtomicBatch::new();
+    batch
+        .xadd(&streams.firehose_live, &[("event", "one")])
+        .xadd(&streams.firehose_live, &[("event", "two")])
+        .set(&cursor_key, "42");
+    assert_eq!(batch.len(), 2);
+    let ids = batch.commit(&mut conn).await.unwrap();
+    assert_eq!(ids.len(), 2);
+    assert!(ids[0] < ids[1], "entry ids increase: {ids:?}");
+    assert_eq!(
+        stream_len(&mut conn, &streams.firehose_live).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        read_cursor(&mut conn, &cursor_key)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("42")
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(&streams.firehose_live)
+        .arg(&cursor_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_stream_has_length_zero_and_a_missing_cursor_is_none() {
+    let streams = streams("missing");
+    let mut conn = connect("redis://127.0.0.1:6379").await.unwrap();
+    assert_eq!(stream_len(&mut conn, &streams.label_live).await.unwrap(), 0);
+    assert_eq!(
+        read_cursor(&mut conn, &streams.key("nothing"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_failed_command_names_itself_and_its_key() {
+    let streams = streams("wrongtype");
+    let mut conn = connect("redis://127.0.0.1:6379").await.unwrap();
+    let key = streams.key("a-string");
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let err = stream_len(&mut conn, &key).await.unwrap_err();
+    assert!(matches!(err, StoreError::Command { .. }));
+    assert!(
+        err.to_string()
+            .starts_with(&format!("Redis XLEN {key} failed")),
+        "{err}"
+    );
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_one_error_naming_the_url_without_its_password() {
+    let err = match connect("redis://:hunter2@127.0.0.1:9/0").await {
+        Err(err) => err,
+        Ok(_) => panic!("nothing listens on port 9"),
+    };
+    let line = err.to_string();
+    assert!(line.contains("redis://:***@127.0.0.1:9/0"), "{line}");
+    assert!(!line.contains("hunter2"), "{line}");
+}
