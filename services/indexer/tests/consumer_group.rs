@@ -88,7 +88,7 @@ async fn pending_entries_come_first_with_their_delivery_count() {
             .iter()
             .map(|e| e.id.clone())
             .collect::<Vec<_>>(),
-        [first.clone()]
+        std::slice::from_ref(&first)
     );
     assert_eq!(batch.pending[0].deliveries, 2);
     assert_eq!(
