@@ -106,6 +106,22 @@ impl Dashboard {
         Ok(out)
     }
 
+    /// The queries of the `query` variables, as `(name, query)`.
+    pub fn variable_queries(&self) -> Vec<(String, String)> {
+        array(&self.json["templating"], "list")
+            .filter(|v| v["type"] == "query")
+            .filter_map(|v| {
+                let query = v["query"]["query"]
+                    .as_str()
+                    .or_else(|| v["query"].as_str())?;
+                Some((
+                    v["name"].as_str().unwrap_or_default().to_owned(),
+                    query.to_owned(),
+                ))
+            })
+            .collect()
+    }
+
     /// The template variables, as `(name, type)`.
     pub fn variables(&self) -> Vec<(String, String)> {
         array(&self.json["templating"], "list")

@@ -77,8 +77,13 @@ impl Prometheus {
     }
 
     async fn get(&self, path: &str) -> Value {
+        self.get_with(path, &[]).await
+    }
+
+    async fn get_with(&self, path: &str, query: &[(&str, &str)]) -> Value {
         self.client
             .get(format!("{}{path}", self.url))
+            .query(query)
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
@@ -86,6 +91,16 @@ impl Prometheus {
             .await
             .expect("Prometheus answers JSON")
     }
+}
+
+/// `label_values(SELECTOR, LABEL)` as `(SELECTOR, LABEL)`.
+fn parse_label_values(query: &str) -> Option<(String, String)> {
+    let inner = query
+        .trim()
+        .strip_prefix("label_values(")?
+        .strip_suffix(')')?;
+    let (selector, label) = inner.rsplit_once(',')?;
+    Some((selector.trim().to_owned(), label.trim().to_owned()))
 }
 
 fn value(sample: &Value) -> f64 {
@@ -184,6 +199,41 @@ async fn check_stack(stack: &LocalStack) {
         "panels without data:\n{}",
         empty.join("\n")
     );
+
+    // The dashboard's job and instance variables list the stack's jobs and instances.
+    for (name, query) in Dashboard::project().unwrap().variable_queries() {
+        let (selector, label) = parse_label_values(&vars.substitute(&query))
+            .unwrap_or_else(|| panic!("variable {name}: not a label_values() query: {query}"));
+        let values = prom
+            .get_with(
+                &format!("/api/v1/label/{label}/values"),
+                &[("match[]", &selector)],
+            )
+            .await;
+        let values: Vec<&str> = values["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let expected: Vec<String> = targets
+            .iter()
+            .filter(|t| t.job != "prometheus")
+            .map(|t| {
+                if label == "job" {
+                    t.job.clone()
+                } else {
+                    t.instance.clone()
+                }
+            })
+            .collect();
+        for e in &expected {
+            assert!(
+                values.contains(&e.as_str()),
+                "variable {name} lacks {e}: {values:?}"
+            );
+        }
+    }
 
     // Prometheus loaded every alert rule of the project and evaluates it without error.
     let rules = prom.get("/api/v1/rules").await;

@@ -129,3 +129,26 @@ fn the_config_loads_the_alert_rules() {
         .collect();
     assert_eq!(files, [ALERTS_PATH]);
 }
+
+#[test]
+fn the_alert_tests_catch_a_rule_that_fires_too_early() {
+    // Proves the unit tests bite: backpressure alerting after 1 minute instead of 10 must fail.
+    let root = workspace_root();
+    let dir = std::env::temp_dir().join(format!("rsky-stack-alerts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = std::fs::read_to_string(root.join(ALERTS_PATH)).unwrap();
+    let backpressure = rules.find("alert: RskyIngesterBackpressure").unwrap();
+    let (head, tail) = rules.split_at(backpressure);
+    let mutant = format!("{head}{}", tail.replacen("for: 10m", "for: 1m", 1));
+    assert_ne!(mutant, rules);
+    std::fs::write(dir.join("alerts.yml"), mutant).unwrap();
+    std::fs::copy(root.join(ALERT_TESTS_PATH), dir.join("alerts.test.yml")).unwrap();
+    let err = PROMTOOL
+        .run(&["test", "rules", "alerts.test.yml"], &dir)
+        .expect_err("promtool accepted an alert that fires 9 minutes early");
+    assert!(
+        err.to_string().contains("RskyIngesterBackpressure"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
