@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rsky_common::config::Env;
 use rsky_common::shutdown::Shutdown;
 use rsky_common::store::{self, read_cursor, stream_len};
+use rsky_ingester::decode::decode_frame;
 use rsky_ingester::{Config, IngesterMetrics};
 use rsky_metrics_runtime::Registry;
 use rsky_testkit::load::LoadGenerator;
@@ -87,6 +88,24 @@ async fn main() {
         bytes as f64 / 1e6,
         bytes as f64 / events as f64,
         generating.elapsed()
+    );
+    // The CPU ceiling of the ingester's own work: decode and serialize every frame on one
+    // thread, with no socket and no Redis.
+    let scratch = IngesterMetrics::register(&Registry::new()).expect("a fresh registry");
+    let decoding = Instant::now();
+    let mut json_bytes = 0usize;
+    for item in &items {
+        let decoded = decode_frame(&item.frame, "2024-01-01T00:00:00.000Z", &scratch);
+        for event in &decoded.events {
+            json_bytes += serde_json::to_string(event).map(|j| j.len()).unwrap_or(0);
+        }
+    }
+    let decode_time = decoding.elapsed();
+    println!(
+        "decode + JSON only, one thread: {:.0} frames/s ({:.1} µs per frame, {:.1} MB of JSON)",
+        events as f64 / decode_time.as_secs_f64(),
+        decode_time.as_secs_f64() * 1e6 / events as f64,
+        json_bytes as f64 / 1e6
     );
     let relay = TestRelay::start().await.expect("the relay starts");
     relay.push(items);
