@@ -278,3 +278,48 @@ async fn http_get(addr: &str, path: &str) -> String {
     stream.read_to_string(&mut response).await.unwrap();
     response.split_once("\r\n\r\n").unwrap().1.to_owned()
 }
+
+#[test]
+fn the_load_mix_has_every_kind_of_event_and_other_namespaces() {
+    use std::collections::BTreeMap;
+    let mut load = rsky_testkit::load::LoadGenerator::new(50, 3);
+    let items = load.next_items(2000).unwrap();
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut seqs = Vec::new();
+    for item in &items {
+        let frame = decode_repo_frame(&item.frame).unwrap();
+        seqs.push(frame.seq().unwrap());
+        match frame {
+            RepoFrame::Commit(commit) => {
+                for op in &commit.ops {
+                    let kind = match (op.action, op.path.starts_with("app.bsky.")) {
+                        (_, false) => "other namespace",
+                        (OpAction::Create, true) => "create",
+                        (OpAction::Update, true) => "update",
+                        (OpAction::Delete, true) => "delete",
+                    };
+                    *kinds.entry(kind).or_default() += 1;
+                }
+                commit.op_records().unwrap();
+            }
+            RepoFrame::Identity(_) => *kinds.entry("identity").or_default() += 1,
+            RepoFrame::Account(_) => *kinds.entry("account").or_default() += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    for kind in [
+        "create",
+        "update",
+        "delete",
+        "identity",
+        "account",
+        "other namespace",
+    ] {
+        assert!(
+            kinds.get(kind).copied().unwrap_or(0) > 0,
+            "no {kind} in {kinds:?}"
+        );
+    }
+    assert!(kinds["create"] > kinds["delete"], "{kinds:?}");
+    assert_eq!(seqs, (1..=2000).collect::<Vec<_>>());
+}
