@@ -4,12 +4,13 @@
 use rsky_atproto::firehose::{decode_label_frame, FrameError, LabelFrame};
 use rsky_common::event::{Label, LabelsEvent};
 use rsky_common::shutdown::Shutdown;
-use rsky_common::store::{read_cursor, AtomicBatch, Connection};
+use rsky_common::store::{AtomicBatch, Connection};
 use rsky_common::streams::{Streams, LABELS_FIELD};
 use rsky_metrics_runtime::counted;
 
 use crate::config::{Config, Host};
 use crate::metrics::IngesterMetrics;
+use crate::sink::stored_seq;
 use crate::source::{self, sleep_or_shutdown, FrameHandler, Subscription};
 
 /// The subscribeLabels method.
@@ -106,7 +107,7 @@ pub async fn run_labeler(
     let cursor_key = config
         .streams
         .cursor_key(&config.streams.label_live, &host.name);
-    let cursor = stored_seq(&mut conn.clone(), &cursor_key, metrics).await;
+    let cursor = stored_seq(&mut conn.clone(), &cursor_key, metrics, shutdown).await;
     let mut writer = LabelWriter {
         conn,
         streams: &config.streams,
@@ -121,29 +122,4 @@ pub async fn run_labeler(
         reconnect_max: config.reconnect_max,
     };
     source::run(&subscription, cursor, &mut writer, metrics, shutdown).await;
-}
-
-/// The seq stored under `key`; an unreadable or non-numeric cursor counts as an error and
-/// starts from the live end.
-pub(crate) async fn stored_seq(
-    conn: &mut Connection,
-    key: &str,
-    metrics: &IngesterMetrics,
-) -> Option<i64> {
-    match read_cursor(conn, key).await {
-        Ok(None) => None,
-        Ok(Some(value)) => match value.parse() {
-            Ok(seq) => Some(seq),
-            Err(_) => {
-                metrics.errors.inc();
-                tracing::warn!(%key, %value, "the stored cursor is not a sequence number; starting without one");
-                None
-            }
-        },
-        Err(err) => {
-            metrics.errors.inc();
-            tracing::warn!(error = %err, "cannot read the stored cursor; starting without one");
-            None
-        }
-    }
 }

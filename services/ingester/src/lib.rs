@@ -138,7 +138,7 @@ pub async fn run_firehose(
     let cursor_key = config
         .streams
         .cursor_key(&config.streams.firehose_live, &host.name);
-    let cursor = labeler::stored_seq(&mut conn.clone(), &cursor_key, metrics).await;
+    let cursor = sink::stored_seq(&mut conn.clone(), &cursor_key, metrics, &shutdown).await;
     tracing::info!(host = %host.name, ?cursor, "firehose starting");
     let (tx, mut rx) = mpsc::channel::<Decoded>(config.channel_capacity);
     let writer = {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use rsky_common::shutdown::Shutdown;
-use rsky_common::store::{stream_len, AtomicBatch, Connection, StoreError};
+use rsky_common::store::{read_cursor, stream_len, AtomicBatch, Connection, StoreError};
 use rsky_common::streams::{Streams, EVENT_FIELD};
 use rsky_metrics_runtime::counted;
 
@@ -150,6 +150,36 @@ pub async fn sample_stream_lengths(
         }
         if sleep_or_shutdown(interval, shutdown).await {
             return;
+        }
+    }
+}
+
+/// The seq stored under `key`. A non-numeric cursor counts as an error and starts without one;
+/// a failed read is retried (starting without the cursor would skip events) until shutdown.
+pub async fn stored_seq(
+    conn: &mut Connection,
+    key: &str,
+    metrics: &IngesterMetrics,
+    shutdown: &Shutdown,
+) -> Option<i64> {
+    loop {
+        match read_cursor(conn, key).await {
+            Ok(None) => return None,
+            Ok(Some(value)) => match value.parse() {
+                Ok(seq) => return Some(seq),
+                Err(_) => {
+                    metrics.errors.inc();
+                    tracing::warn!(%key, %value, "the stored cursor is not a sequence number; starting without one");
+                    return None;
+                }
+            },
+            Err(err) => {
+                metrics.errors.inc();
+                tracing::warn!(error = %err, "cannot read the stored cursor; retrying");
+                if sleep_or_shutdown(RETRY_DELAY, shutdown).await {
+                    return None;
+                }
+            }
         }
     }
 }

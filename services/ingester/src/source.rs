@@ -18,6 +18,15 @@ pub trait FrameHandler: Send {
     fn handle(&mut self, frame: Vec<u8>) -> impl Future<Output = Option<i64>> + Send;
 }
 
+/// Why a connection ended.
+#[derive(PartialEq)]
+enum Ended {
+    /// The service is stopping.
+    Shutdown,
+    /// The server closed it, or it failed: reconnect.
+    Lost,
+}
+
 /// Where and how to subscribe.
 #[derive(Clone, Debug)]
 pub struct Subscription {
@@ -75,7 +84,7 @@ pub async fn run<H: FrameHandler>(
         let mut frames = 0u64;
         let ended = loop {
             let message = tokio::select! {
-                _ = shutdown.cancelled() => break "shutdown",
+                _ = shutdown.cancelled() => break Ended::Shutdown,
                 message = socket.next() => message,
             };
             match message {
@@ -87,7 +96,7 @@ pub async fn run<H: FrameHandler>(
                 }
                 Some(Ok(Message::Close(frame))) => {
                     tracing::info!(%url, ?frame, "the server closed the connection");
-                    break "closed";
+                    break Ended::Lost;
                 }
                 // Pings are answered by tungstenite; text frames are not part of the protocol.
                 Some(Ok(Message::Text(text))) => {
@@ -98,17 +107,17 @@ pub async fn run<H: FrameHandler>(
                 Some(Err(err)) => {
                     metrics.errors.inc();
                     tracing::warn!(%url, error = %err, "connection failed");
-                    break "failed";
+                    break Ended::Lost;
                 }
                 None => {
                     metrics.errors.inc();
                     tracing::warn!(%url, "connection ended without a close frame");
-                    break "dropped";
+                    break Ended::Lost;
                 }
             }
         };
         metrics.websocket_connections.dec();
-        if ended == "shutdown" {
+        if ended == Ended::Shutdown {
             let _ = socket.close(None).await;
             return;
         }
