@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use rsky_common::streams;
+use rsky_common::streams::{Streams, PREFIX_ENV};
 
 /// The consumer group that every backfiller joins on `repo_backfill`.
 pub const GROUP: &str = "repo_backfill_group";
@@ -109,7 +109,7 @@ impl Config {
             high_water_mark: env.parse("BACKFILLER_HIGH_WATER_MARK", 500_000, positive)?,
             plc_url,
             did_web_insecure: env.parse("BACKFILLER_DID_WEB_INSECURE", false, boolean)?,
-            key_prefix: env.string("REDIS_KEY_PREFIX", ""),
+            key_prefix: env.string(PREFIX_ENV, ""),
             metrics_addr: SocketAddr::new(metrics_ip, metrics_port),
             fetch_timeout: env.millis("BACKFILLER_FETCH_TIMEOUT_MS", 120_000)?,
             resolve_timeout: env.millis("BACKFILLER_RESOLVE_TIMEOUT_MS", 10_000)?,
@@ -137,7 +137,7 @@ impl Config {
 /// The Redis names the backfiller reads and writes, each with the configured prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
-    prefix: String,
+    streams: Streams,
     /// The input stream (`repo_backfill`).
     pub repo_backfill: String,
     /// The output stream (`firehose_backfill`).
@@ -149,22 +149,23 @@ pub struct Keys {
 impl Keys {
     /// The names under `prefix` (empty for the production names).
     pub fn new(prefix: &str) -> Self {
+        let streams = Streams::new(prefix);
         Keys {
-            prefix: prefix.to_owned(),
-            repo_backfill: format!("{prefix}{}", streams::REPO_BACKFILL),
-            firehose_backfill: format!("{prefix}{}", streams::FIREHOSE_BACKFILL),
-            dead_letter: format!("{prefix}{}", streams::REPO_BACKFILL_DLQ),
+            repo_backfill: streams.repo_backfill.clone(),
+            firehose_backfill: streams.firehose_backfill.clone(),
+            dead_letter: streams.repo_backfill_dlq.clone(),
+            streams,
         }
     }
 
     /// The cached PDS endpoint of `did`: `did:pds:{did}`.
     pub fn did_pds(&self, did: &str) -> String {
-        format!("{}did:pds:{did}", self.prefix)
+        self.streams.key(&format!("did:pds:{did}"))
     }
 
     /// The cached signing key (`did:key:...`) of `did`: `did:key:{did}`.
     pub fn did_key(&self, did: &str) -> String {
-        format!("{}did:key:{did}", self.prefix)
+        self.streams.key(&format!("did:key:{did}"))
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use redis::streams::StreamInfoGroupsReply;
@@ -515,7 +515,7 @@ impl Backfiller {
                     LoadError::Verification { .. } => metrics.verification_errors.inc(),
                 })?;
             let filtered = loaded.filtered;
-            let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+            let time = rsky_common::time::now_rfc3339();
             let ack = Ack {
                 stream: &inner.keys.repo_backfill,
                 group: GROUP,

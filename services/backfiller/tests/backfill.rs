@@ -2,26 +2,6 @@
 
 mod support;
 
-// TEMP: rsky-testkit's pds/plc modules by path until the crate compiles again.
-#[path = "../../testkit/src/pds.rs"]
-pub mod pds;
-#[path = "../../testkit/src/plc.rs"]
-pub mod plc;
-pub mod relay {
-    #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-    pub struct ListedRepo {
-        pub did: String,
-        pub head: String,
-        pub rev: String,
-        pub active: bool,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub status: Option<String>,
-    }
-}
-mod rsky_testkit {
-    pub use crate::{pds, plc};
-}
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 

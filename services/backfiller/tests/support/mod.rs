@@ -5,14 +5,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::rsky_testkit::pds::{Behaviour, HostedRepo, TestAccount, TestPds};
-use crate::rsky_testkit::plc::TestPlc;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use rsky_backfiller::config::GROUP;
 use rsky_backfiller::{Backfiller, BackfillerMetrics, Config, SharedMetrics};
 use rsky_common::event::{BackfillEvent, StreamEvent};
 use rsky_metrics_runtime::Registry;
+use rsky_testkit::pds::{Behaviour, HostedRepo, TestAccount, TestPds};
+use rsky_testkit::plc::TestPlc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
