@@ -33,6 +33,12 @@
 //!
 //! The rules are those of `#[derive(Metrics)]`, from the same engine (`rsky-metrics-naming`);
 //! the README's "Naming rules" section lists them.
+//!
+//! Prometheus's own linter is a second opinion on a real scrape: [`promtool_check`] pipes text
+//! into `promtool check metrics` and [`assert_promtool_clean`] panics on any finding.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
 
 use prometheus::Registry;
 use rsky_metrics_naming as naming;
@@ -130,4 +136,66 @@ pub fn assert_exposition_clean(text: &str) {
 #[track_caller]
 pub fn assert_registry_clean(registry: &Registry) {
     assert_exposition_clean(&crate::encode_text(registry));
+}
+
+/// The `promtool` that [`promtool_check`] runs: `$PROMTOOL` when set, else `promtool` on `PATH`.
+fn promtool_program() -> String {
+    std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".to_owned())
+}
+
+/// Pipes `text` (Prometheus text exposition, e.g. a `/metrics` body) into
+/// `promtool check metrics`. `Ok` when promtool exits 0 and prints nothing; otherwise `Err` with
+/// what it printed (its findings), or its exit status when it printed nothing.
+///
+/// Runs `$PROMTOOL` when that is set, else `promtool` from `PATH`.
+///
+/// # Panics
+///
+/// When promtool cannot be run at all (not installed, not executable), so that a missing tool is
+/// never mistaken for findings: the message says to install it (Debian's `prometheus` package,
+/// which the test command installs) or to point `PROMTOOL` at it.
+pub fn promtool_check(text: &str) -> Result<(), String> {
+    let program = promtool_program();
+    let mut child = Command::new(&program)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot run `{program} check metrics` ({err}): promtool must be installed (the \
+                 test command installs Debian's `prometheus` package) or PROMTOOL must name it"
+            )
+        });
+    // promtool may stop reading early (e.g. on a parse error) and close its stdin: what it says
+    // about the text is in its output, so a failed write is not the finding.
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|err| panic!("waiting for `{program} check metrics` failed: {err}"));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    match (output.status.success(), said.trim().is_empty()) {
+        (true, true) => Ok(()),
+        (_, false) => Err(said),
+        (false, true) => Err(format!(
+            "promtool exited with {} and said nothing",
+            output.status
+        )),
+    }
+}
+
+/// Panics, with promtool's findings and the text, unless `promtool check metrics` finds nothing
+/// wrong with `text` (see [`promtool_check`], which also says how a missing promtool is reported).
+#[track_caller]
+pub fn assert_promtool_clean(text: &str) {
+    if let Err(findings) = promtool_check(text) {
+        panic!("promtool check metrics found problems:\n{findings}\nin:\n{text}");
+    }
 }

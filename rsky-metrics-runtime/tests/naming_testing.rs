@@ -1,9 +1,6 @@
 //! The `testing` helpers: metric sets and real exposition text checked against the naming rules,
 //! and a scrape of one metric of every kind that `promtool check metrics` accepts as it is.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
 use rsky_metrics_runtime::testing::{self, Rule};
 use rsky_metrics_runtime::{
     encode_text, Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramVec, IntCounter,
@@ -77,38 +74,9 @@ fn scrape_of_every_kind() -> String {
     encode_text(&registry)
 }
 
-fn promtool(text: &str) -> (bool, String) {
-    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "/usr/bin/promtool".to_owned());
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| panic!("cannot run {promtool} ({err}): install Debian's `prometheus` package or set PROMTOOL"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), said)
-}
-
 #[test]
 fn promtool_reports_nothing_on_a_scrape_of_every_kind() {
-    let text = scrape_of_every_kind();
-    let (ok, said) = promtool(&text);
-    assert!(
-        ok && said.trim().is_empty(),
-        "promtool said:\n{said}\non:\n{text}"
-    );
+    testing::assert_promtool_clean(&scrape_of_every_kind());
 }
 
 #[test]
@@ -124,8 +92,10 @@ fn the_lint_and_promtool_both_flag_bad_exposition() {
         "# TYPE svc_queue gauge\nsvc_queue 1\n",
         "# HELP svc_queueLength Queue\n# TYPE svc_queueLength gauge\nsvc_queueLength 1\n",
     ] {
-        let (ok, said) = promtool(text);
-        assert!(!ok || !said.trim().is_empty(), "promtool accepted:\n{text}");
+        assert!(
+            testing::promtool_check(text).is_err(),
+            "promtool accepted:\n{text}"
+        );
         assert!(
             !testing::lint_exposition(text).is_empty(),
             "the lint accepted:\n{text}"

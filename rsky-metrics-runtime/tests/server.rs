@@ -2,11 +2,10 @@
 //! scrape that `promtool check metrics` accepts.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Command, Stdio};
 
 use rsky_metrics_runtime::{
-    Error, Histogram, IntCounter, IntCounterVec, IntGauge, Metrics, MetricsServer, Registry,
-    CONTENT_TYPE,
+    testing, Error, Histogram, IntCounter, IntCounterVec, IntGauge, Metrics, MetricsServer,
+    Registry, CONTENT_TYPE,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -44,7 +43,9 @@ impl Response {
 
 /// One HTTP/1.1 request on a fresh connection, read to the end.
 async fn request(addr: SocketAddr, method: &str, path: &str) -> Response {
-    let mut stream = TcpStream::connect(addr).await.expect("connect to the metrics server");
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .expect("connect to the metrics server");
     let head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
@@ -52,12 +53,23 @@ async fn request(addr: SocketAddr, method: &str, path: &str) -> Response {
     let raw = String::from_utf8(raw).expect("a UTF-8 response");
     let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    Response { status, headers, body: body.to_owned() }
+    Response {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
 }
 
 async fn start(registry: &Registry) -> rsky_metrics_runtime::MetricsServerHandle {
@@ -100,8 +112,17 @@ async fn scrape_serves_every_declared_metric_in_the_text_format() {
     assert_eq!(value("demo_handle_seconds_count"), Some(0.0));
     assert_eq!(value("demo_outcomes_total{outcome=\"ok\"}"), Some(1.0));
     assert_eq!(value("demo_build_info{version=\"1.2.3\"}"), Some(1.0));
-    for process in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"] {
-        assert!(value(process).is_some(), "missing {process} in:\n{}", response.body);
+    for process in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            value(process).is_some(),
+            "missing {process} in:\n{}",
+            response.body
+        );
     }
     server.shutdown().await.unwrap();
 }
@@ -116,17 +137,7 @@ async fn promtool_finds_nothing_wrong_with_the_scrape() {
     let body = request(server.local_addr(), "GET", "/metrics").await.body;
     server.shutdown().await.unwrap();
 
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool must be installed (the test command installs Debian's `prometheus` package)");
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), body.as_bytes()).expect("write to promtool");
-    let output = child.wait_with_output().unwrap();
-    let findings = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success() && findings.trim().is_empty(), "promtool findings:\n{findings}\non:\n{body}");
+    testing::assert_promtool_clean(&body);
 }
 
 #[tokio::test]
@@ -137,7 +148,11 @@ async fn head_answers_like_get_without_a_body() {
     let response = request(server.local_addr(), "HEAD", "/metrics").await;
     assert_eq!(response.status, 200);
     assert_eq!(response.header("content-type"), Some(CONTENT_TYPE));
-    assert!(response.body.is_empty(), "HEAD returned a body: {}", response.body);
+    assert!(
+        response.body.is_empty(),
+        "HEAD returned a body: {}",
+        response.body
+    );
     server.shutdown().await.unwrap();
 }
 
@@ -146,7 +161,10 @@ async fn health_answers_ok() {
     let server = start(&Registry::new()).await;
     let response = request(server.local_addr(), "GET", "/health").await;
     assert_eq!((response.status, response.body.as_str()), (200, "ok\n"));
-    assert_eq!(request(server.local_addr(), "HEAD", "/health").await.status, 200);
+    assert_eq!(
+        request(server.local_addr(), "HEAD", "/health").await.status,
+        200
+    );
     server.shutdown().await.unwrap();
 }
 
@@ -156,7 +174,10 @@ async fn other_methods_are_not_allowed() {
     for method in ["POST", "PUT", "DELETE"] {
         let response = request(server.local_addr(), method, "/metrics").await;
         assert_eq!(response.status, 405, "{method} /metrics");
-        assert!(response.header("allow").is_some_and(|a| a.contains("GET")), "405 without Allow");
+        assert!(
+            response.header("allow").is_some_and(|a| a.contains("GET")),
+            "405 without Allow"
+        );
     }
     server.shutdown().await.unwrap();
 }
@@ -165,7 +186,11 @@ async fn other_methods_are_not_allowed() {
 async fn other_paths_are_not_found() {
     let server = start(&Registry::new()).await;
     for path in ["/", "/metric", "/metrics/extra"] {
-        assert_eq!(request(server.local_addr(), "GET", path).await.status, 404, "GET {path}");
+        assert_eq!(
+            request(server.local_addr(), "GET", path).await.status,
+            404,
+            "GET {path}"
+        );
     }
     server.shutdown().await.unwrap();
 }
@@ -175,28 +200,43 @@ async fn shutdown_stops_accepting_connections() {
     let server = start(&Registry::new()).await;
     let addr = server.local_addr();
     server.shutdown().await.unwrap();
-    assert!(TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
 }
 
 fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-    move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
+    move |name| {
+        vars.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
 }
 
 #[test]
 fn address_defaults_to_all_interfaces_and_the_service_port() {
     let builder = MetricsServer::builder("demo").default_port(4100);
-    assert_eq!(builder.resolve_addr_with(env(&[])).unwrap(), "0.0.0.0:4100".parse().unwrap());
+    assert_eq!(
+        builder.resolve_addr_with(env(&[])).unwrap(),
+        "0.0.0.0:4100".parse().unwrap()
+    );
 }
 
 #[test]
 fn port_and_address_come_from_the_environment() {
     let builder = MetricsServer::builder("demo").default_port(4100);
     let addr = builder
-        .resolve_addr_with(env(&[("METRICS_PORT", "9191"), ("METRICS_ADDR", "127.0.0.1")]))
+        .resolve_addr_with(env(&[
+            ("METRICS_PORT", "9191"),
+            ("METRICS_ADDR", "127.0.0.1"),
+        ]))
         .unwrap();
     assert_eq!(addr, "127.0.0.1:9191".parse().unwrap());
     let custom = MetricsServer::builder("demo").port_env("INGESTER_METRICS_PORT");
-    let addr = custom.resolve_addr_with(env(&[("INGESTER_METRICS_PORT", "4200")])).unwrap();
+    let addr = custom
+        .resolve_addr_with(env(&[("INGESTER_METRICS_PORT", "4200")]))
+        .unwrap();
     assert_eq!(addr.port(), 4200);
 }
 
@@ -204,10 +244,15 @@ fn port_and_address_come_from_the_environment() {
 fn bad_port_values_are_errors_naming_the_variable_and_value() {
     let builder = MetricsServer::builder("demo");
     for bad in ["abc", "0", "65536", "-1", "", "99999999999999999999"] {
-        let err = builder.resolve_addr_with(env(&[("METRICS_PORT", bad)])).unwrap_err();
+        let err = builder
+            .resolve_addr_with(env(&[("METRICS_PORT", bad)]))
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidEnv { .. }), "{bad:?}: {err}");
         let message = err.to_string();
-        assert!(message.contains("METRICS_PORT") && message.contains(&format!("{bad:?}")), "{message}");
+        assert!(
+            message.contains("METRICS_PORT") && message.contains(&format!("{bad:?}")),
+            "{message}"
+        );
     }
 }
 
@@ -217,7 +262,10 @@ fn bad_address_is_an_error_naming_the_variable() {
         .resolve_addr_with(env(&[("METRICS_ADDR", "localhost:80")]))
         .unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("METRICS_ADDR") && message.contains("localhost:80"), "{message}");
+    assert!(
+        message.contains("METRICS_ADDR") && message.contains("localhost:80"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
