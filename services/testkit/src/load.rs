@@ -32,6 +32,14 @@ struct Account {
     has_profile: bool,
 }
 
+/// The DID of simulated account `i`: `did:plc:load` and `i` in 20 digits. The load generator's
+/// accounts, the relay's listed repositories (`TEST_RELAY_LIST_REPOS`) and the test PDS's
+/// accounts ([`crate::pds::host_load_accounts`]) share these DIDs, so that a pipeline can list,
+/// fetch and label the same accounts.
+pub fn load_did(i: usize) -> String {
+    format!("did:plc:load{i:020}")
+}
+
 /// Generates frames for a population of accounts.
 ///
 /// ```
@@ -58,7 +66,7 @@ impl LoadGenerator {
     pub fn starting_at(accounts: usize, seed: u64, first_seq: i64) -> Self {
         let accounts = (0..accounts.max(1))
             .map(|i| Account {
-                did: format!("did:plc:load{i:020}"),
+                did: load_did(i),
                 paths: VecDeque::new(),
                 has_profile: false,
             })

@@ -484,6 +484,50 @@ impl TestPds {
     }
 }
 
+/// The failures a backfiller must count, one account each after the served ones in
+/// [`host_load_accounts`]: a bad signature, a truncated CAR, an HTTP 500 and a missing repository.
+pub const LOAD_FAILURES: [Behaviour; 4] = [
+    Behaviour::BadSignature,
+    Behaviour::TruncatedCar,
+    Behaviour::ServerError,
+    Behaviour::RepoNotFound,
+];
+
+/// Hosts the accounts of a load test on `pds`, their DID documents in `plc`: `served` accounts
+/// with `records` records each, then one account per [`LOAD_FAILURES`] (5 records each), named
+/// `load_did(0)`, `load_did(1)`, ... ([`crate::load::load_did`]), keys and records derived from
+/// the DID and `seed`. Returns each DID with its behaviour, in order.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use rsky_testkit::pds::{host_load_accounts, Behaviour, TestPds};
+/// use rsky_testkit::plc::TestPlc;
+///
+/// let (pds, plc) = (TestPds::start().await?, TestPlc::start().await?);
+/// let hosted = host_load_accounts(&pds, &plc, 2, 3, 1)?;
+/// assert_eq!(hosted.len(), 6);
+/// assert_eq!(hosted[5], ("did:plc:load00000000000000000005".to_owned(), Behaviour::RepoNotFound));
+/// # Ok(()) }
+/// ```
+pub fn host_load_accounts(
+    pds: &TestPds,
+    plc: &TestPlc,
+    served: usize,
+    records: usize,
+    seed: u64,
+) -> Result<Vec<(String, Behaviour)>, PdsError> {
+    let plan = std::iter::repeat_n((Behaviour::Serve, records), served)
+        .chain(LOAD_FAILURES.iter().map(|b| (*b, 5)));
+    let mut hosted = Vec::new();
+    for (i, (behaviour, records)) in plan.enumerate() {
+        let did = crate::load::load_did(i);
+        let account = TestAccount::with_did(&did, &format!("{did}-{seed}"), records)?;
+        pds.host(&account, behaviour, plc)?;
+        hosted.push((did, behaviour));
+    }
+    Ok(hosted)
+}
+
 fn xrpc_error(status: StatusCode, error: &str, message: &str) -> Response {
     (status, Json(json!({"error": error, "message": message}))).into_response()
 }

@@ -94,7 +94,12 @@ impl Drop for TestPlc {
 impl TestPlc {
     /// Starts a directory on `127.0.0.1` on a free port.
     pub async fn start() -> std::io::Result<TestPlc> {
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts a directory on `addr` (port 0: a free port; [`TestPlc::url`] tells which).
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<TestPlc> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             documents: Mutex::new(HashMap::new()),

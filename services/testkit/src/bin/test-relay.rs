@@ -13,13 +13,17 @@
 //! - `TEST_RELAY_LOG_CAPACITY` (default `1000000`): frames kept for cursor resume.
 //! - `TEST_RELAY_SEED` (default `1`): seed of the random mix.
 //! - `TEST_RELAY_LIST_REPOS` (default `0`): accounts listed by `listRepos`.
+//! - `TEST_RELAY_LABELS_RATE` (default `0`): `#labels` frames per second on `subscribeLabels`
+//!   (two labels each, every third frame also a negation), on the listed accounts
+//!   (`TEST_RELAY_ACCOUNTS` when none are listed), as the labeler `did:plc:labelerload...`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use rsky_common::config::{var_or, ConfigError, Env};
-use rsky_testkit::load::LoadGenerator;
+use rsky_testkit::labels::load_labels_frame;
+use rsky_testkit::load::{load_did, LoadGenerator};
 use rsky_testkit::relay::{ListedRepo, TestRelay};
 
 struct Settings {
@@ -30,6 +34,7 @@ struct Settings {
     capacity: usize,
     seed: u64,
     list_repos: usize,
+    labels_rate: u64,
 }
 
 fn settings(env: &Env) -> Result<Settings, ConfigError> {
@@ -45,6 +50,7 @@ fn settings(env: &Env) -> Result<Settings, ConfigError> {
         capacity: var_or(env, "TEST_RELAY_LOG_CAPACITY", 1_000_000)?,
         seed: var_or(env, "TEST_RELAY_SEED", 1)?,
         list_repos: var_or(env, "TEST_RELAY_LIST_REPOS", 0)?,
+        labels_rate: var_or(env, "TEST_RELAY_LABELS_RATE", 0)?,
     })
 }
 
@@ -68,7 +74,7 @@ async fn main() -> ExitCode {
     relay.set_listed_repos(
         (0..settings.list_repos)
             .map(|i| ListedRepo {
-                did: format!("did:plc:load{i:020}"),
+                did: load_did(i),
                 head: "bafyreie5cvv4h45feadgeuwhbcutmh6t2ceseocckahdoe6uat64zmz454".into(),
                 rev: rsky_atproto::syntax::tid_from_parts(1_700_000_000_000_000 + i as u64, 0),
                 active: true,
@@ -86,31 +92,59 @@ async fn main() -> ExitCode {
             }
         }
     }
-    tracing::info!(url = %relay.ws_url(), rate = settings.rate, accounts = settings.accounts, "test relay serving subscribeRepos, listRepos and subscribeLabels");
+    tracing::info!(url = %relay.ws_url(), rate = settings.rate, accounts = settings.accounts, labels_rate = settings.labels_rate, "test relay serving subscribeRepos, listRepos and subscribeLabels");
     let shutdown = rsky_common::shutdown::on_signal();
-    if settings.rate > 0 {
-        // Emit in ticks of 10 ms so the stream is steady rather than bursty.
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        let mut owed = 0.0f64;
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tick.tick() => {}
+    // Events are emitted in ticks of 10 ms so the stream is steady rather than bursty.
+    let mut events = (settings.rate > 0).then(|| tokio::time::interval(Duration::from_millis(10)));
+    // At most one labels frame per millisecond (a zero period would make the interval panic).
+    let mut labels = (settings.labels_rate > 0).then(|| {
+        let period = Duration::from_secs_f64(1.0 / settings.labels_rate as f64);
+        tokio::time::interval(period.max(Duration::from_millis(1)))
+    });
+    let labelled = if settings.list_repos > 0 {
+        settings.list_repos
+    } else {
+        settings.accounts
+    };
+    let mut owed = 0.0f64;
+    let mut label_seq = 0i64;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick(&mut events) => {
+                owed += settings.rate as f64 / 100.0;
+                let n = owed as usize;
+                owed -= n as f64;
+                match load.next_items(n) {
+                    Ok(items) => relay.push(items),
+                    Err(err) => {
+                        eprintln!("test-relay: cannot generate events: {err}");
+                        return ExitCode::FAILURE;
+                    }
+                }
             }
-            owed += settings.rate as f64 / 100.0;
-            let n = owed as usize;
-            owed -= n as f64;
-            match load.next_items(n) {
-                Ok(items) => relay.push(items),
-                Err(err) => {
-                    eprintln!("test-relay: cannot generate events: {err}");
-                    return ExitCode::FAILURE;
+            _ = tick(&mut labels) => {
+                label_seq += 1;
+                match load_labels_frame(label_seq, labelled) {
+                    Ok(frame) => relay.push_labels([frame]),
+                    Err(err) => {
+                        eprintln!("test-relay: cannot encode a labels frame: {err}");
+                        return ExitCode::FAILURE;
+                    }
                 }
             }
         }
-    } else {
-        shutdown.cancelled().await;
     }
     tracing::info!(frames_sent = relay.frames_sent(), "test relay stopped");
     ExitCode::SUCCESS
+}
+
+/// The next tick of `interval`; never, without one.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
