@@ -61,14 +61,22 @@ fi
 log "npm ci: the Grafana dashboard's type-check project (typescript, @grafana/schema)"
 npm ci --prefix grafana/typecheck --no-audit --no-fund --loglevel=error
 
-log "cargo fmt --check"
-cargo fmt --all -- --check
+# Every step runs, so one run reports every failure; the exit status says whether any failed.
+failed=()
+step() {
+    local name=$1
+    shift
+    log "$name"
+    if ! "$@"; then failed+=("$name"); fi
+}
 
-log "cargo test (every crate)"
-cargo test --workspace --all-targets --no-fail-fast
-cargo test --workspace --doc
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo test (every crate, every target)" cargo test --workspace --all-targets --no-fail-fast
+step "cargo test --doc" cargo test --workspace --doc --no-fail-fast
+step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 
-log "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
-
+if [ ${#failed[@]} -gt 0 ]; then
+    log "FAILED: ${failed[*]}"
+    exit 1
+fi
 log "all tests passed"

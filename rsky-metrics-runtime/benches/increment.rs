@@ -21,7 +21,8 @@ pub struct DemoMetrics {
 }
 
 static HAND_WRITTEN: Lazy<IntCounter> = Lazy::new(|| {
-    let counter = IntCounter::new("hand_requests_total", "Requests handled").expect("a valid counter");
+    let counter =
+        IntCounter::new("hand_requests_total", "Requests handled").expect("a valid counter");
     prometheus::register(Box::new(counter.clone())).expect("registered once");
     counter
 });
@@ -32,9 +33,15 @@ fn increment(c: &mut Criterion) {
     let mut group = c.benchmark_group("counter_increment");
     DemoMetrics::global();
     Lazy::force(&HAND_WRITTEN);
-    group.bench_function("derive_global", |b| b.iter(|| black_box(DemoMetrics::global()).requests.inc()));
-    group.bench_function("hand_written_once_cell", |b| b.iter(|| black_box(&*HAND_WRITTEN).inc()));
-    group.bench_function("raw_atomic_relaxed", |b| b.iter(|| black_box(&RAW).fetch_add(1, Ordering::Relaxed)));
+    group.bench_function("derive_global", |b| {
+        b.iter(|| black_box(DemoMetrics::global()).requests.inc())
+    });
+    group.bench_function("hand_written_once_cell", |b| {
+        b.iter(|| black_box(&*HAND_WRITTEN).inc())
+    });
+    group.bench_function("raw_atomic_relaxed", |b| {
+        b.iter(|| black_box(&RAW).fetch_add(1, Ordering::Relaxed))
+    });
     group.finish();
 }
 

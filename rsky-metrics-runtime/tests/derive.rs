@@ -104,14 +104,20 @@ fn names_are_service_then_field_with_total_for_counters() {
 
 #[test]
 fn total_is_never_doubled() {
-    let desc = EveryKind::METRICS.iter().find(|m| m.field == "events_total").unwrap();
+    let desc = EveryKind::METRICS
+        .iter()
+        .find(|m| m.field == "events_total")
+        .unwrap();
     assert_eq!(desc.name, "every_kind_events_total");
 }
 
 #[test]
 fn help_is_the_doc_comment_lines_trimmed_and_joined() {
     assert_eq!(DemoMetrics::METRICS[0].help, "Requests handled");
-    let desc = EveryKind::METRICS.iter().find(|m| m.field == "float_hits").unwrap();
+    let desc = EveryKind::METRICS
+        .iter()
+        .find(|m| m.field == "float_hits")
+        .unwrap();
     assert_eq!(desc.help, "A float counter spread over two lines");
 }
 
@@ -131,12 +137,24 @@ fn catalog_describes_kind_value_labels_and_buckets() {
         }
     );
     let outcomes = &DemoMetrics::METRICS[3];
-    assert_eq!((outcomes.kind, outcomes.value, outcomes.labels), (MetricKind::Counter, ValueType::Int, &["outcome"][..]));
-    let wait = EveryKind::METRICS.iter().find(|m| m.field == "wait_seconds").unwrap();
+    assert_eq!(
+        (outcomes.kind, outcomes.value, outcomes.labels),
+        (MetricKind::Counter, ValueType::Int, &["outcome"][..])
+    );
+    let wait = EveryKind::METRICS
+        .iter()
+        .find(|m| m.field == "wait_seconds")
+        .unwrap();
     assert_eq!(wait.buckets, DEFAULT_BUCKETS);
-    let sizes = EveryKind::METRICS.iter().find(|m| m.field == "size_bytes_vec").unwrap();
+    let sizes = EveryKind::METRICS
+        .iter()
+        .find(|m| m.field == "size_bytes_vec")
+        .unwrap();
     assert_eq!(sizes.buckets, &[1.0, 2.5, 10.0]);
-    let gauge = EveryKind::METRICS.iter().find(|m| m.field == "int_labeled_level").unwrap();
+    let gauge = EveryKind::METRICS
+        .iter()
+        .find(|m| m.field == "int_labeled_level")
+        .unwrap();
     assert_eq!(gauge.labels, &["stream", "host"]);
 }
 
@@ -144,7 +162,10 @@ fn catalog_describes_kind_value_labels_and_buckets() {
 fn trait_and_inherent_items_agree() {
     assert_eq!(<DemoMetrics as MetricSet>::SERVICE, "demo");
     assert_eq!(<DemoMetrics as MetricSet>::METRICS, DemoMetrics::METRICS);
-    assert!(std::ptr::eq(<DemoMetrics as MetricSet>::global(), DemoMetrics::global()));
+    assert!(std::ptr::eq(
+        <DemoMetrics as MetricSet>::global(),
+        DemoMetrics::global()
+    ));
 }
 
 #[test]
@@ -162,9 +183,14 @@ fn every_unlabeled_metric_is_exposed_at_zero_right_after_register() {
         "every_kind_wait_seconds_bucket{le=\"+Inf\"} 0",
         "every_kind_events_total 0",
     ] {
-        assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
     }
-    assert!(text.contains("# HELP every_kind_float_hits_total A float counter spread over two lines"));
+    assert!(
+        text.contains("# HELP every_kind_float_hits_total A float counter spread over two lines")
+    );
     assert!(text.contains("# TYPE every_kind_wait_seconds histogram"));
 }
 
@@ -176,17 +202,31 @@ fn labeled_metrics_record_per_label_values() {
     metrics.outcomes.with_label_values(&["error"]).inc();
     metrics.handle_seconds.observe(0.05);
     let text = encode_text(&registry);
-    assert!(text.contains("demo_outcomes_total{outcome=\"ok\"} 3"), "{text}");
-    assert!(text.contains("demo_outcomes_total{outcome=\"error\"} 1"), "{text}");
-    assert!(text.contains("demo_handle_seconds_bucket{le=\"0.1\"} 1"), "{text}");
-    assert!(text.contains("demo_handle_seconds_bucket{le=\"0.01\"} 0"), "{text}");
+    assert!(
+        text.contains("demo_outcomes_total{outcome=\"ok\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("demo_outcomes_total{outcome=\"error\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("demo_handle_seconds_bucket{le=\"0.1\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("demo_handle_seconds_bucket{le=\"0.01\"} 0"),
+        "{text}"
+    );
 }
 
 #[test]
 fn registering_a_set_twice_in_one_registry_is_an_error_naming_the_metric() {
     let registry = Registry::new();
     DemoMetrics::register(&registry).unwrap();
-    let err = DemoMetrics::register(&registry).err().expect("a second registration must fail");
+    let err = DemoMetrics::register(&registry)
+        .err()
+        .expect("a second registration must fail");
     let message = err.to_string();
     assert!(matches!(err, Error::Clash { .. }), "{message}");
     assert!(message.contains("demo_requests_total"), "{message}");
@@ -197,11 +237,17 @@ fn registering_a_set_twice_in_one_registry_is_an_error_naming_the_metric() {
 fn a_clash_names_both_declarations_and_leaves_nothing_of_the_failed_set() {
     let registry = Registry::new();
     DemoMetrics::register(&registry).unwrap();
-    let message = ClashingMetrics::register(&registry).err().expect("the clash must fail").to_string();
+    let message = ClashingMetrics::register(&registry)
+        .err()
+        .expect("the clash must fail")
+        .to_string();
     assert!(message.contains("ClashingMetrics.requests"), "{message}");
     assert!(message.contains("DemoMetrics.requests"), "{message}");
     // `fresh` was registered before the clash was found; it must be gone again.
-    assert!(!encode_text(&registry).contains("demo_fresh"), "a failed set left metrics behind");
+    assert!(
+        !encode_text(&registry).contains("demo_fresh"),
+        "a failed set left metrics behind"
+    );
 }
 
 #[test]
