@@ -1,8 +1,6 @@
 //! The metric names fixed by the services' spec: every one must be on the dashboard.
 
-/// The spec's list, one `service<TAB>kind<TAB>name` a line (copied from specs/services.md,
-/// "The metrics each service exports", so that a plain clone has it).
-const SPEC_METRICS: &str = include_str!("../spec-metrics.tsv");
+use rsky_testkit::spec::BY_SERVICE;
 
 /// One metric that the spec names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,17 +13,20 @@ pub struct SpecMetric {
     pub name: &'static str,
 }
 
-/// Every metric the spec names, in the spec's order.
+/// Every metric the spec names, in the spec's order (the lists of [`rsky_testkit::spec`]; the
+/// spec's counters are the names ending in `_total`, every other one is a gauge).
 pub fn spec_metrics() -> Vec<SpecMetric> {
-    SPEC_METRICS
-        .lines()
-        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .filter_map(|line| {
-            let mut fields = line.split('\t');
-            Some(SpecMetric {
-                service: fields.next()?,
-                kind: fields.next()?,
-                name: fields.next()?,
+    BY_SERVICE
+        .iter()
+        .flat_map(|(service, names)| {
+            names.iter().map(move |name| SpecMetric {
+                service,
+                kind: if name.ends_with("_total") {
+                    "counter"
+                } else {
+                    "gauge"
+                },
+                name,
             })
         })
         .collect()
@@ -36,12 +37,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_spec_names_56_metrics_of_three_services() {
+    fn the_spec_names_56_metrics_of_three_services_43_counters_and_13_gauges() {
         let metrics = spec_metrics();
         assert_eq!(metrics.len(), 56);
         for m in &metrics {
             assert!(m.name.starts_with(&format!("{}_", m.service)), "{m:?}");
-            assert_eq!(m.kind == "counter", m.name.ends_with("_total"), "{m:?}");
         }
+        let counters = metrics.iter().filter(|m| m.kind == "counter").count();
+        assert_eq!((counters, metrics.len() - counters), (43, 13));
+        assert!(metrics.contains(&SpecMetric {
+            service: "indexer",
+            kind: "gauge",
+            name: "indexer_pending_messages",
+        }));
     }
 }

@@ -11,6 +11,7 @@
 //! - [`pds`]: [`TestPds`], serving `listRepos`, `getRepo` (signed repository CARs with an MST)
 //!   and a did:web document, with every failure a backfiller must handle.
 //! - [`plc`]: [`TestPlc`], a PLC directory serving DID documents.
+//! - [`spec`]: the metric names the services' spec fixes, one list per service.
 #![warn(missing_docs)]
 
 pub mod firehose;
@@ -20,6 +21,7 @@ pub mod log;
 pub mod pds;
 pub mod plc;
 pub mod relay;
+pub mod spec;
 
 pub use firehose::{FirehoseScript, Op, RawOp};
 pub use log::Item;
