@@ -1,25 +1,28 @@
 //! The local stack: the whole pipeline on one machine without Docker.
 //!
-//! A test PLC directory, a test PDS and a labeler (from `rsky-testkit`, in this process), the `test-relay`
-//! binary (a steady firehose, and `listRepos` of the PDS's accounts), the ingester, the
-//! backfillers and the indexers as processes on loopback ports, and a real Prometheus scraping
-//! them with a local copy of `prometheus.yml` and the project's alert rules. Redis and
-//! PostgreSQL are the ones already running; the stack uses its own key prefix and database.
+//! The `test-pds` binary (a test PDS and PLC directory hosting signed repositories, a few of them
+//! failing as a backfiller must handle), the `test-relay` binary (a steady firehose, `listRepos`
+//! of the PDS's accounts, and a stream of labels on them), the ingester, the backfillers and the
+//! indexers, all processes on loopback ports, and a real Prometheus scraping them with a local
+//! copy of `prometheus.yml` and the project's alert rules. Redis and PostgreSQL are the ones
+//! already running; the stack uses its own key prefix and database.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use rsky_testkit::labels::{label, labels_frame};
-use rsky_testkit::pds::{Behaviour, TestAccount, TestPds};
-use rsky_testkit::plc::TestPlc;
-use rsky_testkit::relay::TestRelay;
 use serde_yaml::Value;
 use tokio::process::{Child, Command};
 
 /// The binaries of other packages that the stack runs.
-pub const SERVICE_BINARIES: [&str; 4] = ["test-relay", "ingester", "backfiller", "indexer"];
+pub const SERVICE_BINARIES: [&str; 5] = [
+    "test-pds",
+    "test-relay",
+    "ingester",
+    "backfiller",
+    "indexer",
+];
 
 /// The packages that build [`SERVICE_BINARIES`].
 pub const SERVICE_PACKAGES: [&str; 4] = [
@@ -29,24 +32,14 @@ pub const SERVICE_PACKAGES: [&str; 4] = [
     "rsky-indexer",
 ];
 
-/// How `test-relay` names the accounts it lists (`TEST_RELAY_LIST_REPOS`); the test PDS hosts
-/// repositories under the same DIDs so that the backfillers can fetch what the ingester lists.
-fn listed_did(i: usize) -> String {
-    format!("did:plc:load{i:020}")
-}
-
-/// The accounts after the served ones, one per failure a backfiller must count.
-const FAILING_ACCOUNTS: [Behaviour; 4] = [
-    Behaviour::BadSignature,
-    Behaviour::TruncatedCar,
-    Behaviour::ServerError,
-    Behaviour::RepoNotFound,
-];
+/// The accounts `test-pds` hosts after the served ones: a bad signature, a truncated CAR, an
+/// HTTP 500 and a missing repository (`rsky_testkit::pds::LOAD_FAILURES`).
+const FAILING_ACCOUNTS: usize = rsky_testkit::pds::LOAD_FAILURES.len();
 
 /// What to run, and where.
 #[derive(Clone, Debug)]
 pub struct StackOptions {
-    /// Where the `ingester`, `backfiller`, `indexer` and `test-relay` binaries are.
+    /// Where the [`SERVICE_BINARIES`] are.
     pub bin_dir: PathBuf,
     /// Logs, the Prometheus config copy and its data go here.
     pub work_dir: PathBuf,
@@ -168,9 +161,6 @@ pub enum StackError {
     /// Prometheus is not installed.
     #[error(transparent)]
     Tool(#[from] crate::tool::ToolError),
-    /// The test PDS or PLC could not start.
-    #[error("test PDS/PLC: {0}")]
-    TestServer(String),
 }
 
 /// One process of the stack.
@@ -197,17 +187,9 @@ pub struct LocalStack {
     targets: Vec<Target>,
     prometheus_url: String,
     relay_url: String,
-    pds: TestPds,
-    plc: TestPlc,
-    labeler: std::sync::Arc<TestRelay>,
-    labels: tokio::task::JoinHandle<()>,
+    pds_url: String,
+    plc_url: String,
     options: StackOptions,
-}
-
-impl Drop for LocalStack {
-    fn drop(&mut self) {
-        self.labels.abort();
-    }
 }
 
 impl LocalStack {
@@ -233,44 +215,13 @@ impl LocalStack {
         // A fresh relay starts at sequence 1: cursors of an earlier run must not skip its events.
         clear_redis_keys(&options.redis_url, &options.key_prefix).await?;
 
-        let plc = TestPlc::start()
-            .await
-            .map_err(|e| StackError::TestServer(format!("cannot start the PLC: {e}")))?;
-        let pds = TestPds::start()
-            .await
-            .map_err(|e| StackError::TestServer(format!("cannot start the PDS: {e}")))?;
-        let mut listed = 0;
-        for i in 0..options.backfill_accounts {
-            host(
-                &pds,
-                &plc,
-                listed_did(i),
-                options.records_per_repo,
-                Behaviour::Serve,
-            )?;
-            listed += 1;
-        }
-        for behaviour in FAILING_ACCOUNTS {
-            host(&pds, &plc, listed_did(listed), 5, behaviour)?;
-            listed += 1;
-        }
-
-        let labeler = std::sync::Arc::new(
-            TestRelay::start()
-                .await
-                .map_err(|e| StackError::TestServer(format!("cannot start the labeler: {e}")))?,
-        );
-        let labels = tokio::spawn(emit_labels(labeler.clone(), listed));
-
         let mut stack = LocalStack {
             processes: Vec::new(),
             targets: Vec::new(),
             prometheus_url: String::new(),
             relay_url: String::new(),
-            pds,
-            plc,
-            labeler,
-            labels,
+            pds_url: String::new(),
+            plc_url: String::new(),
             options: options.clone(),
         };
         let common = |port: u16| {
@@ -282,6 +233,39 @@ impl LocalStack {
                 ("RUST_LOG".to_owned(), "info".to_owned()),
             ]
         };
+
+        let (pds_port, plc_port) = (free_port()?, free_port()?);
+        stack.pds_url = format!("http://127.0.0.1:{pds_port}");
+        stack.plc_url = format!("http://127.0.0.1:{plc_port}");
+        let listed = options.backfill_accounts + FAILING_ACCOUNTS;
+        stack
+            .spawn(
+                "test-pds",
+                &options.bin_dir.join("test-pds"),
+                &[],
+                vec![
+                    ("TEST_PDS_ADDR".into(), format!("127.0.0.1:{pds_port}")),
+                    ("TEST_PDS_PLC_ADDR".into(), format!("127.0.0.1:{plc_port}")),
+                    (
+                        "TEST_PDS_ACCOUNTS".into(),
+                        options.backfill_accounts.to_string(),
+                    ),
+                    (
+                        "TEST_PDS_RECORDS".into(),
+                        options.records_per_repo.to_string(),
+                    ),
+                    ("RUST_LOG".into(), "info".into()),
+                ],
+            )
+            .await?;
+        // Every account hosted before the relay lists them (or a backfiller would miss some).
+        let list_repos = format!(
+            "{}/xrpc/com.atproto.sync.listRepos?limit=1000",
+            stack.pds_url
+        );
+        stack
+            .wait_for_listed("test-pds", &list_repos, listed)
+            .await?;
 
         let relay_port = free_port()?;
         stack.relay_url = format!("ws://127.0.0.1:{relay_port}");
@@ -298,6 +282,7 @@ impl LocalStack {
                         options.relay_accounts.to_string(),
                     ),
                     ("TEST_RELAY_LIST_REPOS".into(), listed.to_string()),
+                    ("TEST_RELAY_LABELS_RATE".into(), "1".into()),
                     ("RUST_LOG".into(), "info".into()),
                 ],
             )
@@ -309,7 +294,7 @@ impl LocalStack {
         env.extend([
             ("INGESTER_MODE".to_owned(), "all".to_owned()),
             ("INGESTER_RELAY_HOSTS".to_owned(), stack.relay_url.clone()),
-            ("INGESTER_LABELER_HOSTS".to_owned(), stack.labeler.ws_url()),
+            ("INGESTER_LABELER_HOSTS".to_owned(), stack.relay_url.clone()),
             ("INGESTER_SAMPLE_INTERVAL_MS".to_owned(), "1000".to_owned()),
         ]);
         stack
@@ -321,7 +306,7 @@ impl LocalStack {
             let mut env = common(port);
             env.extend([
                 ("BACKFILLER_CONSUMER".to_owned(), format!("backfiller{i}")),
-                ("BACKFILLER_PLC_URL".to_owned(), stack.plc.url()),
+                ("BACKFILLER_PLC_URL".to_owned(), stack.plc_url.clone()),
                 ("BACKFILLER_RETRY_BACKOFF_MS".to_owned(), "200".to_owned()),
                 (
                     "BACKFILLER_RETRY_BACKOFF_MAX_MS".to_owned(),
@@ -390,10 +375,10 @@ impl LocalStack {
             ),
             (
                 "test labeler (subscribeLabels)".to_owned(),
-                self.labeler.ws_url(),
+                self.relay_url.clone(),
             ),
-            ("test PDS".to_owned(), self.pds.url()),
-            ("test PLC".to_owned(), self.plc.url()),
+            ("test PDS".to_owned(), self.pds_url.clone()),
+            ("test PLC".to_owned(), self.plc_url.clone()),
         ];
         for t in self.targets.iter().filter(|t| t.job != "prometheus") {
             urls.push((
@@ -419,7 +404,7 @@ impl LocalStack {
     }
 
     /// Stops every process with SIGTERM (the services drain and exit), newest first, killing
-    /// any still running after 15 s; then the test PDS and PLC.
+    /// any still running after 15 s.
     pub async fn stop(mut self) -> Vec<(String, String)> {
         let mut outcomes = Vec::new();
         while let Some(mut p) = self.processes.pop() {
@@ -565,6 +550,37 @@ impl LocalStack {
         }
     }
 
+    /// Waits until `url` (a `listRepos` of `name`) lists at least `accounts` repositories.
+    async fn wait_for_listed(
+        &mut self,
+        name: &str,
+        url: &str,
+        accounts: usize,
+    ) -> Result<(), StackError> {
+        let client = reqwest::Client::new();
+        let within = Duration::from_secs(60);
+        let deadline = Instant::now() + within;
+        let mut seen = 0;
+        loop {
+            self.check_running()?;
+            if let Ok(resp) = client.get(url).timeout(Duration::from_secs(2)).send().await {
+                if let Ok(body) = resp.json::<serde_json::Value>().await {
+                    seen = body["repos"].as_array().map_or(0, Vec::len);
+                    if seen >= accounts {
+                        return Ok(());
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(self.not_ready(
+                    name,
+                    &format!("listed {seen} of its {accounts} accounts at {url} within {within:?}"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn wait_for_port(&mut self, name: &str, port: u16) -> Result<(), StackError> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -605,47 +621,6 @@ fn not_running(name: &str, what: &str, log: &Path) -> StackError {
         log: log.to_owned(),
         tail,
     }
-}
-
-/// Publishes a `#labels` frame every second on the labeler: two labels on accounts of the
-/// PDS, and every third frame the negation of an earlier one (the indexer removes it).
-async fn emit_labels(labeler: std::sync::Arc<TestRelay>, accounts: usize) {
-    const SOURCE: &str = "did:plc:labelerlocalstackaaaaaaa";
-    const VALUES: [&str; 3] = ["spam", "porn", "!warn"];
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    for seq in 1i64.. {
-        tick.tick().await;
-        let account = |n: i64| listed_did(n.unsigned_abs() as usize % accounts.max(1));
-        let value = |n: i64| VALUES[n.unsigned_abs() as usize % VALUES.len()];
-        let mut labels = vec![
-            label(SOURCE, &account(seq), value(seq), false),
-            label(SOURCE, &account(seq + 1), value(seq + 1), false),
-        ];
-        if seq % 3 == 0 {
-            labels.push(label(SOURCE, &account(seq - 2), value(seq - 2), true));
-        }
-        match labels_frame(seq, labels) {
-            Ok(frame) => labeler.push_labels([frame]),
-            Err(err) => {
-                tracing::error!(error = %err, "cannot encode a labels frame; the labeler stops");
-                return;
-            }
-        }
-    }
-}
-
-fn host(
-    pds: &TestPds,
-    plc: &TestPlc,
-    did: String,
-    records: usize,
-    behaviour: Behaviour,
-) -> Result<(), StackError> {
-    let account = TestAccount::with_did(&did, &did, records)
-        .map_err(|e| StackError::TestServer(format!("account {did}: {e}")))?;
-    pds.host(&account, behaviour, plc)
-        .map_err(|e| StackError::TestServer(format!("hosting {did}: {e}")))?;
-    Ok(())
 }
 
 fn packages_args() -> String {

@@ -8,8 +8,8 @@
 //! Needs Redis and PostgreSQL running (`REDIS_URL`, default `redis://127.0.0.1:6379`;
 //! `DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`, through which the
 //! database `rsky_local_stack` is created) and `prometheus` on the PATH. It builds the services'
-//! and the test relay's binaries first. Settings: `LOCAL_STACK_PROMETHEUS_PORT` (9090),
-//! `LOCAL_STACK_SCRAPE_INTERVAL_SECONDS` (15), `LOCAL_STACK_RATE` (firehose events per
+//! binaries and the test relay and test PDS first (all of them run as processes). Settings:
+//! `LOCAL_STACK_PROMETHEUS_PORT` (9090), `LOCAL_STACK_SCRAPE_INTERVAL_SECONDS` (15), `LOCAL_STACK_RATE` (firehose events per
 //! second, 100), `LOCAL_STACK_BACKFILLERS` (2), `LOCAL_STACK_INDEXERS` (2),
 //! `LOCAL_STACK_DIR` (logs and Prometheus data, default `target/local-stack`).
 
@@ -61,7 +61,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    eprintln!("local-stack: building the services and the test relay ...");
+    eprintln!("local-stack: building the services, the test relay and the test PDS ...");
     if let Err(err) = build_service_binaries(&options.bin_dir) {
         eprintln!("local-stack: {err}");
         return ExitCode::FAILURE;
