@@ -7,24 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rsky_common::event::StreamEvent;
+use rsky_metrics_runtime::testing::assert_promtool_clean;
 use rsky_testkit::pds::{Behaviour, TestAccount};
+use rsky_testkit::spec::BACKFILLER_METRICS;
 use support::World;
-
-/// The spec's metric names: dashboards and alerts use them.
-const SPEC_METRICS: [&str; 12] = [
-    "backfiller_repos_processed_total",
-    "backfiller_repos_failed_total",
-    "backfiller_repos_dead_lettered_total",
-    "backfiller_records_extracted_total",
-    "backfiller_records_filtered_total",
-    "backfiller_retries_attempted_total",
-    "backfiller_car_fetch_errors_total",
-    "backfiller_car_parse_errors_total",
-    "backfiller_verification_errors_total",
-    "backfiller_repos_waiting",
-    "backfiller_repos_running",
-    "backfiller_output_stream_length",
-];
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -72,30 +58,6 @@ async fn scrape(port: u16) -> String {
     }
 }
 
-fn promtool_check(scrape: &str) {
-    use std::io::Write;
-    let mut promtool = Command::new("/usr/bin/promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is installed");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(scrape.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn value(scrape: &str, name: &str) -> Option<f64> {
     scrape
         .lines()
@@ -123,13 +85,13 @@ async fn a_backfiller_killed_mid_batch_processes_every_repo_after_a_restart() {
 
     let mut first = spawn(&env);
     let first_scrape = scrape(port).await;
-    for name in SPEC_METRICS {
+    for name in BACKFILLER_METRICS {
         assert!(
             value(&first_scrape, name).is_some(),
             "{name} is on the first scrape"
         );
     }
-    promtool_check(&first_scrape);
+    assert_promtool_clean(&first_scrape);
     let started = Instant::now();
     while !world
         .output()
@@ -152,7 +114,7 @@ async fn a_backfiller_killed_mid_batch_processes_every_repo_after_a_restart() {
     let mut second = spawn(&env);
     world.wait_drained(Duration::from_secs(60)).await;
     let after = scrape(port).await;
-    promtool_check(&after);
+    assert_promtool_clean(&after);
     assert!(value(&after, "backfiller_repos_processed_total").unwrap() >= pending_at_kill as f64);
     let status = Command::new("kill")
         .args(["-TERM", &second.0.id().to_string()])
@@ -199,7 +161,7 @@ fn every_metric_is_registered_at_zero_before_any_work() {
     let registry = rsky_metrics_runtime::Registry::new();
     rsky_backfiller::BackfillerMetrics::register(&registry).unwrap();
     let text = rsky_metrics_runtime::encode_text(&registry);
-    for name in SPEC_METRICS {
+    for name in BACKFILLER_METRICS {
         assert_eq!(value(&text, name), Some(0.0), "{name} at zero");
     }
     for desc in <rsky_backfiller::BackfillerMetrics as rsky_metrics_runtime::MetricSet>::METRICS {
@@ -207,5 +169,5 @@ fn every_metric_is_registered_at_zero_before_any_work() {
             assert!(text.contains(&sample), "{sample} is exposed");
         }
     }
-    promtool_check(&text);
+    assert_promtool_clean(&text);
 }

@@ -3,11 +3,11 @@
 
 mod support;
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rsky_common::streams::{cursor_key, Streams};
+use rsky_metrics_runtime::testing;
 use rsky_testkit::{FirehoseScript, TestRelay};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -65,29 +65,7 @@ async fn the_scrape_passes_promtool_and_sigterm_flushes_then_exits_zero() {
     })
     .await;
     let body = scrape(port).await.unwrap();
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is installed");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let checked = promtool.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
-    assert!(
-        checked.status.success() && report.trim().is_empty(),
-        "promtool: {report}"
-    );
+    testing::assert_promtool_clean(&body);
     assert!(body.contains("ingester_build_info{version="));
 
     let killed = Command::new("kill")

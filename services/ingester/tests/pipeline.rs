@@ -13,6 +13,7 @@ use rsky_ingester::IngesterMetrics;
 use rsky_testkit::firehose::{malformed_frames, FirehoseScript, Op, RawOp};
 use rsky_testkit::labels::{label, labels_frame};
 use rsky_testkit::relay::ListedRepo;
+use rsky_testkit::spec::INGESTER_METRICS;
 use rsky_testkit::{Item, TestRelay};
 use serde_json::json;
 use support::*;
@@ -32,36 +33,11 @@ fn host_name(relay: &TestRelay) -> String {
     relay.addr().to_string()
 }
 
-/// Every metric the spec lists for the ingester.
-const SPEC_METRICS: [&str; 21] = [
-    "ingester_firehose_events_total",
-    "ingester_firehose_create_events_total",
-    "ingester_firehose_update_events_total",
-    "ingester_firehose_delete_events_total",
-    "ingester_firehose_filtered_operations_total",
-    "ingester_stream_events_total",
-    "ingester_errors_total",
-    "ingester_labeler_events_total",
-    "ingester_labels_written_total",
-    "ingester_backfill_repos_fetched_total",
-    "ingester_backfill_repos_written_total",
-    "ingester_backfill_fetch_errors_total",
-    "ingester_backfill_cursor_skips_total",
-    "ingester_firehose_live_length",
-    "ingester_firehose_backfill_length",
-    "ingester_label_live_length",
-    "ingester_repo_backfill_length",
-    "ingester_backpressure_active",
-    "ingester_websocket_connections",
-    "ingester_events_in_memory",
-    "ingester_backfill_complete",
-];
-
 #[test]
 fn every_spec_metric_is_on_the_first_scrape_at_zero() {
     let (registry, _metrics) = fresh_metrics();
     let scrape = rsky_metrics_runtime::encode_text(&registry);
-    for name in SPEC_METRICS {
+    for name in INGESTER_METRICS {
         assert_eq!(
             sample(&scrape, name),
             Some(0.0),
@@ -69,7 +45,7 @@ fn every_spec_metric_is_on_the_first_scrape_at_zero() {
         );
     }
     let declared: BTreeSet<&str> = IngesterMetrics::METRICS.iter().map(|m| m.name).collect();
-    assert!(SPEC_METRICS.iter().all(|name| declared.contains(name)));
+    assert!(INGESTER_METRICS.iter().all(|name| declared.contains(name)));
 }
 
 #[tokio::test]
