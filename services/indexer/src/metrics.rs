@@ -57,6 +57,8 @@ pub struct IndexerMetrics {
     pub pending_messages: IntGauge,
     /// Events and label batches being indexed right now
     pub active_tasks: IntGauge,
+    /// Event and label-entry transactions started (one per delivery: a retried entry counts again)
+    pub write_attempts: IntCounter,
     /// Entries moved to a dead-letter stream after too many failed deliveries
     pub dead_lettered: IntCounter,
     /// Entries removed by safe trimming (acknowledged entries left in a stream)

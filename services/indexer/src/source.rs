@@ -19,13 +19,14 @@ use rsky_common::consumer::{ConsumerError, GroupConsumer, StreamEntry};
 use rsky_common::event::Label;
 use rsky_common::shutdown::Shutdown;
 use rsky_common::time::now_rfc3339;
+use rsky_metrics_runtime::{counted, CountOutcome};
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, StreamKind};
 use crate::db::{self, DbError, FailureClass};
 use crate::decode::{decode_event, decode_labels, validate_label, Collection};
 use crate::index::{index_event, EventKind, IndexError, Indexed, Prepared};
-use crate::labels::index_labels;
+use crate::labels::{index_labels, LabelsWritten};
 use crate::metrics::IndexerMetrics;
 
 /// Longest pause between retries of a failing batch.
@@ -63,6 +64,13 @@ enum Outcome {
     Deferred,
     /// Not indexed; stays pending.
     Failed { class: FailureClass, reason: String },
+}
+
+/// `#[counted]` counts a write in `errors` when its entry was rejected or failed.
+impl CountOutcome for Outcome {
+    fn is_error(&self) -> bool {
+        matches!(self, Outcome::Rejected | Outcome::Failed { .. })
+    }
 }
 
 /// The worker of one stream.
@@ -323,7 +331,17 @@ impl StreamWorker {
                 reason: "the indexer is shutting down".to_owned(),
             };
         };
-        let _active = ActiveTask::start(&shared.metrics);
+        self.write_event(entry, prepared).await
+    }
+
+    /// One event's transaction, run while it holds a permit. `#[counted]` counts the attempt,
+    /// keeps it in `active_tasks` until it returns (or panics, or is dropped) and counts a
+    /// rejected or failed outcome in `errors`; `write_duration_seconds` is observed by hand, for
+    /// committed transactions only.
+    #[counted(metrics = &self.shared.metrics, events = write_attempts, errors = errors,
+              in_flight = active_tasks)]
+    async fn write_event(&self, entry: &StreamEntry, prepared: &Prepared) -> Outcome {
+        let shared = &self.shared;
         let started = Instant::now();
         let now = now_rfc3339();
         let result: Result<Indexed, IndexError> = async {
@@ -396,23 +414,9 @@ impl StreamWorker {
                     reason: "the indexer is shutting down".to_owned(),
                 };
             };
-            let _active = ActiveTask::start(metrics);
-            let started = Instant::now();
-            let result: Result<_, DbError> = async {
-                let mut client = shared.pool.get().await?;
-                let tx = client.transaction().await?;
-                let written = index_labels(&tx, &valid).await?;
-                tx.commit().await?;
-                Ok(written)
-            }
-            .await;
-            match result {
-                Ok(written) => {
-                    metrics.db_writes.inc();
-                    self.observe_commit(entry, started);
-                    written
-                }
-                Err(err) => return self.failure(entry, err.class(), err.to_string()),
+            match self.write_labels(entry, &valid).await {
+                Ok(written) => written,
+                Err(outcome) => return outcome,
             }
         };
         // Counted once the entry is settled, so a retried entry is not counted twice.
@@ -425,8 +429,39 @@ impl StreamWorker {
         Outcome::Done
     }
 
+    /// One label entry's transaction, run while it holds a permit; counted like
+    /// [`StreamWorker::write_event`]. `Err` is the entry's outcome when the transaction failed.
+    #[counted(metrics = &self.shared.metrics, events = write_attempts, errors = errors,
+              in_flight = active_tasks)]
+    async fn write_labels(
+        &self,
+        entry: &StreamEntry,
+        valid: &[&Label],
+    ) -> Result<LabelsWritten, Outcome> {
+        let shared = &self.shared;
+        let started = Instant::now();
+        let result: Result<_, DbError> = async {
+            let mut client = shared.pool.get().await?;
+            let tx = client.transaction().await?;
+            let written = index_labels(&tx, valid).await?;
+            tx.commit().await?;
+            Ok(written)
+        }
+        .await;
+        match result {
+            Ok(written) => {
+                shared.metrics.db_writes.inc();
+                self.observe_commit(entry, started);
+                Ok(written)
+            }
+            Err(err) => Err(self.failure(entry, err.class(), err.to_string())),
+        }
+    }
+
+    /// The outcome of a failed write, counted in `expected_errors` or `unexpected_errors`.
+    /// Only the `#[counted]` writes call it: they count the failure in `errors` themselves.
     fn failure(&self, entry: &StreamEntry, class: FailureClass, reason: String) -> Outcome {
-        self.count_error(class);
+        self.count_class(class);
         match class {
             FailureClass::Expected => {
                 tracing::warn!(stream = self.stream(), id = %entry.id, error = %reason,
@@ -441,9 +476,14 @@ impl StreamWorker {
         }
     }
 
+    /// An entry or label that failed outside a write: `errors` and its class.
     fn count_error(&self, class: FailureClass) {
+        self.shared.metrics.errors.inc();
+        self.count_class(class);
+    }
+
+    fn count_class(&self, class: FailureClass) {
         let metrics = &self.shared.metrics;
-        metrics.errors.inc();
         match class {
             FailureClass::Expected => metrics.expected_errors.inc(),
             FailureClass::Unavailable | FailureClass::Unexpected => metrics.unexpected_errors.inc(),
@@ -490,20 +530,4 @@ impl StreamWorker {
 
 fn log_housekeeping(what: &str, err: &ConsumerError) {
     tracing::warn!(error = %err, "cannot {what}; will try again");
-}
-
-/// Counts one task in `active_tasks` while it lives.
-struct ActiveTask<'m>(&'m IndexerMetrics);
-
-impl<'m> ActiveTask<'m> {
-    fn start(metrics: &'m IndexerMetrics) -> Self {
-        metrics.active_tasks.inc();
-        ActiveTask(metrics)
-    }
-}
-
-impl Drop for ActiveTask<'_> {
-    fn drop(&mut self) {
-        self.0.active_tasks.dec();
-    }
 }

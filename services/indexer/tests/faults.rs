@@ -145,6 +145,54 @@ async fn a_poison_entry_ends_in_the_dead_letter_stream_and_does_not_block_the_re
 }
 
 #[tokio::test]
+async fn every_write_attempt_is_counted_each_failed_one_is_an_error_and_none_stays_active() {
+    let db = TestDb::create().await;
+    let streams = TestStreams::new();
+    let indexer = Running::start(config(
+        &db.url(),
+        &streams,
+        &[("INDEXER_MAX_DELIVERIES", "2")],
+    ))
+    .await;
+    post_trigger(
+        &db,
+        "IF NEW.text = 'poison' THEN RAISE EXCEPTION 'this row is poison'; END IF;",
+    )
+    .await;
+    streams
+        .xadd_event("firehose_live", &post(0, "poison"))
+        .await;
+    for n in 1..=3 {
+        streams.xadd_event("firehose_live", &post(n, "fine")).await;
+    }
+    streams
+        .xadd_labels(vec![label("did:plc:l", &did(1), "spam", false)])
+        .await;
+    let m = indexer.metrics.clone();
+    wait_until(
+        WAIT,
+        "the posts and the label indexed, the poison dead-lettered",
+        || async {
+            m.events_processed.get() == 3 && m.labels_added.get() == 1 && m.dead_lettered.get() == 1
+        },
+    )
+    .await;
+    assert_eq!(
+        m.write_attempts.get(),
+        3 + 2 + 1,
+        "three posts, the poison once per delivery, one label entry"
+    );
+    assert_eq!(m.errors.get(), 2, "one per failed delivery of the poison");
+    assert_eq!(
+        m.errors.get(),
+        m.expected_errors.get() + m.unexpected_errors.get()
+    );
+    assert_eq!(m.db_writes.get(), 3 + 1, "committed transactions only");
+    assert_eq!(m.active_tasks.get(), 0);
+    indexer.stop().await;
+}
+
+#[tokio::test]
 async fn a_failed_acknowledgement_is_counted_and_the_entry_is_indexed_again() {
     let db = TestDb::create().await;
     let streams = TestStreams::new();
