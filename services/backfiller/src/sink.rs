@@ -7,22 +7,16 @@
 //! the indexer tolerates (at-least-once).
 
 use redis::aio::ConnectionManager;
+use rsky_common::consumer::GroupConsumer;
 use rsky_common::event::{RecordEvent, RepoEvent, StreamEvent};
 use rsky_common::streams::{BACKFILL_SEQ, EVENT_FIELD};
 
 use crate::config::CHUNK_SIZE;
 use crate::repo::Repo;
 
-/// The input entry to acknowledge (XACK + XDEL) with the last pipeline.
-#[derive(Clone, Copy, Debug)]
-pub struct Ack<'a> {
-    /// The input stream.
-    pub stream: &'a str,
-    /// The consumer group.
-    pub group: &'a str,
-    /// The entry ID.
-    pub id: &'a str,
-}
+/// The input entry to acknowledge (XACK + XDEL) with the last pipeline: the consumer of its
+/// group and the entry ID.
+pub type Ack<'a> = (&'a GroupConsumer, &'a str);
 
 /// What was written for one repository.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,9 +80,8 @@ pub async fn write_repo(
             });
             pipe.xadd(output, "*", &[(EVENT_FIELD, to_json(&event)?)])
                 .ignore();
-            if let Some(ack) = ack {
-                pipe.xack(ack.stream, ack.group, &[ack.id]).ignore();
-                pipe.xdel(ack.stream, &[ack.id]).ignore();
+            if let Some((consumer, id)) = ack {
+                consumer.add_ack(&mut pipe, &[id]);
             }
         }
         pipe.exec_async(redis).await?;

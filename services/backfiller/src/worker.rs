@@ -5,14 +5,17 @@
 //! Delivery counts live in Redis (the group's pending entries list), so retries survive a
 //! restart: an entry is delivered at most `1 + BACKFILLER_MAX_RETRIES` times before it is
 //! dead-lettered, whether those deliveries happened in one process or several.
+//!
+//! The consumer-group operations themselves (reads, claims, acknowledgements, dead letters,
+//! safe trimming) are [`rsky_common::consumer`]'s, shared with the indexer.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
-use redis::streams::StreamInfoGroupsReply;
 use redis::AsyncCommands;
+use rsky_common::consumer::{ConsumerConfig, ConsumerError, GroupConsumer, StreamEntry};
 use rsky_common::event::BackfillEvent;
 use rsky_common::streams::REPO_FIELD;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -24,7 +27,7 @@ use crate::fetch::{self, FetchError};
 use crate::metrics::SharedMetrics;
 use crate::repo::{self, LoadError};
 use crate::resolve::{ResolveError, Resolver};
-use crate::sink::{self, Ack};
+use crate::sink;
 
 /// The most entries one read asks for.
 const MAX_READ: usize = 100;
@@ -42,6 +45,9 @@ pub enum WorkerError {
         /// The Redis error.
         source: redis::RedisError,
     },
+    /// A consumer-group operation the backfiller cannot do without failed.
+    #[error(transparent)]
+    Consumer(#[from] ConsumerError),
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(reqwest::Error),
@@ -79,15 +85,6 @@ impl Failure {
     }
 }
 
-/// One entry of `repo_backfill`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    /// The entry ID.
-    pub id: String,
-    /// The `repo` field, when the entry has one (a deleted entry has no fields).
-    pub payload: Option<String>,
-}
-
 /// A backfiller: one consumer of the `repo_backfill_group`.
 #[derive(Clone)]
 pub struct Backfiller {
@@ -98,8 +95,11 @@ struct Inner {
     config: Config,
     keys: Keys,
     redis: ConnectionManager,
+    /// The group's operations for the repository tasks (never a blocking read: its clones
+    /// share one connection).
+    group: GroupConsumer,
     /// Blocking reads get a connection of their own so that they do not hold up the others.
-    reader: ConnectionManager,
+    reader: GroupConsumer,
     http: reqwest::Client,
     resolver: Resolver,
     metrics: SharedMetrics,
@@ -123,9 +123,16 @@ impl Backfiller {
         let redis = ConnectionManager::new(client.clone())
             .await
             .map_err(redis_err("connecting to Redis"))?;
-        let reader = ConnectionManager::new(client)
-            .await
-            .map_err(redis_err("connecting to Redis"))?;
+        let consumer_config = ConsumerConfig {
+            stream: keys.repo_backfill.clone(),
+            group: GROUP.to_owned(),
+            consumer: config.consumer.clone(),
+            dead_letter_stream: keys.dead_letter.clone(),
+            block: config.read_block,
+            claim_min_idle: config.reclaim_idle,
+        };
+        let group = GroupConsumer::connect(&client, consumer_config.clone()).await?;
+        let reader = GroupConsumer::connect(&client, consumer_config).await?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("rsky-backfiller/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -136,6 +143,7 @@ impl Backfiller {
                 config,
                 keys,
                 redis,
+                group,
                 reader,
                 http,
                 resolver,
@@ -152,19 +160,12 @@ impl Backfiller {
 
     /// Creates the consumer group (and the stream) if they do not exist yet.
     pub async fn ensure_group(&self) -> Result<(), WorkerError> {
-        let mut redis = self.inner.redis.clone();
-        let stream = &self.inner.keys.repo_backfill;
-        let created: redis::RedisResult<()> =
-            redis.xgroup_create_mkstream(stream, GROUP, "0").await;
-        match created {
-            Ok(()) => Ok(()),
-            Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
-            Err(source) => Err(WorkerError::Redis {
-                what: "XGROUP CREATE MKSTREAM",
-                stream: stream.clone(),
-                source,
-            }),
-        }
+        Ok(self.group().create_group().await?)
+    }
+
+    /// The group's operations, on the connection shared by the repository tasks.
+    fn group(&self) -> GroupConsumer {
+        self.inner.group.clone()
     }
 
     /// Runs until `shutdown` is cancelled, then lets the repositories in flight finish.
@@ -172,14 +173,7 @@ impl Backfiller {
         let inner = &self.inner;
         self.ensure_group().await?;
         // Entries another backfiller left idle become ours; the pending read below picks them up.
-        let reclaimed = self
-            .reclaim_stale()
-            .await
-            .map_err(|source| WorkerError::Redis {
-                what: "XAUTOCLAIM",
-                stream: inner.keys.repo_backfill.clone(),
-                source,
-            })?;
+        let reclaimed = self.reclaim_stale().await?;
         tracing::info!(
             consumer = %inner.config.consumer,
             reclaimed = reclaimed.len(),
@@ -188,8 +182,8 @@ impl Backfiller {
         );
         let semaphore = Arc::new(Semaphore::new(inner.config.concurrency));
         let mut tasks = JoinSet::new();
-        // Our own pending entries first (from id 0), then new ones (`>`).
-        let mut history: Option<String> = Some("0-0".to_owned());
+        // Our own pending entries first (walked once, from id 0), then new ones (`>`).
+        let mut history: Option<String> = Some("0".to_owned());
         let mut last_trim = Instant::now();
         let mut last_sample: Option<Instant> = None;
         while !shutdown.is_cancelled() {
@@ -261,7 +255,7 @@ impl Backfiller {
 
     fn spawn_entry(
         &self,
-        entry: Entry,
+        entry: StreamEntry,
         permit: OwnedSemaphorePermit,
         tasks: &mut JoinSet<()>,
         shutdown: &CancellationToken,
@@ -307,64 +301,29 @@ impl Backfiller {
     }
 
     /// XAUTOCLAIMs every entry idle for longer than the reclaim time, returning them.
-    pub async fn reclaim_stale(&self) -> redis::RedisResult<Vec<Entry>> {
-        let inner = &self.inner;
-        let mut redis = inner.redis.clone();
-        let mut start = "0-0".to_owned();
-        let mut claimed = Vec::new();
-        loop {
-            let (next, entries, deleted): (String, Vec<RawEntry>, Vec<String>) =
-                redis::cmd("XAUTOCLAIM")
-                    .arg(&inner.keys.repo_backfill)
-                    .arg(GROUP)
-                    .arg(&inner.config.consumer)
-                    .arg(inner.config.reclaim_idle.as_millis() as u64)
-                    .arg(&start)
-                    .arg("COUNT")
-                    .arg(MAX_READ)
-                    .query_async(&mut redis)
-                    .await?;
-            if !deleted.is_empty() {
-                // Pending entries whose data is gone can never be processed: forget them.
-                let _: () = redis
-                    .xack(&inner.keys.repo_backfill, GROUP, &deleted)
-                    .await?;
-            }
-            claimed.extend(entries.into_iter().map(Entry::from));
-            if next == "0-0" {
-                break;
-            }
-            start = next;
-        }
+    pub async fn reclaim_stale(&self) -> Result<Vec<StreamEntry>, ConsumerError> {
+        let claimed = self.group().claim_stale_entries(MAX_READ).await?;
         if !claimed.is_empty() {
             tracing::info!(count = claimed.len(), "reclaimed idle entries");
         }
         Ok(claimed)
     }
 
-    async fn read(&self, history: Option<&str>, count: usize) -> redis::RedisResult<Vec<Entry>> {
-        let inner = &self.inner;
-        let mut reader = inner.reader.clone();
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(GROUP)
-            .arg(&inner.config.consumer)
-            .arg("COUNT")
-            .arg(count);
-        if history.is_none() {
-            cmd.arg("BLOCK")
-                .arg(inner.config.read_block.as_millis().max(1) as u64);
+    /// Reads our pending entries after `history` (without waiting), or new entries when
+    /// `history` is `None` (waiting up to the read block time).
+    async fn read(
+        &self,
+        history: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, ConsumerError> {
+        let mut reader = self.inner.reader.clone();
+        match history {
+            Some(after) => reader.read_pending_after(after, count).await,
+            None => {
+                let block = self.inner.config.read_block;
+                reader.read_new(count, Some(block)).await
+            }
         }
-        cmd.arg("STREAMS")
-            .arg(&inner.keys.repo_backfill)
-            .arg(history.unwrap_or(">"));
-        let reply: Option<Vec<(String, Vec<RawEntry>)>> = cmd.query_async(&mut reader).await?;
-        Ok(reply
-            .into_iter()
-            .flatten()
-            .flat_map(|(_, entries)| entries)
-            .map(Entry::from)
-            .collect())
     }
 
     /// Waits while the output stream is at or above its high-water mark. Returns false when
@@ -402,25 +361,22 @@ impl Backfiller {
     }
 
     /// Processes one entry to the end: success, skip, dead letter, or left pending at shutdown.
-    async fn handle_entry(&self, entry: Entry, shutdown: &CancellationToken) {
+    async fn handle_entry(&self, mut entry: StreamEntry, shutdown: &CancellationToken) {
         let inner = &self.inner;
         let metrics = &inner.metrics;
         let event = match parse_entry(&entry) {
             Ok(event) => event,
             Err(failure) => {
                 metrics.repos_failed.inc();
-                let attempts = self
-                    .delivery_count(&entry.id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map_or(1, |(_, n)| n);
-                self.dead_letter(&entry, &failure, attempts).await;
+                if let Ok(Some(delivery)) = self.group().delivery(&entry.id).await {
+                    entry.deliveries = delivery.deliveries;
+                }
+                self.dead_letter(&entry, &failure).await;
                 return;
             }
         };
         loop {
-            let result = self.attempt(&entry.id, &event).await;
+            let result = self.attempt(&entry, &event).await;
             let failure = match result {
                 Ok(()) => return,
                 Err(failure) => failure,
@@ -432,8 +388,10 @@ impl Backfiller {
                 self.acknowledge(&entry.id).await;
                 return;
             }
-            let attempts = match self.delivery_count(&entry.id).await {
-                Ok(Some((owner, attempts))) if owner == inner.config.consumer => attempts,
+            let attempts = match self.group().delivery(&entry.id).await {
+                Ok(Some(delivery)) if delivery.consumer == inner.config.consumer => {
+                    delivery.deliveries
+                }
                 Ok(_) => {
                     tracing::info!(id = %entry.id, "the entry is no longer ours; leaving it to its new owner");
                     return;
@@ -445,7 +403,8 @@ impl Backfiller {
             };
             if attempts > inner.config.max_retries as u64 {
                 tracing::warn!(did = %event.did, id = %entry.id, attempts, reason = %failure, "dead-lettering after the last retry");
-                self.dead_letter(&entry, &failure, attempts).await;
+                entry.deliveries = attempts;
+                self.dead_letter(&entry, &failure).await;
                 return;
             }
             let backoff = backoff(
@@ -459,20 +418,10 @@ impl Backfiller {
                 // Left pending: the next start reads it again.
                 () = shutdown.cancelled() => return,
             }
-            // XCLAIM counts the new delivery and resets the idle time (JUSTID would not count it).
-            let claimed: redis::RedisResult<Vec<RawEntry>> = redis::cmd("XCLAIM")
-                .arg(&inner.keys.repo_backfill)
-                .arg(GROUP)
-                .arg(&inner.config.consumer)
-                .arg(0)
-                .arg(&entry.id)
-                .query_async(&mut inner.redis.clone())
-                .await;
-            match claimed {
-                Ok(claimed) if claimed.iter().any(|(id, _)| *id == entry.id) => {
-                    metrics.retries_attempted.inc();
-                }
-                Ok(_) => return,
+            // The retry is a delivery, counted in Redis.
+            match self.group().redeliver(&entry.id).await {
+                Ok(true) => metrics.retries_attempted.inc(),
+                Ok(false) => return,
                 Err(err) => {
                     tracing::warn!(id = %entry.id, error = %err, "cannot claim the entry for a retry; it stays pending");
                     return;
@@ -482,7 +431,7 @@ impl Backfiller {
     }
 
     /// One attempt: resolve, fetch, load and verify, write. Counts its own stage errors.
-    async fn attempt(&self, id: &str, event: &BackfillEvent) -> Result<(), Failure> {
+    async fn attempt(&self, entry: &StreamEntry, event: &BackfillEvent) -> Result<(), Failure> {
         let inner = &self.inner;
         let metrics = &inner.metrics;
         let _running = RunningGuard::new(&metrics.repos_running);
@@ -516,11 +465,7 @@ impl Backfiller {
                 })?;
             let filtered = loaded.filtered;
             let time = rsky_common::time::now_rfc3339();
-            let ack = Ack {
-                stream: &inner.keys.repo_backfill,
-                group: GROUP,
-                id,
-            };
+            let ack = (&inner.group, entry.id.as_str());
             let mut redis = inner.redis.clone();
             let written = sink::write_repo(
                 &mut redis,
@@ -552,62 +497,16 @@ impl Backfiller {
         result
     }
 
-    /// The owner and delivery count of a pending entry (`None` when it is not pending).
-    async fn delivery_count(&self, id: &str) -> redis::RedisResult<Option<(String, u64)>> {
-        let mut redis = self.inner.redis.clone();
-        let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-            .arg(&self.inner.keys.repo_backfill)
-            .arg(GROUP)
-            .arg(id)
-            .arg(id)
-            .arg(1)
-            .query_async(&mut redis)
-            .await?;
-        Ok(pending
-            .into_iter()
-            .find(|(pid, ..)| pid == id)
-            .map(|(_, owner, _, count)| (owner, count)))
-    }
-
     async fn acknowledge(&self, id: &str) {
-        let stream = &self.inner.keys.repo_backfill;
-        let result = redis::pipe()
-            .atomic()
-            .xack(stream, GROUP, &[id])
-            .ignore()
-            .xdel(stream, &[id])
-            .ignore()
-            .exec_async(&mut self.inner.redis.clone())
-            .await;
-        if let Err(err) = result {
+        if let Err(err) = self.group().ack(&[id.to_owned()]).await {
             tracing::warn!(id, error = %err, "XACK + XDEL failed; the entry stays pending");
         }
     }
 
-    /// Writes the entry to the dead-letter stream with why and how many tries, and acknowledges it.
-    async fn dead_letter(&self, entry: &Entry, failure: &Failure, attempts: u64) {
-        let keys = &self.inner.keys;
-        let payload = entry.payload.clone().unwrap_or_default();
-        let reason = failure.to_string();
-        let result = redis::pipe()
-            .atomic()
-            .xadd(
-                &keys.dead_letter,
-                "*",
-                &[
-                    (REPO_FIELD, payload.as_str()),
-                    ("reason", reason.as_str()),
-                    ("attempts", attempts.to_string().as_str()),
-                ],
-            )
-            .ignore()
-            .xack(&keys.repo_backfill, GROUP, &[&entry.id])
-            .ignore()
-            .xdel(&keys.repo_backfill, &[&entry.id])
-            .ignore()
-            .exec_async(&mut self.inner.redis.clone())
-            .await;
-        match result {
+    /// Writes the entry to the dead-letter stream with why and how many tries (its delivery
+    /// count), and acknowledges it.
+    async fn dead_letter(&self, entry: &StreamEntry, failure: &Failure) {
+        match self.group().dead_letter(entry, &failure.to_string()).await {
             Ok(()) => self.inner.metrics.repos_dead_lettered.inc(),
             Err(err) => {
                 tracing::warn!(id = %entry.id, error = %err, "dead-lettering failed; the entry stays pending")
@@ -617,97 +516,39 @@ impl Backfiller {
 
     /// Trims `repo_backfill` below its oldest entry that any group has not finished: the oldest
     /// pending entry, or the first undelivered one. Returns how many entries were removed.
-    pub async fn trim(&self) -> redis::RedisResult<u64> {
-        let stream = &self.inner.keys.repo_backfill;
-        let mut redis = self.inner.redis.clone();
-        // Last-delivered IDs first: an entry delivered after this read has a greater ID, so it
-        // is above the bound even though the pending summary below may not list it.
-        let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(stream)
-            .query_async(&mut redis)
-            .await?;
-        if groups.groups.is_empty() {
-            return Ok(0);
-        }
-        let mut bound: Option<StreamId> = None;
-        for group in &groups.groups {
-            let summary: (u64, Option<String>, Option<String>, redis::Value) =
-                redis::cmd("XPENDING")
-                    .arg(stream)
-                    .arg(&group.name)
-                    .query_async(&mut redis)
-                    .await?;
-            let candidate = match summary {
-                (count, Some(oldest), _, _) if count > 0 => StreamId::parse(&oldest),
-                _ => StreamId::parse(&group.last_delivered_id).map(StreamId::next),
-            };
-            let Some(candidate) = candidate else {
-                return Ok(0); // An ID we cannot read: trim nothing rather than guess.
-            };
-            bound = Some(bound.map_or(candidate, |b| b.min(candidate)));
-        }
-        let Some(bound) = bound else { return Ok(0) };
-        let trimmed: u64 = redis::cmd("XTRIM")
-            .arg(stream)
-            .arg("MINID")
-            .arg(bound.to_string())
-            .query_async(&mut redis)
-            .await?;
+    pub async fn trim(&self) -> Result<u64, ConsumerError> {
+        let trimmed = self.group().trim_safe().await?;
         if trimmed > 0 {
             self.inner.metrics.entries_trimmed.inc_by(trimmed);
-            tracing::info!(trimmed, below = %bound, "trimmed the input stream");
+            tracing::info!(trimmed, "trimmed the input stream");
         }
         Ok(trimmed)
     }
 
     /// Samples the stream-length gauges: undelivered input entries and the output length.
-    pub async fn sample_gauges(&self) -> redis::RedisResult<()> {
+    pub async fn sample_gauges(&self) -> Result<(), ConsumerError> {
         let inner = &self.inner;
-        let mut redis = inner.redis.clone();
-        let (input, output): (u64, u64) = redis::pipe()
-            .xlen(&inner.keys.repo_backfill)
+        let waiting = self.group().undelivered_count().await?;
+        inner.metrics.repos_waiting.set(waiting as i64);
+        let output: u64 = inner
+            .redis
+            .clone()
             .xlen(&inner.keys.firehose_backfill)
-            .query_async(&mut redis)
-            .await?;
-        let groups: StreamInfoGroupsReply = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(&inner.keys.repo_backfill)
-            .query_async(&mut redis)
-            .await?;
-        let pending = groups
-            .groups
-            .iter()
-            .find(|g| g.name == GROUP)
-            .map_or(0, |g| g.pending as u64);
-        // Finished entries are deleted, so what is in the stream and not pending is undelivered.
-        inner
-            .metrics
-            .repos_waiting
-            .set(input.saturating_sub(pending) as i64);
+            .await
+            .map_err(|source| ConsumerError::Redis {
+                op: "XLEN",
+                stream: inner.keys.firehose_backfill.clone(),
+                group: GROUP.to_owned(),
+                source,
+            })?;
         inner.metrics.output_stream_length.set(output as i64);
         Ok(())
     }
 }
 
-type RawEntry = (String, Option<Vec<String>>);
-
-impl From<RawEntry> for Entry {
-    fn from((id, fields): RawEntry) -> Self {
-        let payload = fields.and_then(|fields| {
-            fields
-                .chunks_exact(2)
-                .find(|pair| pair[0] == REPO_FIELD)
-                .map(|pair| pair[1].clone())
-        });
-        Entry { id, payload }
-    }
-}
-
-fn parse_entry(entry: &Entry) -> Result<BackfillEvent, Failure> {
+fn parse_entry(entry: &StreamEntry) -> Result<BackfillEvent, Failure> {
     let payload = entry
-        .payload
-        .as_deref()
+        .field(REPO_FIELD)
         .ok_or_else(|| Failure::Malformed("the field is missing".to_owned()))?;
     serde_json::from_str(payload).map_err(|e| Failure::Malformed(e.to_string()))
 }
@@ -717,43 +558,6 @@ fn parse_entry(entry: &Entry) -> Result<BackfillEvent, Failure> {
 pub fn backoff(base: Duration, max: Duration, attempts: u64) -> Duration {
     let exponent = attempts.saturating_sub(1).min(20) as u32;
     base.saturating_mul(2u32.saturating_pow(exponent)).min(max)
-}
-
-/// A stream entry ID, `ms-seq`, ordered as Redis orders them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct StreamId {
-    /// Milliseconds part.
-    pub ms: u64,
-    /// Sequence part.
-    pub seq: u64,
-}
-
-impl StreamId {
-    /// Parses `ms-seq` (or `ms`, meaning `ms-0`).
-    pub fn parse(id: &str) -> Option<StreamId> {
-        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-        Some(StreamId {
-            ms: ms.parse().ok()?,
-            seq: seq.parse().ok()?,
-        })
-    }
-
-    /// The smallest ID greater than this one.
-    pub fn next(self) -> StreamId {
-        match self.seq.checked_add(1) {
-            Some(seq) => StreamId { ms: self.ms, seq },
-            None => StreamId {
-                ms: self.ms.saturating_add(1),
-                seq: 0,
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for StreamId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
-    }
 }
 
 struct RunningGuard<'a>(&'a rsky_metrics_runtime::IntGauge);
@@ -795,15 +599,5 @@ mod tests {
         assert_eq!(backoff(base, max, 2), Duration::from_millis(200));
         assert_eq!(backoff(base, max, 3), Duration::from_millis(400));
         assert_eq!(backoff(base, max, 10), max);
-    }
-
-    #[test]
-    fn stream_ids_order_numerically_and_next_is_the_successor() {
-        let a = StreamId::parse("1700000000000-9").unwrap();
-        let b = StreamId::parse("1700000000000-10").unwrap();
-        assert!(a < b);
-        assert_eq!(a.next(), b);
-        assert_eq!(StreamId::parse("5").unwrap().to_string(), "5-0");
-        assert_eq!(StreamId::parse("x-1"), None);
     }
 }

@@ -6,16 +6,22 @@
 //! - a consumer reads its own pending entries first (what it was given and did not acknowledge,
 //!   e.g. before a crash), then new ones; re-reading a pending entry counts as a delivery;
 //! - entries idle too long in another consumer's pending list are taken over with `XAUTOCLAIM`;
+//! - a consumer that retries an entry itself claims it again with `XCLAIM`, so that the retry
+//!   counts as a delivery in Redis and the count survives a restart;
 //! - an entry is acknowledged only once its work is done, with `XACK` and `XDEL` in one atomic
-//!   pipeline, so a done entry never stays in the stream and an undone one is never dropped;
+//!   pipeline (the caller's own, when its last writes must go with the acknowledgement), so a
+//!   done entry never stays in the stream and an undone one is never dropped;
 //! - an entry that keeps failing goes to a dead-letter stream with its fields, the reason and the
 //!   number of attempts (and is acknowledged in the same pipeline);
 //! - trimming never removes an entry that is pending in, or not yet delivered to, any group.
 //!
 //! [`GroupConsumer`] holds its own connection: a blocking `XREADGROUP` holds a Redis connection
-//! for its whole wait, so one consumer must not share its connection with other work.
+//! for its whole wait, so one consumer must not share its connection with other work. A clone
+//! shares the connection: clone a consumer that never blocks (e.g. one that acknowledges for
+//! many tasks), not the one that does the blocking reads.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -131,10 +137,20 @@ impl Batch {
     }
 }
 
-/// A consumer in a Redis consumer group, on its own connection.
+/// Where a pending entry stands: who holds it and how often it was delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The consumer whose pending list holds the entry.
+    pub consumer: String,
+    /// How many times the group delivered the entry.
+    pub deliveries: u64,
+}
+
+/// A consumer in a Redis consumer group, on its own connection (which its clones share).
+#[derive(Clone)]
 pub struct GroupConsumer {
     conn: ConnectionManager,
-    config: ConsumerConfig,
+    config: Arc<ConsumerConfig>,
 }
 
 impl GroupConsumer {
@@ -157,7 +173,10 @@ impl GroupConsumer {
                 group: config.group.clone(),
                 source,
             })?;
-        Ok(GroupConsumer { conn, config })
+        Ok(GroupConsumer {
+            conn,
+            config: Arc::new(config),
+        })
     }
 
     /// The configuration this consumer was made with.
@@ -217,14 +236,20 @@ impl GroupConsumer {
     /// Reads up to `count` of this consumer's own pending entries, with their delivery counts
     /// (this read counts as a delivery).
     pub async fn read_pending(&mut self, count: usize) -> Result<Vec<StreamEntry>, ConsumerError> {
-        let mut entries = self.xreadgroup("0", count, None).await?;
-        if entries.is_empty() {
-            return Ok(entries);
-        }
-        let counts = self.delivery_counts(&entries).await?;
-        for entry in &mut entries {
-            entry.deliveries = counts.get(&entry.id).copied().unwrap_or(1);
-        }
+        self.read_pending_after("0", count).await
+    }
+
+    /// Reads up to `count` of this consumer's own pending entries with IDs above `after`, with
+    /// their delivery counts (this read counts as a delivery). A consumer that works on several
+    /// entries at once walks its pending list this way once, at start, passing the last ID it
+    /// got, so that it does not deliver its entries in flight again.
+    pub async fn read_pending_after(
+        &mut self,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, ConsumerError> {
+        let mut entries = self.xreadgroup(after, count, None).await?;
+        self.fill_delivery_counts(&mut entries).await?;
         Ok(entries)
     }
 
@@ -261,62 +286,167 @@ impl GroupConsumer {
         parse_read_reply(reply).map_err(|detail| self.reply_error("XREADGROUP", detail))
     }
 
-    /// How many times each of `entries` was delivered, from `XPENDING`.
-    async fn delivery_counts(
+    /// Sets the delivery count of each of `entries` (this consumer's pending entries, in ID
+    /// order) from `XPENDING`, paging through the range they span, which may hold other pending
+    /// entries of this consumer too.
+    async fn fill_delivery_counts(
         &mut self,
-        entries: &[StreamEntry],
-    ) -> Result<HashMap<String, u64>, ConsumerError> {
+        entries: &mut [StreamEntry],
+    ) -> Result<(), ConsumerError> {
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-            return Ok(HashMap::new());
+            return Ok(());
         };
+        let last_id = last.id.clone();
+        let page = entries.len().max(10);
+        let mut start = first.id.clone();
+        let mut counts = HashMap::new();
+        while counts.len() < entries.len() {
+            let reply: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
+                .arg(&self.config.stream)
+                .arg(&self.config.group)
+                .arg(&start)
+                .arg(&last_id)
+                .arg(page)
+                .arg(&self.config.consumer)
+                .query_async(&mut self.conn)
+                .await
+                .map_err(self.redis_error("XPENDING"))?;
+            let full = reply.ids.len() == page;
+            let Some(next) = reply.ids.last().map(|p| format!("({}", p.id)) else {
+                break;
+            };
+            counts.extend(
+                reply
+                    .ids
+                    .into_iter()
+                    .map(|p| (p.id, p.times_delivered as u64)),
+            );
+            if !full {
+                break;
+            }
+            start = next;
+        }
+        for entry in entries {
+            entry.deliveries = counts.get(&entry.id).copied().unwrap_or(1);
+        }
+        Ok(())
+    }
+
+    /// Who holds the pending entry `id` and how often it was delivered; `None` when it is not
+    /// pending (acknowledged, or never delivered).
+    pub async fn delivery(&mut self, id: &str) -> Result<Option<Delivery>, ConsumerError> {
         let reply: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
             .arg(&self.config.stream)
             .arg(&self.config.group)
-            .arg(&first.id)
-            .arg(&last.id)
-            .arg(entries.len())
-            .arg(&self.config.consumer)
+            .arg(id)
+            .arg(id)
+            .arg(1)
             .query_async(&mut self.conn)
             .await
             .map_err(self.redis_error("XPENDING"))?;
         Ok(reply
             .ids
             .into_iter()
-            .map(|p| (p.id, p.times_delivered as u64))
-            .collect())
+            .find(|p| p.id == id)
+            .map(|p| Delivery {
+                consumer: p.consumer,
+                deliveries: p.times_delivered as u64,
+            }))
+    }
+
+    /// Delivers the pending entry `id` to this consumer again, for a retry: `XCLAIM` with no
+    /// minimum idle time, which counts a delivery and resets the idle time (so that no other
+    /// consumer takes the entry over during the retry). Returns whether the entry is now this
+    /// consumer's; false when it is no longer pending or no longer in the stream.
+    pub async fn redeliver(&mut self, id: &str) -> Result<bool, ConsumerError> {
+        let reply: Value = redis::cmd("XCLAIM")
+            .arg(&self.config.stream)
+            .arg(&self.config.group)
+            .arg(&self.config.consumer)
+            .arg(0)
+            .arg(id)
+            .query_async(&mut self.conn)
+            .await
+            .map_err(self.redis_error("XCLAIM"))?;
+        let claimed = parse_entries(reply).map_err(|detail| self.reply_error("XCLAIM", detail))?;
+        Ok(claimed.iter().any(|entry| entry.id == id))
     }
 
     /// Takes over entries that sat unacknowledged longer than `claim_min_idle` in any consumer's
     /// pending list (a consumer that died); they become this consumer's pending entries, read
     /// by the next [`GroupConsumer::read`]. Returns how many were claimed.
     pub async fn claim_stale(&mut self, count: usize) -> Result<usize, ConsumerError> {
-        let mut start = "0-0".to_owned();
         let mut claimed = 0;
+        self.autoclaim(count, true, |part| match part {
+            Value::Array(ids) => {
+                claimed += ids.len();
+                Ok(())
+            }
+            _ => Err("the claimed IDs are not an array".to_owned()),
+        })
+        .await?;
+        Ok(claimed)
+    }
+
+    /// Takes over entries that sat unacknowledged longer than `claim_min_idle` in any consumer's
+    /// pending list, like [`GroupConsumer::claim_stale`], and returns them with their fields
+    /// and delivery counts (the claim counts as a delivery), for a consumer that hands each
+    /// entry to a task of its own instead of reading its pending list again. Entries deleted
+    /// from the stream while pending are dropped from the pending list by Redis, not returned.
+    pub async fn claim_stale_entries(
+        &mut self,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, ConsumerError> {
+        let mut claimed = Vec::new();
+        self.autoclaim(count, false, |part| {
+            claimed.extend(parse_entries(part)?);
+            Ok(())
+        })
+        .await?;
+        // XAUTOCLAIM walks the pending list in ID order; the delivery counts are read by range.
+        claimed.sort_by_key(|entry: &StreamEntry| parse_id(&entry.id));
+        self.fill_delivery_counts(&mut claimed).await?;
+        Ok(claimed)
+    }
+
+    /// Runs `XAUTOCLAIM` from the start of the pending list to its end, `count` at a time,
+    /// handing the claimed part of each reply to `claimed`.
+    async fn autoclaim(
+        &mut self,
+        count: usize,
+        just_id: bool,
+        mut claimed: impl FnMut(Value) -> Result<(), String>,
+    ) -> Result<(), ConsumerError> {
+        let mut start = "0-0".to_owned();
         loop {
-            let reply: Value = redis::cmd("XAUTOCLAIM")
-                .arg(&self.config.stream)
+            let mut cmd = redis::cmd("XAUTOCLAIM");
+            cmd.arg(&self.config.stream)
                 .arg(&self.config.group)
                 .arg(&self.config.consumer)
                 .arg(self.config.claim_min_idle.as_millis() as u64)
                 .arg(&start)
                 .arg("COUNT")
-                .arg(count.max(1))
-                .arg("JUSTID")
+                .arg(count.max(1));
+            if just_id {
+                cmd.arg("JUSTID");
+            }
+            let reply: Value = cmd
                 .query_async(&mut self.conn)
                 .await
                 .map_err(self.redis_error("XAUTOCLAIM"))?;
-            let Value::Array(parts) = reply else {
+            let Value::Array(mut parts) = reply else {
                 return Err(self.reply_error("XAUTOCLAIM", "not an array"));
             };
             let next = parts
                 .first()
                 .and_then(value_string)
                 .ok_or_else(|| self.reply_error("XAUTOCLAIM", "no next start ID in the reply"))?;
-            if let Some(Value::Array(ids)) = parts.get(1) {
-                claimed += ids.len();
+            if parts.len() > 1 {
+                claimed(parts.swap_remove(1))
+                    .map_err(|detail| self.reply_error("XAUTOCLAIM", detail))?;
             }
             if next == "0-0" {
-                return Ok(claimed);
+                return Ok(());
             }
             start = next;
         }
@@ -327,9 +457,22 @@ impl GroupConsumer {
         if ids.is_empty() {
             return Ok(());
         }
-        redis::pipe()
-            .atomic()
-            .cmd("XACK")
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        self.add_ack(&mut pipe, ids);
+        pipe.query_async::<()>(&mut self.conn)
+            .await
+            .map_err(self.redis_error("XACK+XDEL"))
+    }
+
+    /// Adds the acknowledgement of `ids` (`XACK` + `XDEL`, replies ignored) to the caller's
+    /// pipeline, for a caller whose last writes and the acknowledgement must happen together:
+    /// make the pipeline atomic and run it on any connection to the same Redis.
+    pub fn add_ack<I: redis::ToRedisArgs>(&self, pipe: &mut redis::Pipeline, ids: &[I]) {
+        if ids.is_empty() {
+            return;
+        }
+        pipe.cmd("XACK")
             .arg(&self.config.stream)
             .arg(&self.config.group)
             .arg(ids)
@@ -337,10 +480,7 @@ impl GroupConsumer {
             .cmd("XDEL")
             .arg(&self.config.stream)
             .arg(ids)
-            .ignore()
-            .query_async::<()>(&mut self.conn)
-            .await
-            .map_err(self.redis_error("XACK+XDEL"))
+            .ignore();
     }
 
     /// Moves `entry` to the dead-letter stream with its fields plus `reason` and `attempts`,
@@ -364,20 +504,10 @@ impl GroupConsumer {
         for (k, v) in &fields {
             xadd.arg(*k).arg(v);
         }
-        redis::pipe()
-            .atomic()
-            .add_command(xadd)
-            .ignore()
-            .cmd("XACK")
-            .arg(&self.config.stream)
-            .arg(&self.config.group)
-            .arg(&entry.id)
-            .ignore()
-            .cmd("XDEL")
-            .arg(&self.config.stream)
-            .arg(&entry.id)
-            .ignore()
-            .query_async::<()>(&mut self.conn)
+        let mut pipe = redis::pipe();
+        pipe.atomic().add_command(xadd).ignore();
+        self.add_ack(&mut pipe, std::slice::from_ref(&entry.id));
+        pipe.query_async::<()>(&mut self.conn)
             .await
             .map_err(self.redis_error("XADD(dead letter)+XACK+XDEL"))
     }
@@ -394,6 +524,28 @@ impl GroupConsumer {
             Value::Array(parts) => Ok(parts.first().and_then(value_u64).unwrap_or(0)),
             _ => Err(self.reply_error("XPENDING", "not an array")),
         }
+    }
+
+    /// How many entries of the stream were never delivered to this group: the stream's length
+    /// minus the group's pending entries. Exact when acknowledged entries are deleted (as
+    /// [`GroupConsumer::ack`] does); entries acknowledged and left in the stream count as
+    /// undelivered until trimmed.
+    pub async fn undelivered_count(&mut self) -> Result<u64, ConsumerError> {
+        let (length, groups): (u64, redis::streams::StreamInfoGroupsReply) = redis::pipe()
+            .cmd("XLEN")
+            .arg(&self.config.stream)
+            .cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&self.config.stream)
+            .query_async(&mut self.conn)
+            .await
+            .map_err(self.redis_error("XLEN+XINFO GROUPS"))?;
+        let pending = groups
+            .groups
+            .iter()
+            .find(|g| g.name == self.config.group)
+            .map_or(0, |g| g.pending as u64);
+        Ok(length.saturating_sub(pending))
     }
 
     /// Trims the stream below the oldest entry that any group still needs: for each group, its
@@ -438,30 +590,43 @@ async fn safe_trim_floor(
         .query_async(conn)
         .await
         .map_err(|e| FloorError::Redis("XINFO GROUPS", e))?;
+    // Last-delivered IDs first: an entry delivered after this read has a greater ID, so it is
+    // above the floor even when the pending summaries below, read later, do not list it.
     let mut floor: Option<(u64, u64)> = None;
     for group in groups.groups {
-        let needed = if group.pending > 0 {
+        let oldest_pending = if group.pending > 0 {
             let reply: Value = redis::cmd("XPENDING")
                 .arg(stream)
                 .arg(&group.name)
                 .query_async(conn)
                 .await
                 .map_err(|e| FloorError::Redis("XPENDING", e))?;
-            let oldest = match reply {
-                Value::Array(parts) => parts.get(1).and_then(value_string),
-                _ => None,
+            match reply {
+                Value::Array(parts) => {
+                    let count = parts.first().and_then(value_u64).unwrap_or(0);
+                    match parts.get(1).and_then(value_string) {
+                        Some(oldest) if count > 0 => Some(oldest),
+                        // Everything pending was acknowledged since the XINFO.
+                        _ => None,
+                    }
+                }
+                _ => return Err(FloorError::Reply("XPENDING", "not an array".to_owned())),
             }
-            .ok_or_else(|| FloorError::Reply("XPENDING", "no oldest pending ID".to_owned()))?;
-            parse_id(&oldest)
-                .ok_or_else(|| FloorError::Reply("XPENDING", format!("bad entry ID {oldest:?}")))?
         } else {
-            let (ms, seq) = parse_id(&group.last_delivered_id).ok_or_else(|| {
-                FloorError::Reply(
-                    "XINFO GROUPS",
-                    format!("bad last-delivered-id {:?}", group.last_delivered_id),
-                )
-            })?;
-            successor(ms, seq)
+            None
+        };
+        let needed = match oldest_pending {
+            Some(oldest) => parse_id(&oldest)
+                .ok_or_else(|| FloorError::Reply("XPENDING", format!("bad entry ID {oldest:?}")))?,
+            None => {
+                let (ms, seq) = parse_id(&group.last_delivered_id).ok_or_else(|| {
+                    FloorError::Reply(
+                        "XINFO GROUPS",
+                        format!("bad last-delivered-id {:?}", group.last_delivered_id),
+                    )
+                })?;
+                successor(ms, seq)
+            }
         };
         floor = Some(match floor {
             Some(current) if current <= needed => current,
@@ -518,33 +683,43 @@ fn parse_read_reply(reply: Value) -> Result<Vec<StreamEntry>, String> {
     };
     let mut entries = Vec::new();
     for stream_entries in streams {
-        let Value::Array(items) = stream_entries else {
-            return Err("a stream's entries are not an array".to_owned());
+        entries.extend(parse_entries(stream_entries)?);
+    }
+    Ok(entries)
+}
+
+/// Parses a list of entries, `[[id, [f, v, ...] | nil], ...]` (the reply of `XCLAIM`, the
+/// claimed part of `XAUTOCLAIM`, one stream's part of `XREADGROUP`), delivery counts at 1.
+fn parse_entries(reply: Value) -> Result<Vec<StreamEntry>, String> {
+    let items = match reply {
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        _ => return Err("a stream's entries are not an array".to_owned()),
+    };
+    let mut entries = Vec::new();
+    for item in items {
+        let Value::Array(parts) = item else {
+            return Err("an entry is not an array".to_owned());
         };
-        for item in items {
-            let Value::Array(parts) = item else {
-                return Err("an entry is not an array".to_owned());
-            };
-            let id = parts
-                .first()
-                .and_then(value_string)
-                .ok_or("an entry has no ID")?;
-            let mut fields = HashMap::new();
-            if let Some(Value::Array(kv)) = parts.get(1) {
-                for pair in kv.chunks(2) {
-                    if let [k, v] = pair {
-                        if let (Some(k), Some(v)) = (value_string(k), value_string(v)) {
-                            fields.insert(k, v);
-                        }
+        let id = parts
+            .first()
+            .and_then(value_string)
+            .ok_or("an entry has no ID")?;
+        let mut fields = HashMap::new();
+        if let Some(Value::Array(kv)) = parts.get(1) {
+            for pair in kv.chunks(2) {
+                if let [k, v] = pair {
+                    if let (Some(k), Some(v)) = (value_string(k), value_string(v)) {
+                        fields.insert(k, v);
                     }
                 }
             }
-            entries.push(StreamEntry {
-                id,
-                fields,
-                deliveries: 1,
-            });
         }
+        entries.push(StreamEntry {
+            id,
+            fields,
+            deliveries: 1,
+        });
     }
     Ok(entries)
 }
@@ -600,5 +775,214 @@ mod tests {
             deliveries: 1,
         };
         assert_eq!(entry.added_at_ms(), Some(1_700_000_000_123));
+    }
+
+    // Against the Redis on 127.0.0.1:6379, each test under keys of its own.
+
+    const REDIS: &str = "redis://127.0.0.1:6379";
+
+    struct Keys {
+        stream: String,
+        dead_letter: String,
+        other: String,
+        conn: ConnectionManager,
+        client: redis::Client,
+    }
+
+    impl Keys {
+        async fn new(test: &str) -> Keys {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let prefix = format!("t:consumer:{test}:{}:{nanos}:", std::process::id());
+            let client = redis::Client::open(REDIS).unwrap();
+            let conn = client.get_connection_manager().await.unwrap();
+            Keys {
+                stream: format!("{prefix}s"),
+                dead_letter: format!("{prefix}s_dlq"),
+                other: format!("{prefix}out"),
+                conn,
+                client,
+            }
+        }
+
+        async fn consumer(&self, name: &str, claim_idle: Duration) -> GroupConsumer {
+            let mut consumer = GroupConsumer::connect(
+                &self.client,
+                ConsumerConfig {
+                    stream: self.stream.clone(),
+                    group: "g".into(),
+                    consumer: name.into(),
+                    dead_letter_stream: self.dead_letter.clone(),
+                    block: Duration::from_millis(50),
+                    claim_min_idle: claim_idle,
+                },
+            )
+            .await
+            .unwrap();
+            consumer.create_group().await.unwrap();
+            consumer
+        }
+
+        async fn add(&mut self, stream: &str, value: &str) -> String {
+            redis::cmd("XADD")
+                .arg(stream)
+                .arg("*")
+                .arg("repo")
+                .arg(value)
+                .query_async(&mut self.conn)
+                .await
+                .unwrap()
+        }
+
+        async fn xlen(&mut self, stream: &str) -> u64 {
+            redis::cmd("XLEN")
+                .arg(stream)
+                .query_async(&mut self.conn)
+                .await
+                .unwrap()
+        }
+
+        async fn cleanup(mut self) {
+            let _: () = redis::cmd("DEL")
+                .arg(&self.stream)
+                .arg(&self.dead_letter)
+                .arg(&self.other)
+                .query_async(&mut self.conn)
+                .await
+                .unwrap();
+        }
+    }
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn a_redelivery_for_a_retry_counts_in_redis_until_the_entry_is_acknowledged() {
+        let mut keys = Keys::new("redeliver").await;
+        let mut c = keys.consumer("c1", LONG).await;
+        let stream = keys.stream.clone();
+        let id = keys.add(&stream, "a").await;
+        let read = c.read_new(10, None).await.unwrap();
+        assert_eq!(read.len(), 1);
+        let first = Delivery {
+            consumer: "c1".into(),
+            deliveries: 1,
+        };
+        assert_eq!(c.delivery(&id).await.unwrap(), Some(first));
+        assert!(c.redeliver(&id).await.unwrap());
+        assert_eq!(c.delivery(&id).await.unwrap().unwrap().deliveries, 2);
+        c.ack(std::slice::from_ref(&id)).await.unwrap();
+        assert_eq!(c.delivery(&id).await.unwrap(), None);
+        assert!(!c.redeliver(&id).await.unwrap(), "an acknowledged entry");
+        keys.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn an_ack_added_to_the_callers_pipeline_goes_with_its_writes() {
+        let mut keys = Keys::new("pipeline-ack").await;
+        let mut c = keys.consumer("c1", LONG).await;
+        let (stream, other) = (keys.stream.clone(), keys.other.clone());
+        let id = keys.add(&stream, "a").await;
+        c.read_new(10, None).await.unwrap();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("XADD")
+            .arg(&other)
+            .arg("*")
+            .arg("event")
+            .arg("{}")
+            .ignore();
+        c.add_ack(&mut pipe, &[id.as_str()]);
+        // Another connection to the same Redis, as a sink uses.
+        pipe.exec_async(&mut keys.conn.clone()).await.unwrap();
+        assert_eq!(keys.xlen(&other).await, 1);
+        assert_eq!(keys.xlen(&stream).await, 0, "acknowledged and deleted");
+        assert_eq!(c.pending_count().await.unwrap(), 0);
+        keys.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn stale_entries_are_claimed_with_their_fields_and_delivery_counts() {
+        let mut keys = Keys::new("claim-entries").await;
+        let mut dead = keys.consumer("dead", LONG).await;
+        let stream = keys.stream.clone();
+        let a = keys.add(&stream, "a").await;
+        let b = keys.add(&stream, "b").await;
+        assert_eq!(dead.read_new(10, None).await.unwrap().len(), 2);
+        let mut live = keys.consumer("live", Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let claimed = live.claim_stale_entries(1).await.unwrap();
+        let got: Vec<_> = claimed
+            .iter()
+            .map(|e| (e.id.clone(), e.field("repo"), e.deliveries))
+            .collect();
+        assert_eq!(
+            got,
+            [(a.clone(), Some("a"), 2), (b, Some("b"), 2)],
+            "both, over pages of one, each delivered twice"
+        );
+        assert_eq!(live.delivery(&a).await.unwrap().unwrap().consumer, "live");
+        assert!(live.claim_stale_entries(10).await.unwrap().is_empty());
+        keys.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn claimed_entries_get_their_own_counts_past_the_claimers_other_pending_entries() {
+        let mut keys = Keys::new("claim-interleaved").await;
+        let mut dead = keys.consumer("dead", LONG).await;
+        let mut live = keys.consumer("live", Duration::from_millis(20)).await;
+        let stream = keys.stream.clone();
+        let a = keys.add(&stream, "a").await;
+        let b = keys.add(&stream, "b").await;
+        let c = keys.add(&stream, "c").await;
+        dead.read_new(1, None).await.unwrap();
+        live.read_new(1, None).await.unwrap();
+        dead.read_new(1, None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        // `b` is live's own, in flight: retried just now, so it is not idle.
+        assert!(live.redeliver(&b).await.unwrap());
+        assert!(live.redeliver(&b).await.unwrap());
+        let claimed = live.claim_stale_entries(10).await.unwrap();
+        let got: Vec<_> = claimed
+            .iter()
+            .map(|e| (e.id.as_str(), e.deliveries))
+            .collect();
+        assert_eq!(got, [(a.as_str(), 2), (c.as_str(), 2)]);
+        assert_eq!(live.delivery(&b).await.unwrap().unwrap().deliveries, 3);
+        keys.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn the_pending_list_is_read_after_a_given_id() {
+        let mut keys = Keys::new("pending-after").await;
+        let mut c = keys.consumer("c1", LONG).await;
+        let stream = keys.stream.clone();
+        let mut ids = Vec::new();
+        for value in ["a", "b", "c"] {
+            ids.push(keys.add(&stream, value).await);
+        }
+        c.read_new(10, None).await.unwrap();
+        let rest = c.read_pending_after(&ids[0], 10).await.unwrap();
+        let got: Vec<_> = rest.iter().map(|e| (e.id.as_str(), e.deliveries)).collect();
+        assert_eq!(got, [(ids[1].as_str(), 2), (ids[2].as_str(), 2)]);
+        assert!(c.read_pending_after(&ids[2], 10).await.unwrap().is_empty());
+        keys.cleanup().await;
+    }
+
+    #[tokio::test]
+    async fn undelivered_entries_are_those_neither_pending_nor_acknowledged() {
+        let mut keys = Keys::new("undelivered").await;
+        let mut c = keys.consumer("c1", LONG).await;
+        let stream = keys.stream.clone();
+        for value in ["a", "b", "c"] {
+            keys.add(&stream, value).await;
+        }
+        assert_eq!(c.undelivered_count().await.unwrap(), 3);
+        let read = c.read_new(1, None).await.unwrap();
+        assert_eq!(c.undelivered_count().await.unwrap(), 2, "one pending");
+        c.ack(&[read[0].id.clone()]).await.unwrap();
+        assert_eq!(c.undelivered_count().await.unwrap(), 2, "one done");
+        keys.cleanup().await;
     }
 }
