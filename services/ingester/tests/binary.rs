@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use rsky_common::streams::{cursor_key, Streams};
 use rsky_metrics_runtime::testing;
-use rsky_testkit::{FirehoseScript, TestRelay};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -38,12 +37,7 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn the_scrape_passes_promtool_and_sigterm_flushes_then_exits_zero() {
-    let relay = TestRelay::start().await.unwrap();
-    let mut script = FirehoseScript::new(1);
-    for i in 0..5 {
-        script.identity(&format!("did:plc:user{i}"), None).unwrap();
-    }
-    relay.push(script.take_items());
+    let relay = relay_with_identities(5).await;
     let prefix = unique_prefix("binary");
     let port = free_port();
     let mut child = Command::new(BIN)

@@ -218,12 +218,7 @@ async fn end_to_end_the_stream_holds_exactly_what_the_relay_sent() {
 
 #[tokio::test]
 async fn backpressure_pauses_writing_and_loses_nothing() {
-    let relay = TestRelay::start().await.unwrap();
-    let mut script = FirehoseScript::new(1);
-    for i in 0..60 {
-        script.identity(&format!("did:plc:user{i}"), None).unwrap();
-    }
-    relay.push(script.take_items());
+    let relay = relay_with_identities(60).await;
     let prefix = unique_prefix("backpressure");
     let ingester = Running::start(config(
         &prefix,
@@ -447,12 +442,7 @@ async fn bad_input_is_counted_or_filtered_and_the_stream_goes_on() {
 
 #[tokio::test]
 async fn shutdown_flushes_the_batch_in_hand_with_its_cursor() {
-    let relay = TestRelay::start().await.unwrap();
-    let mut script = FirehoseScript::new(1);
-    for i in 0..5 {
-        script.identity(&format!("did:plc:user{i}"), None).unwrap();
-    }
-    relay.push(script.take_items());
+    let relay = relay_with_identities(5).await;
     let prefix = unique_prefix("flush");
     let mut ingester = Running::start(config(
         &prefix,

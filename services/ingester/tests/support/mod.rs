@@ -12,9 +12,23 @@ use rsky_common::store::{self, Connection};
 use rsky_common::streams::Streams;
 use rsky_ingester::{Config, IngesterError, IngesterMetrics};
 use rsky_metrics_runtime::{encode_text, Registry};
+use rsky_testkit::{FirehoseScript, TestRelay};
 use tokio::task::JoinHandle;
 
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A test relay whose firehose log holds `n` identity events, for `did:plc:user0` onwards.
+pub async fn relay_with_identities(n: usize) -> TestRelay {
+    let relay = TestRelay::start().await.expect("start the test relay");
+    let mut script = FirehoseScript::new(1);
+    for i in 0..n {
+        script
+            .identity(&format!("did:plc:user{i}"), None)
+            .expect("an identity frame");
+    }
+    relay.push(script.take_items());
+    relay
+}
 
 /// A prefix no other test (or test run) uses.
 pub fn unique_prefix(test: &str) -> String {
