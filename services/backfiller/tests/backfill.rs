@@ -283,14 +283,7 @@ async fn trimming_never_removes_an_entry_that_is_pending_or_undelivered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_idle_in_a_dead_consumer_are_reclaimed_and_processed() {
     let mut world = World::new("reclaim").await;
-    for i in 0..4 {
-        world
-            .add(
-                TestAccount::plc(&format!("reclaim-{i}"), 8).unwrap(),
-                Behaviour::Serve,
-            )
-            .await;
-    }
+    world.add_served("reclaim", 4, 8).await;
     let stream = world.stream("repo_backfill");
     let _: redis::Value = redis::cmd("XGROUP")
         .arg("CREATE")
@@ -358,14 +351,7 @@ async fn reading_waits_while_the_output_stream_is_at_its_high_water_mark() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_backfillers_in_one_group_share_the_work_without_duplicates() {
     let mut world = World::new("share").await;
-    for i in 0..16 {
-        world
-            .add(
-                TestAccount::plc(&format!("share-{i}"), 6).unwrap(),
-                Behaviour::Serve,
-            )
-            .await;
-    }
+    world.add_served("share", 16, 6).await;
     world.pds.set_get_repo_delay(Duration::from_millis(60));
     let overrides = [("BACKFILLER_CONCURRENCY", "2")];
     let a = Running::start(world.config("a", &overrides)).await;

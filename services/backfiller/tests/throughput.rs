@@ -8,7 +8,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rsky_testkit::pds::{Behaviour, TestAccount};
 use support::{Running, World};
 
 const RECORDS: usize = 10_000;
@@ -18,14 +17,7 @@ const REPOS: usize = 8;
 #[ignore = "a measurement, run in release: see the module docs"]
 async fn backfill_throughput_for_repos_of_10000_records() {
     let mut world = World::new("throughput").await;
-    for i in 0..REPOS {
-        world
-            .add(
-                TestAccount::plc(&format!("throughput-{i}"), RECORDS).unwrap(),
-                Behaviour::Serve,
-            )
-            .await;
-    }
+    world.add_served("throughput", REPOS, RECORDS).await;
     let started = Instant::now();
     let running = Running::start(world.config("bench", &[])).await;
     world.wait_drained(Duration::from_secs(600)).await;

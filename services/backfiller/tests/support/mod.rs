@@ -90,6 +90,16 @@ impl World {
         did
     }
 
+    /// Adds `count` did:plc accounts (`{seed}-0`, `{seed}-1`, ...) of `records` records each,
+    /// served normally, and enqueues each.
+    pub async fn add_served(&mut self, seed: &str, count: usize, records: usize) {
+        for i in 0..count {
+            let account =
+                TestAccount::plc(&format!("{seed}-{i}"), records).expect("a test account");
+            self.add(account, Behaviour::Serve).await;
+        }
+    }
+
     pub async fn enqueue(&mut self, did: &str) -> String {
         let event = BackfillEvent {
             did: did.to_owned(),
