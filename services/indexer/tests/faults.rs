@@ -43,9 +43,7 @@ async fn while_the_database_is_unreachable_nothing_is_acknowledged_and_afterward
     let indexer = Running::start(config(&db.url_on(proxy.port), &streams, &[])).await;
     let m = indexer.metrics.clone();
     for n in 0..10 {
-        streams
-            .xadd_event("firehose_live", &post(n, "before"))
-            .await;
+        streams.xadd_live([post(n, "before")]).await;
     }
     wait_until(WAIT, "10 events indexed", || async {
         m.events_processed.get() == 10
@@ -54,9 +52,7 @@ async fn while_the_database_is_unreachable_nothing_is_acknowledged_and_afterward
 
     proxy.cut().await;
     for n in 10..30 {
-        streams
-            .xadd_event("firehose_live", &post(n, "during"))
-            .await;
+        streams.xadd_live([post(n, "during")]).await;
     }
     wait_until(WAIT, "failures counted as unexpected", || async {
         m.unexpected_errors.get() > 0
@@ -116,11 +112,9 @@ async fn a_poison_entry_ends_in_the_dead_letter_stream_and_does_not_block_the_re
         "IF NEW.text = 'poison' THEN RAISE EXCEPTION 'this row is poison'; END IF;",
     )
     .await;
-    streams
-        .xadd_event("firehose_live", &post(0, "poison"))
-        .await;
+    streams.xadd_live([post(0, "poison")]).await;
     for n in 1..=10 {
-        streams.xadd_event("firehose_live", &post(n, "fine")).await;
+        streams.xadd_live([post(n, "fine")]).await;
     }
     let m = indexer.metrics.clone();
     wait_until(
@@ -159,11 +153,9 @@ async fn every_write_attempt_is_counted_each_failed_one_is_an_error_and_none_sta
         "IF NEW.text = 'poison' THEN RAISE EXCEPTION 'this row is poison'; END IF;",
     )
     .await;
-    streams
-        .xadd_event("firehose_live", &post(0, "poison"))
-        .await;
+    streams.xadd_live([post(0, "poison")]).await;
     for n in 1..=3 {
-        streams.xadd_event("firehose_live", &post(n, "fine")).await;
+        streams.xadd_live([post(n, "fine")]).await;
     }
     streams
         .xadd_labels(vec![label("did:plc:l", &did(1), "spam", false)])
@@ -210,7 +202,7 @@ async fn a_failed_acknowledgement_is_counted_and_the_entry_is_indexed_again() {
         .execute("SELECT pg_advisory_lock(4242)", &[])
         .await
         .unwrap();
-    streams.xadd_event("firehose_live", &post(1, "slow")).await;
+    streams.xadd_live([post(1, "slow")]).await;
     wait_until(WAIT, "the indexer waits on the lock", || async {
         count_where(
             &holder,
@@ -262,7 +254,7 @@ async fn shutdown_drains_the_batch_in_hand_before_returning() {
         .execute("SELECT pg_advisory_lock(4343)", &[])
         .await
         .unwrap();
-    streams.xadd_event("firehose_live", &post(1, "slow")).await;
+    streams.xadd_live([post(1, "slow")]).await;
     wait_until(WAIT, "the indexer waits on the lock", || async {
         count_where(
             &holder,

@@ -25,21 +25,18 @@ async fn every_collection_lands_in_its_table_and_in_record_and_the_counters_matc
                 &rev(n),
                 record_for(collection, n),
             );
-            streams.xadd_event("firehose_live", &event).await;
+            streams.xadd_live([event]).await;
         }
     }
     // A collection without its own table goes to `record` only.
     streams
-        .xadd_event(
-            "firehose_live",
-            &create(
-                &did(1),
-                "app.bsky.graph.list",
-                &rev(9),
-                &rev(9),
-                json!({"name": "l"}),
-            ),
-        )
+        .xadd_live([create(
+            &did(1),
+            "app.bsky.graph.list",
+            &rev(9),
+            &rev(9),
+            json!({"name": "l"}),
+        )])
         .await;
     let total = per_collection * 6 + 1;
     let m = indexer.metrics.clone();
@@ -87,16 +84,17 @@ async fn acknowledged_entries_are_deleted_from_the_stream_and_none_stay_pending(
     let db = TestDb::create().await;
     let streams = TestStreams::new();
     let indexer = Running::start(config(&db.url(), &streams, &[])).await;
-    for n in 0..20 {
-        let event = create(
-            &did(n),
-            "app.bsky.feed.post",
-            &rev(n),
-            &rev(n),
-            record_for("app.bsky.feed.post", n),
-        );
-        streams.xadd_event("firehose_live", &event).await;
-    }
+    streams
+        .xadd_live((0..20).map(|n| {
+            create(
+                &did(n),
+                "app.bsky.feed.post",
+                &rev(n),
+                &rev(n),
+                record_for("app.bsky.feed.post", n),
+            )
+        }))
+        .await;
     let m = indexer.metrics.clone();
     wait_until(WAIT, "20 events indexed", || async {
         m.events_processed.get() == 20
@@ -119,43 +117,30 @@ async fn an_update_replaces_the_row_and_a_delete_leaves_a_tombstone() {
     let post = "app.bsky.feed.post";
     let profile = "app.bsky.actor.profile";
     streams
-        .xadd_event(
-            "firehose_live",
-            &create(
+        .xadd_live([
+            create(
                 &alice,
                 post,
                 "p1",
                 &rev(1),
                 json!({"text": "first", "createdAt": "t"}),
             ),
-        )
-        .await;
-    streams
-        .xadd_event(
-            "firehose_live",
-            &create(
+            create(
                 &alice,
                 profile,
                 "self",
                 &rev(2),
                 json!({"displayName": "Alice"}),
             ),
-        )
-        .await;
-    streams
-        .xadd_event(
-            "firehose_live",
-            &update(
+            update(
                 &alice,
                 profile,
                 "self",
                 &rev(3),
                 json!({"displayName": "Alice B"}),
             ),
-        )
-        .await;
-    streams
-        .xadd_event("firehose_live", &delete(&alice, post, "p1", &rev(4)))
+            delete(&alice, post, "p1", &rev(4)),
+        ])
         .await;
     let m = indexer.metrics.clone();
     wait_until(WAIT, "4 events indexed", || async {
@@ -209,43 +194,30 @@ async fn an_older_rev_never_overwrites_a_newer_one_nor_resurrects_a_tombstone() 
     let post = "app.bsky.feed.post";
     // Newer first, then older: the older ones arrive late (e.g. a backfill behind the live stream).
     streams
-        .xadd_event(
-            "firehose_live",
-            &update(
+        .xadd_live([
+            update(
                 &alice,
                 post,
                 "p1",
                 &rev(10),
                 json!({"text": "new", "createdAt": "t"}),
             ),
-        )
-        .await;
-    streams
-        .xadd_event(
-            "firehose_live",
-            &create(
+            create(
                 &alice,
                 post,
                 "p1",
                 &rev(5),
                 json!({"text": "old", "createdAt": "t"}),
             ),
-        )
-        .await;
-    streams
-        .xadd_event("firehose_live", &delete(&alice, post, "p2", &rev(20)))
-        .await;
-    streams
-        .xadd_event(
-            "firehose_live",
-            &create(
+            delete(&alice, post, "p2", &rev(20)),
+            create(
                 &alice,
                 post,
                 "p2",
                 &rev(15),
                 json!({"text": "zombie", "createdAt": "t"}),
             ),
-        )
+        ])
         .await;
     let m = indexer.metrics.clone();
     wait_until(WAIT, "4 events indexed", || async {
@@ -303,19 +275,12 @@ async fn account_identity_and_repo_events_update_actor_and_actor_sync() {
     let alice = did(3);
     let bob = did(4);
     streams
-        .xadd_event(
-            "firehose_live",
-            &identity(&alice, Some("Alice.Example.com")),
-        )
-        .await;
-    streams
-        .xadd_event("firehose_live", &account(&alice, false, Some("takendown")))
-        .await;
-    streams
-        .xadd_event("firehose_live", &account(&bob, true, None))
-        .await;
-    streams
-        .xadd_event("firehose_live", &repo(&bob, &rev(7), 12))
+        .xadd_live([
+            identity(&alice, Some("Alice.Example.com")),
+            account(&alice, false, Some("takendown")),
+            account(&bob, true, None),
+            repo(&bob, &rev(7), 12),
+        ])
         .await;
     let m = indexer.metrics.clone();
     wait_until(WAIT, "4 events indexed", || async {
@@ -467,77 +432,55 @@ async fn invalid_dids_uris_and_records_from_the_interop_fixtures_are_expected_er
     let mut sent = 0u64;
     for bad in &bad_dids {
         streams
-            .xadd_event(
-                "firehose_live",
-                &create(
-                    bad,
-                    "app.bsky.feed.post",
-                    "p1",
-                    &rev(1),
-                    record_for("app.bsky.feed.post", 1),
-                ),
-            )
+            .xadd_live([create(
+                bad,
+                "app.bsky.feed.post",
+                "p1",
+                &rev(1),
+                record_for("app.bsky.feed.post", 1),
+            )])
             .await;
         sent += 1;
     }
     for bad in &bad_uris {
         let like = json!({"subject": {"uri": bad, "cid": CID}, "createdAt": "t"});
         streams
-            .xadd_event(
-                "firehose_live",
-                &create(&did(1), "app.bsky.feed.like", "l1", &rev(1), like),
-            )
+            .xadd_live([create(&did(1), "app.bsky.feed.like", "l1", &rev(1), like)])
             .await;
         sent += 1;
     }
     // Records and payloads that are wrong in other ways.
     streams
-        .xadd_event(
-            "firehose_live",
-            &create(
+        .xadd_live([
+            create(
                 &did(1),
                 "app.bsky.feed.post",
                 "p2",
                 &rev(1),
                 json!({"createdAt": "t"}),
             ),
-        )
-        .await;
-    streams
-        .xadd_event(
-            "firehose_live",
-            &create(
+            create(
                 &did(1),
                 "app.bsky.graph.follow",
                 "f1",
                 &rev(1),
                 json!({"subject": "not-a-did", "createdAt": "t"}),
             ),
-        )
-        .await;
-    streams
-        .xadd_event(
-            "firehose_live",
-            &create(
+            create(
                 &did(1),
                 "app.bsky.feed.post",
                 "p3",
                 &rev(1),
                 json!("a string"),
             ),
-        )
-        .await;
-    streams
-        .xadd_event(
-            "firehose_live",
-            &create(
+            create(
                 &did(1),
                 "app.bsky.feed.post",
                 "p4",
                 "not-a-tid",
                 json!({"text": "x", "createdAt": "t"}),
             ),
-        )
+        ])
         .await;
     streams
         .xadd_raw("firehose_live", "event", "{not json")
@@ -548,30 +491,24 @@ async fn invalid_dids_uris_and_records_from_the_interop_fixtures_are_expected_er
     streams.xadd_raw("firehose_live", "other", "{}").await;
     // The database itself rejects text with a NUL character: a data exception, also expected.
     streams
-        .xadd_event(
-            "firehose_live",
-            &create(
-                &did(1),
-                "app.bsky.feed.post",
-                "p5",
-                &rev(1),
-                json!({"text": "nul\u{0}byte", "createdAt": "t"}),
-            ),
-        )
+        .xadd_live([create(
+            &did(1),
+            "app.bsky.feed.post",
+            "p5",
+            &rev(1),
+            json!({"text": "nul\u{0}byte", "createdAt": "t"}),
+        )])
         .await;
     sent += 8;
     // And one good event after all of them.
     streams
-        .xadd_event(
-            "firehose_live",
-            &create(
-                &did(1),
-                "app.bsky.feed.post",
-                "ok",
-                &rev(2),
-                record_for("app.bsky.feed.post", 1),
-            ),
-        )
+        .xadd_live([create(
+            &did(1),
+            "app.bsky.feed.post",
+            "ok",
+            &rev(2),
+            record_for("app.bsky.feed.post", 1),
+        )])
         .await;
     let m = indexer.metrics.clone();
     wait_until(

@@ -125,6 +125,13 @@ impl TestStreams {
         self.xadd_raw(stream, "event", &json).await
     }
 
+    /// Adds `events` to `firehose_live`, in order.
+    pub async fn xadd_live(&self, events: impl IntoIterator<Item = StreamEvent>) {
+        for event in events {
+            self.xadd_event("firehose_live", &event).await;
+        }
+    }
+
     pub async fn xadd_raw(&self, stream: &str, field: &str, value: &str) -> String {
         let mut conn = self.conn().await;
         redis::cmd("XADD")
