@@ -109,7 +109,7 @@ async fn record_blocks_match_the_data_model_fixtures() {
     let fixtures: Vec<serde_json::Value> = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/atproto-interop/data-model/data-model-fixtures.json"
+            "/../atproto/tests/fixtures/data-model/data-model-fixtures.json"
         ))
         .unwrap(),
     )

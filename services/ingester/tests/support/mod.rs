@@ -226,10 +226,10 @@ where
     }
 }
 
-/// Reads the non-comment, non-empty lines of a syntax fixture.
+/// Reads the non-comment, non-empty lines of a syntax fixture (the interop vectors kept in rsky-atproto).
 pub fn fixture_lines(name: &str) -> Vec<String> {
     let path = format!(
-        "{}/../../../shared/fixtures/atproto-interop/syntax/{name}",
+        "{}/../atproto/tests/fixtures/syntax/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(&path)
