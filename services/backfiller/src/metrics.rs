@@ -47,6 +47,8 @@ pub struct BackfillerMetrics {
     pub repo_duration_seconds: Histogram,
     /// Entries removed from repo_backfill by trimming below the oldest unfinished entry
     pub entries_trimmed: IntCounter,
+    /// Processing attempts of a repository, first tries and retries (each ends in repos_processed or repos_failed)
+    pub repo_attempts: IntCounter,
 }
 
 /// The metric set a backfiller reports to: the process-wide one or a test's own.

@@ -18,6 +18,7 @@ use redis::AsyncCommands;
 use rsky_common::consumer::{ConsumerConfig, ConsumerError, GroupConsumer, StreamEntry};
 use rsky_common::event::BackfillEvent;
 use rsky_common::streams::REPO_FIELD;
+use rsky_metrics_runtime::counted;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -376,12 +377,12 @@ impl Backfiller {
             }
         };
         loop {
+            // The attempt counts itself in repos_failed when it fails.
             let result = self.attempt(&entry, &event).await;
             let failure = match result {
                 Ok(()) => return,
                 Err(failure) => failure,
             };
-            metrics.repos_failed.inc();
             if failure.is_skip() {
                 metrics.repos_skipped.inc();
                 tracing::info!(did = %event.did, id = %entry.id, reason = %failure, "acknowledging without retry");
@@ -430,71 +431,66 @@ impl Backfiller {
         }
     }
 
-    /// One attempt: resolve, fetch, load and verify, write. Counts its own stage errors.
+    /// One attempt: resolve, fetch, load and verify, write. Counts its own stage errors; the
+    /// attempt itself is counted in `repo_attempts` and, when it fails, `repos_failed`, is in
+    /// `repos_running` while it runs, and its time (ok or error) is in `repo_duration_seconds`.
+    #[counted(metrics = &self.inner.metrics, events = repo_attempts, errors = repos_failed,
+              in_flight = repos_running, duration = repo_duration_seconds)]
     async fn attempt(&self, entry: &StreamEntry, event: &BackfillEvent) -> Result<(), Failure> {
         let inner = &self.inner;
         let metrics = &inner.metrics;
-        let _running = RunningGuard::new(&metrics.repos_running);
-        let started = Instant::now();
-        let result = async {
-            let did = event.did.as_str();
-            let resolved = inner
-                .resolver
-                .resolve(did, metrics)
-                .await
-                .inspect_err(|_| {
-                    metrics.did_resolution_errors.inc();
-                })?;
-            let car = fetch::get_repo(&inner.http, &resolved.pds, did, inner.config.fetch_timeout)
-                .await
-                .inspect_err(|_| metrics.car_fetch_errors.inc())?;
-            let (did_owned, key) = (did.to_owned(), resolved.signing_key);
-            let loaded = tokio::task::spawn_blocking(move || repo::load(&car, &did_owned, &key))
-                .await
-                .map_err(|join| {
-                    Failure::Load(LoadError::Parse {
-                        did: did.to_owned(),
-                        source: Box::new(rsky_atproto::repo::RepoError::InvalidCommit(format!(
-                            "loading panicked: {join}"
-                        ))),
-                    })
-                })?
-                .inspect_err(|err| match err {
-                    LoadError::Parse { .. } => metrics.car_parse_errors.inc(),
-                    LoadError::Verification { .. } => metrics.verification_errors.inc(),
-                })?;
-            let filtered = loaded.filtered;
-            let time = rsky_common::time::now_rfc3339();
-            let ack = (&inner.group, entry.id.as_str());
-            let mut redis = inner.redis.clone();
-            let written = sink::write_repo(
-                &mut redis,
-                &inner.keys.firehose_backfill,
-                loaded,
-                &time,
-                Some(ack),
-            )
+        let did = event.did.as_str();
+        let resolved = inner
+            .resolver
+            .resolve(did, metrics)
             .await
-            .map_err(|source| Failure::Write {
-                did: did.to_owned(),
-                source,
+            .inspect_err(|_| {
+                metrics.did_resolution_errors.inc();
             })?;
-            metrics.records_extracted.inc_by(written.creates);
-            metrics.records_filtered.inc_by(filtered);
-            metrics.repos_processed.inc();
-            tracing::debug!(
-                did,
-                records = written.creates,
-                filtered,
-                "repository backfilled"
-            );
-            Ok(())
-        }
-        .await;
-        metrics
-            .repo_duration_seconds
-            .observe(started.elapsed().as_secs_f64());
-        result
+        let car = fetch::get_repo(&inner.http, &resolved.pds, did, inner.config.fetch_timeout)
+            .await
+            .inspect_err(|_| metrics.car_fetch_errors.inc())?;
+        let (did_owned, key) = (did.to_owned(), resolved.signing_key);
+        let loaded = tokio::task::spawn_blocking(move || repo::load(&car, &did_owned, &key))
+            .await
+            .map_err(|join| {
+                Failure::Load(LoadError::Parse {
+                    did: did.to_owned(),
+                    source: Box::new(rsky_atproto::repo::RepoError::InvalidCommit(format!(
+                        "loading panicked: {join}"
+                    ))),
+                })
+            })?
+            .inspect_err(|err| match err {
+                LoadError::Parse { .. } => metrics.car_parse_errors.inc(),
+                LoadError::Verification { .. } => metrics.verification_errors.inc(),
+            })?;
+        let filtered = loaded.filtered;
+        let time = rsky_common::time::now_rfc3339();
+        let ack = (&inner.group, entry.id.as_str());
+        let mut redis = inner.redis.clone();
+        let written = sink::write_repo(
+            &mut redis,
+            &inner.keys.firehose_backfill,
+            loaded,
+            &time,
+            Some(ack),
+        )
+        .await
+        .map_err(|source| Failure::Write {
+            did: did.to_owned(),
+            source,
+        })?;
+        metrics.records_extracted.inc_by(written.creates);
+        metrics.records_filtered.inc_by(filtered);
+        metrics.repos_processed.inc();
+        tracing::debug!(
+            did,
+            records = written.creates,
+            filtered,
+            "repository backfilled"
+        );
+        Ok(())
     }
 
     async fn acknowledge(&self, id: &str) {
@@ -558,21 +554,6 @@ fn parse_entry(entry: &StreamEntry) -> Result<BackfillEvent, Failure> {
 pub fn backoff(base: Duration, max: Duration, attempts: u64) -> Duration {
     let exponent = attempts.saturating_sub(1).min(20) as u32;
     base.saturating_mul(2u32.saturating_pow(exponent)).min(max)
-}
-
-struct RunningGuard<'a>(&'a rsky_metrics_runtime::IntGauge);
-
-impl<'a> RunningGuard<'a> {
-    fn new(gauge: &'a rsky_metrics_runtime::IntGauge) -> Self {
-        gauge.inc();
-        RunningGuard(gauge)
-    }
-}
-
-impl Drop for RunningGuard<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

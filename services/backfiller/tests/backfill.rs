@@ -97,6 +97,7 @@ async fn a_backfill_writes_exactly_each_repos_records_and_one_repo_event() {
     assert!(filtered > 0, "the accounts hold records outside app.bsky");
     assert_eq!(metrics.repos_failed.get(), 0);
     assert_eq!(metrics.repo_duration_seconds.get_sample_count(), 5);
+    assert_eq!(metrics.repo_attempts.get(), 5);
     assert_eq!(metrics.repos_running.get(), 0);
     world.cleanup().await;
 }
@@ -195,6 +196,8 @@ async fn other_failures_are_retried_then_dead_lettered_with_reason_and_attempts(
     assert_eq!(metrics.did_resolution_errors.get(), 3);
     assert_eq!(metrics.retries_attempted.get(), 12);
     assert_eq!(metrics.repos_failed.get(), 18);
+    assert_eq!(metrics.repo_attempts.get(), 18);
+    assert_eq!(metrics.repo_duration_seconds.get_sample_count(), 18);
     assert_eq!(metrics.repos_dead_lettered.get(), 6);
     assert_eq!(metrics.repos_processed.get(), 0);
     assert!(world.output().await.is_empty());
