@@ -42,18 +42,14 @@ async fn while_the_database_is_unreachable_nothing_is_acknowledged_and_afterward
     let proxy = TcpProxy::start("127.0.0.1:5432".parse::<SocketAddr>().unwrap()).await;
     let indexer = Running::start(config(&db.url_on(proxy.port), &streams, &[])).await;
     let m = indexer.metrics.clone();
-    for n in 0..10 {
-        streams.xadd_live([post(n, "before")]).await;
-    }
+    streams.xadd_live((0..10).map(|n| post(n, "before"))).await;
     wait_until(WAIT, "10 events indexed", || async {
         m.events_processed.get() == 10
     })
     .await;
 
     proxy.cut().await;
-    for n in 10..30 {
-        streams.xadd_live([post(n, "during")]).await;
-    }
+    streams.xadd_live((10..30).map(|n| post(n, "during"))).await;
     wait_until(WAIT, "failures counted as unexpected", || async {
         m.unexpected_errors.get() > 0
     })
@@ -99,23 +95,14 @@ async fn while_the_database_is_unreachable_nothing_is_acknowledged_and_afterward
 
 #[tokio::test]
 async fn a_poison_entry_ends_in_the_dead_letter_stream_and_does_not_block_the_rest() {
-    let db = TestDb::create().await;
-    let streams = TestStreams::new();
-    let indexer = Running::start(config(
-        &db.url(),
-        &streams,
-        &[("INDEXER_MAX_DELIVERIES", "3")],
-    ))
-    .await;
+    let (db, streams, indexer) = start_indexer(&[("INDEXER_MAX_DELIVERIES", "3")]).await;
     post_trigger(
         &db,
         "IF NEW.text = 'poison' THEN RAISE EXCEPTION 'this row is poison'; END IF;",
     )
     .await;
     streams.xadd_live([post(0, "poison")]).await;
-    for n in 1..=10 {
-        streams.xadd_live([post(n, "fine")]).await;
-    }
+    streams.xadd_live((1..=10).map(|n| post(n, "fine"))).await;
     let m = indexer.metrics.clone();
     wait_until(
         WAIT,
@@ -140,23 +127,14 @@ async fn a_poison_entry_ends_in_the_dead_letter_stream_and_does_not_block_the_re
 
 #[tokio::test]
 async fn every_write_attempt_is_counted_each_failed_one_is_an_error_and_none_stays_active() {
-    let db = TestDb::create().await;
-    let streams = TestStreams::new();
-    let indexer = Running::start(config(
-        &db.url(),
-        &streams,
-        &[("INDEXER_MAX_DELIVERIES", "2")],
-    ))
-    .await;
+    let (db, streams, indexer) = start_indexer(&[("INDEXER_MAX_DELIVERIES", "2")]).await;
     post_trigger(
         &db,
         "IF NEW.text = 'poison' THEN RAISE EXCEPTION 'this row is poison'; END IF;",
     )
     .await;
     streams.xadd_live([post(0, "poison")]).await;
-    for n in 1..=3 {
-        streams.xadd_live([post(n, "fine")]).await;
-    }
+    streams.xadd_live((1..=3).map(|n| post(n, "fine"))).await;
     streams
         .xadd_labels(vec![label("did:plc:l", &did(1), "spam", false)])
         .await;
@@ -241,9 +219,7 @@ async fn a_failed_acknowledgement_is_counted_and_the_entry_is_indexed_again() {
 
 #[tokio::test]
 async fn shutdown_drains_the_batch_in_hand_before_returning() {
-    let db = TestDb::create().await;
-    let streams = TestStreams::new();
-    let indexer = Running::start(config(&db.url(), &streams, &[])).await;
+    let (db, streams, indexer) = start_indexer(&[]).await;
     post_trigger(
         &db,
         "IF NEW.text = 'slow' THEN PERFORM pg_advisory_xact_lock(4343); END IF;",

@@ -12,9 +12,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn every_collection_lands_in_its_table_and_in_record_and_the_counters_match() {
-    let db = TestDb::create().await;
-    let streams = TestStreams::new();
-    let indexer = Running::start(config(&db.url(), &streams, &[])).await;
+    let (db, streams, indexer) = start_indexer(&[]).await;
     let per_collection = 5u64;
     for (collection, _) in COLLECTIONS {
         for n in 0..per_collection {
@@ -81,9 +79,7 @@ async fn every_collection_lands_in_its_table_and_in_record_and_the_counters_matc
 
 #[tokio::test]
 async fn acknowledged_entries_are_deleted_from_the_stream_and_none_stay_pending() {
-    let db = TestDb::create().await;
-    let streams = TestStreams::new();
-    let indexer = Running::start(config(&db.url(), &streams, &[])).await;
+    let (_db, streams, indexer) = start_indexer(&[]).await;
     streams
         .xadd_live((0..20).map(|n| {
             create(
@@ -110,9 +106,7 @@ async fn acknowledged_entries_are_deleted_from_the_stream_and_none_stay_pending(
 
 #[tokio::test]
 async fn an_update_replaces_the_row_and_a_delete_leaves_a_tombstone() {
-    let db = TestDb::create().await;
-    let streams = TestStreams::new();
-    let indexer = Running::start(config(&db.url(), &streams, &[])).await;
+    let (db, streams, indexer) = start_indexer(&[]).await;
     let alice = did(1);
     let post = "app.bsky.feed.post";
     let profile = "app.bsky.actor.profile";
@@ -187,9 +181,7 @@ async fn an_update_replaces_the_row_and_a_delete_leaves_a_tombstone() {
 
 #[tokio::test]
 async fn an_older_rev_never_overwrites_a_newer_one_nor_resurrects_a_tombstone() {
-    let db = TestDb::create().await;
-    let streams = TestStreams::new();
-    let indexer = Running::start(config(&db.url(), &streams, &[])).await;
+    let (db, streams, indexer) = start_indexer(&[]).await;
     let alice = did(2);
     let post = "app.bsky.feed.post";
     // Newer first, then older: the older ones arrive late (e.g. a backfill behind the live stream).
@@ -269,9 +261,7 @@ async fn an_older_rev_never_overwrites_a_newer_one_nor_resurrects_a_tombstone() 
 
 #[tokio::test]
 async fn account_identity_and_repo_events_update_actor_and_actor_sync() {
-    let db = TestDb::create().await;
-    let streams = TestStreams::new();
-    let indexer = Running::start(config(&db.url(), &streams, &[])).await;
+    let (db, streams, indexer) = start_indexer(&[]).await;
     let alice = did(3);
     let bob = did(4);
     streams
@@ -329,9 +319,7 @@ async fn account_identity_and_repo_events_update_actor_and_actor_sync() {
 
 #[tokio::test]
 async fn the_backfill_stream_indexes_the_same_way() {
-    let db = TestDb::create().await;
-    let streams = TestStreams::new();
-    let indexer = Running::start(config(&db.url(), &streams, &[])).await;
+    let (db, streams, indexer) = start_indexer(&[]).await;
     let carol = did(5);
     // What the backfiller writes: the repo's records as creates with seq -1, then one repo event.
     for (i, (collection, _)) in COLLECTIONS.iter().enumerate() {
@@ -381,9 +369,7 @@ async fn the_backfill_stream_indexes_the_same_way() {
 
 #[tokio::test]
 async fn labels_are_added_and_a_negation_removes_its_label() {
-    let db = TestDb::create().await;
-    let streams = TestStreams::new();
-    let indexer = Running::start(config(&db.url(), &streams, &[])).await;
+    let (db, streams, indexer) = start_indexer(&[]).await;
     let labeler = "did:plc:labeler";
     let uri = format!("at://{}/app.bsky.feed.post/p1", did(1));
     streams
@@ -419,9 +405,7 @@ async fn labels_are_added_and_a_negation_removes_its_label() {
 
 #[tokio::test]
 async fn invalid_dids_uris_and_records_from_the_interop_fixtures_are_expected_errors() {
-    let db = TestDb::create().await;
-    let streams = TestStreams::new();
-    let indexer = Running::start(config(&db.url(), &streams, &[])).await;
+    let (db, streams, indexer) = start_indexer(&[]).await;
     let lines = |text: &'static str| -> Vec<&'static str> {
         text.lines()
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -532,9 +516,7 @@ async fn invalid_dids_uris_and_records_from_the_interop_fixtures_are_expected_er
 
 #[tokio::test]
 async fn invalid_labels_are_expected_errors_and_the_valid_ones_are_written() {
-    let db = TestDb::create().await;
-    let streams = TestStreams::new();
-    let indexer = Running::start(config(&db.url(), &streams, &[])).await;
+    let (db, streams, indexer) = start_indexer(&[]).await;
     let uri = format!("at://{}/app.bsky.feed.post/p1", did(1));
     streams
         .xadd_labels(vec![

@@ -243,6 +243,15 @@ pub fn config(database_url: &str, streams: &TestStreams, extra: &[(&str, &str)])
     Config::from_env(&Env::from_pairs(pairs)).expect("test configuration")
 }
 
+/// A fresh database, fresh streams and an indexer on them (`extra`: settings on top of
+/// [`config`]'s).
+pub async fn start_indexer(extra: &[(&str, &str)]) -> (TestDb, TestStreams, Running) {
+    let db = TestDb::create().await;
+    let streams = TestStreams::new();
+    let indexer = Running::start(config(&db.url(), &streams, extra)).await;
+    (db, streams, indexer)
+}
+
 /// An indexer running in the test's runtime, with its own registry.
 pub struct Running {
     pub metrics: Arc<IndexerMetrics>,
