@@ -28,3 +28,9 @@ pub use log::Item;
 pub use pds::{Behaviour, TestAccount, TestPds};
 pub use plc::TestPlc;
 pub use relay::{ListedRepo, TestRelay};
+
+/// Locks a mutex of a test server's shared state; a panicked test thread does not poison the
+/// server for the tests that follow.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

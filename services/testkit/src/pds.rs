@@ -7,6 +7,7 @@
 //! comes (a timeout for the client), a truncated CAR, a commit signed by a key other than the one
 //! in the DID document, or a commit for another DID.
 
+use crate::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -301,10 +302,6 @@ struct Shared {
     web_document: Mutex<Option<Value>>,
     get_repo_delay: Mutex<Duration>,
     get_repo_requests: Mutex<HashMap<String, usize>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A running test PDS. Dropping it stops the server.

@@ -3,6 +3,7 @@
 //! Documents are the shape the real directory serves: an `#atproto` verification method
 //! (`Multikey`, `publicKeyMultibase`) and an `#atproto_pds` service (`AtprotoPersonalDataServer`).
 
+use crate::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -59,10 +60,6 @@ pub fn plc_did(seed: &str) -> String {
 struct Shared {
     documents: Mutex<HashMap<String, Value>>,
     requests: AtomicUsize,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A running test PLC directory. Dropping it stops the server.

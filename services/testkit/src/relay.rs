@@ -2,6 +2,7 @@
 //! `com.atproto.sync.listRepos` and `com.atproto.label.subscribeLabels`, serving frames from
 //! in-memory logs, with knobs for the failures a consumer must survive.
 
+use crate::lock;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,10 +53,6 @@ struct Shared {
     frames_sent: AtomicUsize,
     /// Bumped to close every open connection at once.
     generation: watch::Sender<u64>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A running test relay. Dropping it stops the server.
