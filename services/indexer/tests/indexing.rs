@@ -411,8 +411,12 @@ async fn invalid_dids_uris_and_records_from_the_interop_fixtures_are_expected_er
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .collect()
     };
-    let bad_dids = lines(include_str!("fixtures/did_syntax_invalid.txt"));
-    let bad_uris = lines(include_str!("fixtures/aturi_syntax_invalid.txt"));
+    let bad_dids = lines(include_str!(
+        "../../atproto/tests/fixtures/syntax/did_syntax_invalid.txt"
+    ));
+    let bad_uris = lines(include_str!(
+        "../../atproto/tests/fixtures/syntax/aturi_syntax_invalid.txt"
+    ));
     let mut sent = 0u64;
     for bad in &bad_dids {
         streams
