@@ -1,0 +1,117 @@
+//! The quickstart, run as a newcomer runs it: it serves every declared metric from the first
+//! scrape, its live scrape passes `promtool check metrics`, its workload moves the counters, and
+//! it stops cleanly.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use rsky_metrics_runtime::testing::assert_promtool_clean;
+
+/// `cargo test` builds the package's examples beside its test binaries.
+fn quickstart_binary() -> PathBuf {
+    let deps = std::env::current_exe().expect("the test binary's path");
+    let debug = deps
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps");
+    let binary = debug.join("examples").join("quickstart");
+    assert!(
+        binary.exists(),
+        "{} is missing: run through `cargo test`, which builds the examples",
+        binary.display()
+    );
+    binary
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scrape(addr: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect to the quickstart");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .expect("a complete response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+fn value(lines: &[String], series: &str) -> Option<f64> {
+    lines
+        .iter()
+        .filter_map(|l| l.trim().rsplit_once(' '))
+        .find(|(s, _)| *s == series)
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+#[test]
+fn quickstart_serves_every_metric_passes_promtool_and_stops_cleanly() {
+    let port = free_port();
+    let mut child = Command::new(quickstart_binary())
+        .env("METRICS_PORT", port.to_string())
+        .env("QUICKSTART_RUN_SECONDS", "3")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the quickstart");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    assert!(
+        first.contains(&url),
+        "the first line names the URL: {first}"
+    );
+
+    let live = scrape(SocketAddr::from(([127, 0, 0, 1], port)));
+    assert_promtool_clean(&live);
+
+    let rest: Vec<String> = stdout.lines().map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the quickstart exited with {status}");
+    assert_eq!(rest.last().map(String::as_str), Some("quickstart: stopped"));
+
+    let split = rest
+        .iter()
+        .position(|l| l.starts_with("a scrape after"))
+        .expect("the second scrape");
+    let (first_scrape, after) = rest.split_at(split);
+    for series in [
+        "demo_requests_total",
+        "demo_request_errors_total",
+        "demo_requests_in_flight",
+        "demo_queue_length",
+        "demo_handle_seconds_count",
+        "demo_legacy_events_total",
+    ] {
+        assert_eq!(
+            value(first_scrape, series),
+            Some(0.0),
+            "{series} at zero on the first scrape: {first_scrape:?}"
+        );
+    }
+    assert_eq!(
+        value(first_scrape, "demo_build_info{version=\"0.1.0\"}"),
+        Some(1.0)
+    );
+    let requests = value(after, "demo_requests_total").expect("requests after the workload");
+    assert!(requests > 10.0, "the workload ran: {requests} requests");
+    assert_eq!(
+        value(after, "demo_handle_seconds_count"),
+        Some(requests),
+        "one duration per request"
+    );
+    assert_eq!(value(after, "demo_requests_in_flight"), Some(0.0));
+}
