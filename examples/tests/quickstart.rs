@@ -9,20 +9,42 @@ use std::process::{Command, Stdio};
 
 use rsky_metrics_runtime::testing::assert_promtool_clean;
 
-/// `cargo test` builds the package's examples beside its test binaries.
+/// Builds the quickstart as `cargo run --example quickstart` does, into this test's target
+/// directory, and returns its path. (`cargo test --all-targets` builds examples as test harnesses,
+/// which are not the program a newcomer runs.)
 fn quickstart_binary() -> PathBuf {
     let deps = std::env::current_exe().expect("the test binary's path");
-    let debug = deps
+    let profile_dir = deps
         .parent()
         .and_then(|d| d.parent())
         .expect("target/<profile>/deps");
-    let binary = debug.join("examples").join("quickstart");
+    let target_dir = profile_dir.parent().expect("target/");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(&cargo);
+    command
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "rsky-metrics-examples",
+            "--example",
+            "quickstart",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CARGO_TARGET_DIR", target_dir);
+    // The test's own CARGO_PKG_*/CARGO_MANIFEST_* variables would make build scripts that watch
+    // them rerun; the nested build sees the environment a newcomer's shell has.
+    for (name, _) in std::env::vars() {
+        if (name.starts_with("CARGO_") || name.starts_with("__CARGO")) && name != "CARGO_HOME" {
+            command.env_remove(name);
+        }
+    }
+    let status = command.status().expect("run cargo build");
     assert!(
-        binary.exists(),
-        "{} is missing: run through `cargo test`, which builds the examples",
-        binary.display()
+        status.success(),
+        "cargo build --example quickstart failed: {status}"
     );
-    binary
+    profile_dir.join("examples").join("quickstart")
 }
 
 fn free_port() -> u16 {
