@@ -39,7 +39,7 @@ async fn while_the_database_is_unreachable_nothing_is_acknowledged_and_afterward
 {
     let db = TestDb::create().await;
     let streams = TestStreams::new();
-    let proxy = TcpProxy::start("127.0.0.1:5432".parse::<SocketAddr>().unwrap()).await;
+    let proxy = TcpProxy::start(pg_addr()).await;
     let indexer = Running::start(config(&db.url_on(proxy.port), &streams, &[])).await;
     let m = indexer.metrics.clone();
     streams.xadd_live((0..10).map(|n| post(n, "before"))).await;

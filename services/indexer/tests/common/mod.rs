@@ -20,7 +20,47 @@ use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-pub const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
+/// The tests' PostgreSQL server, as `(user[:password], host, port)`: from `TEST_DATABASE_URL`
+/// (an admin URL such as `postgres://postgres:secret@127.0.0.1:5432/postgres`; the test command
+/// sets it, with a password on a fresh Debian cluster), or the local trust-auth server.
+pub fn pg_server() -> (String, String, u16) {
+    let url = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+        .unwrap_or_else(|| panic!("TEST_DATABASE_URL={url:?} is not a postgres:// URL"));
+    let (credentials, rest) = rest
+        .rsplit_once('@')
+        .unwrap_or_else(|| panic!("TEST_DATABASE_URL={url:?} names no user"));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse()
+                .unwrap_or_else(|_| panic!("TEST_DATABASE_URL={url:?} has a bad port")),
+        ),
+        None => (authority, 5432),
+    };
+    (credentials.to_owned(), host.to_owned(), port)
+}
+
+/// The URL of database `name` on the tests' server, reached through `port`.
+pub fn pg_url(name: &str, port: u16) -> String {
+    let (credentials, host, _) = pg_server();
+    format!("postgres://{credentials}@{host}:{port}/{name}")
+}
+
+/// The server's address, for a proxy in front of it.
+pub fn pg_addr() -> SocketAddr {
+    use std::net::ToSocketAddrs;
+    let (_, host, port) = pg_server();
+    (host.as_str(), port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .unwrap_or_else(|| panic!("cannot resolve the test PostgreSQL host {host}"))
+}
 pub const REDIS: &str = "redis://127.0.0.1:6379";
 pub const CID: &str = "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm";
 
@@ -46,9 +86,10 @@ pub struct TestDb {
 impl TestDb {
     pub async fn create() -> TestDb {
         let name = unique("indexer_test");
-        let (client, conn) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+        let admin = pg_url("postgres", pg_server().2);
+        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
             .await
-            .expect("PostgreSQL on 127.0.0.1:5432");
+            .unwrap_or_else(|err| panic!("PostgreSQL at {admin}: {err}"));
         tokio::spawn(conn);
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
@@ -58,11 +99,11 @@ impl TestDb {
     }
 
     pub fn url(&self) -> String {
-        self.url_on(5432)
+        self.url_on(pg_server().2)
     }
 
     pub fn url_on(&self, port: u16) -> String {
-        format!("postgres://postgres@127.0.0.1:{port}/{}", self.name)
+        pg_url(&self.name, port)
     }
 
     /// A direct connection (not through any proxy) for assertions.
@@ -77,17 +118,10 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        // psql takes the admin URL as it is, password included.
         let _ = std::process::Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-q",
-                "-c",
-            ])
+            .arg(pg_url("postgres", pg_server().2))
+            .args(["-q", "-c"])
             .arg(format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name
