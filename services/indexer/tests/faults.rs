@@ -34,6 +34,55 @@ async fn post_trigger(db: &TestDb, body: &str) {
         .expect("install the trigger");
 }
 
+/// Makes the indexer's transaction for a post whose text is `slow` wait inside a trigger on an
+/// advisory lock that this gate holds, until [`SlowPostGate::open`].
+struct SlowPostGate {
+    holder: tokio_postgres::Client,
+    key: i64,
+}
+
+impl SlowPostGate {
+    async fn close(db: &TestDb, key: i64) -> SlowPostGate {
+        post_trigger(
+            db,
+            &format!("IF NEW.text = 'slow' THEN PERFORM pg_advisory_xact_lock({key}); END IF;"),
+        )
+        .await;
+        let holder = db.client().await;
+        holder
+            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .await
+            .unwrap();
+        SlowPostGate { holder, key }
+    }
+
+    /// Returns once the indexer's transaction is waiting on the gate.
+    async fn wait_until_blocked(&self) {
+        wait_until(WAIT, "the indexer waits on the lock", || async {
+            // Only this gate's lock in this test's database: tests run in parallel on one server.
+            count_where(
+                &self.holder,
+                &format!(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = {} \
+                     AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                     AND NOT granted",
+                    self.key
+                ),
+            )
+            .await
+                == 1
+        })
+        .await;
+    }
+
+    async fn open(&self) {
+        self.holder
+            .execute("SELECT pg_advisory_unlock($1)", &[&self.key])
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn while_the_database_is_unreachable_nothing_is_acknowledged_and_afterwards_nothing_is_lost()
 {
@@ -169,33 +218,12 @@ async fn a_failed_acknowledgement_is_counted_and_the_entry_is_indexed_again() {
     let redis_proxy = TcpProxy::start("127.0.0.1:6379".parse::<SocketAddr>().unwrap()).await;
     let redis_url = format!("redis://127.0.0.1:{}", redis_proxy.port);
     let indexer = Running::start(config(&db.url(), &streams, &[("REDIS_URL", &redis_url)])).await;
-    post_trigger(
-        &db,
-        "IF NEW.text = 'slow' THEN PERFORM pg_advisory_xact_lock(4242); END IF;",
-    )
-    .await;
-    // Hold the lock so the indexer's transaction waits inside the trigger.
-    let holder = db.client().await;
-    holder
-        .execute("SELECT pg_advisory_lock(4242)", &[])
-        .await
-        .unwrap();
+    let gate = SlowPostGate::close(&db, 4242).await;
     streams.xadd_live([post(1, "slow")]).await;
-    wait_until(WAIT, "the indexer waits on the lock", || async {
-        count_where(
-            &holder,
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
-        )
-        .await
-            == 1
-    })
-    .await;
+    gate.wait_until_blocked().await;
     // Redis goes away while the transaction is in flight; the commit succeeds, the ack cannot.
     redis_proxy.cut().await;
-    holder
-        .execute("SELECT pg_advisory_unlock(4242)", &[])
-        .await
-        .unwrap();
+    gate.open().await;
     let m = indexer.metrics.clone();
     wait_until(WAIT, "the failed ack counted", || async {
         m.ack_failures.get() >= 1
@@ -220,34 +248,14 @@ async fn a_failed_acknowledgement_is_counted_and_the_entry_is_indexed_again() {
 #[tokio::test]
 async fn shutdown_drains_the_batch_in_hand_before_returning() {
     let (db, streams, indexer) = start_indexer(&[]).await;
-    post_trigger(
-        &db,
-        "IF NEW.text = 'slow' THEN PERFORM pg_advisory_xact_lock(4343); END IF;",
-    )
-    .await;
-    let holder = db.client().await;
-    holder
-        .execute("SELECT pg_advisory_lock(4343)", &[])
-        .await
-        .unwrap();
+    let gate = SlowPostGate::close(&db, 4343).await;
     streams.xadd_live([post(1, "slow")]).await;
-    wait_until(WAIT, "the indexer waits on the lock", || async {
-        count_where(
-            &holder,
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
-        )
-        .await
-            == 1
-    })
-    .await;
+    gate.wait_until_blocked().await;
     let m = indexer.metrics.clone();
     assert_eq!(m.active_tasks.get(), 1, "one event in flight");
     indexer.shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    holder
-        .execute("SELECT pg_advisory_unlock(4343)", &[])
-        .await
-        .unwrap();
+    gate.open().await;
     indexer.stop().await;
     assert_eq!(m.events_processed.get(), 1);
     assert_eq!(m.active_tasks.get(), 0);
