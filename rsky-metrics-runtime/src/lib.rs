@@ -32,6 +32,7 @@
 mod counted;
 mod desc;
 mod error;
+pub mod exposition;
 mod registry;
 mod server;
 pub mod testing;
