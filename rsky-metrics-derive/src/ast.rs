@@ -1,7 +1,8 @@
 //! The parsed model of a `#[derive(Metrics)]` input: the struct, its service, and each field with
 //! its metric type, attribute and help text.
 
-use syn::{Data, DeriveInput, Fields, Ident, Type};
+use rsky_metrics_naming::Kind;
+use syn::{Data, DeriveInput, Fields, GenericArgument, Ident, PathArguments, Type};
 
 use crate::attr::{self, ContainerAttr, Doc, FieldAttr};
 use crate::ctxt::Ctxt;
@@ -18,6 +19,8 @@ pub struct Field<'a> {
     pub ty: &'a Type,
     /// `None` when the type is not one of the supported metric types (reported by `valid`).
     pub metric_type: Option<MetricType>,
+    /// The label type `L` of a typed family (`IntCounterFamily<L>`).
+    pub label_type: Option<&'a Type>,
     pub attr: FieldAttr,
     pub doc: Option<Doc>,
 }
@@ -35,17 +38,14 @@ pub enum MetricType {
     IntGaugeVec,
     GaugeVec,
     HistogramVec,
+    IntCounterFamily,
+    CounterFamily,
+    IntGaugeFamily,
+    GaugeFamily,
+    HistogramFamily,
 }
 
-/// The Prometheus type of a family.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
-}
-
-pub const SUPPORTED_TYPES: &str = "IntCounter, Counter, IntGauge, Gauge, Histogram, IntCounterVec, CounterVec, IntGaugeVec, GaugeVec, HistogramVec";
+pub const SUPPORTED_TYPES: &str = "IntCounter, Counter, IntGauge, Gauge, Histogram, IntCounterVec, CounterVec, IntGaugeVec, GaugeVec, HistogramVec, and the typed families IntCounterFamily<L>, CounterFamily<L>, IntGaugeFamily<L>, GaugeFamily<L>, HistogramFamily<L>";
 
 impl MetricType {
     fn from_ident(ident: &str) -> Option<Self> {
@@ -60,18 +60,56 @@ impl MetricType {
             "IntGaugeVec" => Self::IntGaugeVec,
             "GaugeVec" => Self::GaugeVec,
             "HistogramVec" => Self::HistogramVec,
+            "IntCounterFamily" => Self::IntCounterFamily,
+            "CounterFamily" => Self::CounterFamily,
+            "IntGaugeFamily" => Self::IntGaugeFamily,
+            "GaugeFamily" => Self::GaugeFamily,
+            "HistogramFamily" => Self::HistogramFamily,
             _ => return None,
         })
     }
 
     pub fn kind(self) -> Kind {
         match self {
-            Self::IntCounter | Self::Counter | Self::IntCounterVec | Self::CounterVec => {
-                Kind::Counter
-            }
-            Self::IntGauge | Self::Gauge | Self::IntGaugeVec | Self::GaugeVec => Kind::Gauge,
-            Self::Histogram | Self::HistogramVec => Kind::Histogram,
+            Self::IntCounter
+            | Self::Counter
+            | Self::IntCounterVec
+            | Self::CounterVec
+            | Self::IntCounterFamily
+            | Self::CounterFamily => Kind::Counter,
+            Self::IntGauge
+            | Self::Gauge
+            | Self::IntGaugeVec
+            | Self::GaugeVec
+            | Self::IntGaugeFamily
+            | Self::GaugeFamily => Kind::Gauge,
+            Self::Histogram | Self::HistogramVec | Self::HistogramFamily => Kind::Histogram,
         }
+    }
+
+    /// Whether the values are integers (`IntCounter`, `IntGaugeVec`, `IntCounterFamily`, ...).
+    pub fn is_int(self) -> bool {
+        matches!(
+            self,
+            Self::IntCounter
+                | Self::IntCounterVec
+                | Self::IntCounterFamily
+                | Self::IntGauge
+                | Self::IntGaugeVec
+                | Self::IntGaugeFamily
+        )
+    }
+
+    /// Whether it is a typed family, labeled by a type (`IntCounterFamily<L>`).
+    pub fn is_family(self) -> bool {
+        matches!(
+            self,
+            Self::IntCounterFamily
+                | Self::CounterFamily
+                | Self::IntGaugeFamily
+                | Self::GaugeFamily
+                | Self::HistogramFamily
+        )
     }
 
     pub fn is_vec(self) -> bool {
@@ -97,6 +135,11 @@ impl MetricType {
             Self::IntGaugeVec => "IntGaugeVec",
             Self::GaugeVec => "GaugeVec",
             Self::HistogramVec => "HistogramVec",
+            Self::IntCounterFamily => "IntCounterFamily",
+            Self::CounterFamily => "CounterFamily",
+            Self::IntGaugeFamily => "IntGaugeFamily",
+            Self::GaugeFamily => "GaugeFamily",
+            Self::HistogramFamily => "HistogramFamily",
         }
     }
 
@@ -107,18 +150,12 @@ impl MetricType {
             Self::CounterVec => Self::Counter,
             Self::IntGaugeVec => Self::IntGauge,
             Self::GaugeVec => Self::Gauge,
-            Self::HistogramVec => Self::Histogram,
+            Self::HistogramVec | Self::HistogramFamily => Self::Histogram,
+            Self::IntCounterFamily => Self::IntCounter,
+            Self::CounterFamily => Self::Counter,
+            Self::IntGaugeFamily => Self::IntGauge,
+            Self::GaugeFamily => Self::Gauge,
             other => other,
-        }
-    }
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
         }
     }
 }
@@ -148,12 +185,21 @@ impl<'a> Input<'a> {
         };
         let fields = fields
             .iter()
-            .map(|field| Field {
-                ident: field.ident.as_ref().expect("named fields have identifiers"),
-                ty: &field.ty,
-                metric_type: metric_type(&field.ty),
-                attr: attr::field(cx, &field.attrs),
-                doc: attr::doc(&field.attrs),
+            .filter_map(|field| {
+                // Named fields always have an identifier.
+                let ident = field.ident.as_ref()?;
+                let (metric_type, label_type) = match metric_type(&field.ty) {
+                    Some((metric_type, label_type)) => (Some(metric_type), label_type),
+                    None => (None, None),
+                };
+                Some(Field {
+                    ident,
+                    ty: &field.ty,
+                    metric_type,
+                    label_type,
+                    attr: attr::field(cx, &field.attrs),
+                    doc: attr::doc(&field.attrs),
+                })
             })
             .collect();
         Some(Input {
@@ -175,28 +221,26 @@ impl Field<'_> {
     }
 }
 
-/// The metric type named by the last path segment of `ty` (`IntCounter`, `prometheus::IntCounter`, ...).
-fn metric_type(ty: &Type) -> Option<MetricType> {
+/// The metric type named by the last path segment of `ty` (`IntCounter`, `prometheus::IntCounter`,
+/// `IntCounterFamily<Kind>`, ...), with the label type of a typed family.
+fn metric_type(ty: &Type) -> Option<(MetricType, Option<&Type>)> {
     match ty {
         Type::Path(path) if path.qself.is_none() => {
             let last = path.path.segments.last()?;
-            if !last.arguments.is_empty() {
-                return None;
+            let metric_type = MetricType::from_ident(&last.ident.to_string())?;
+            match (&last.arguments, metric_type.is_family()) {
+                (PathArguments::None, false) => Some((metric_type, None)),
+                (PathArguments::AngleBracketed(args), true) if args.args.len() == 1 => {
+                    match args.args.first() {
+                        Some(GenericArgument::Type(label)) => Some((metric_type, Some(label))),
+                        _ => None,
+                    }
+                }
+                _ => None,
             }
-            MetricType::from_ident(&last.ident.to_string())
         }
         Type::Group(group) => metric_type(&group.elem),
         Type::Paren(paren) => metric_type(&paren.elem),
         _ => None,
     }
-}
-
-/// The exposed family name: `{service}_{field or name}`, plus `_total` for counters unless the name
-/// already ends in `_total`.
-pub fn full_name(service: &str, base: &str, kind: Kind) -> String {
-    let mut name = format!("{service}_{base}");
-    if kind == Kind::Counter && !name.ends_with("_total") {
-        name.push_str("_total");
-    }
-    name
 }

@@ -3,7 +3,7 @@
 
 use proc_macro2::Span;
 use syn::spanned::Spanned as _;
-use syn::{Attribute, Expr, ExprArray, ExprLit, ExprUnary, Lit, LitStr, UnOp};
+use syn::{Attribute, Expr, ExprArray, ExprLit, ExprUnary, Lit, LitInt, LitStr, UnOp};
 
 use crate::ctxt::Ctxt;
 
@@ -14,10 +14,11 @@ pub struct ContainerAttr {
     pub krate: Option<syn::Path>,
 }
 
-/// `#[metric(name = "...", labels = [...], buckets = [...], unit = "...")]`.
+/// `#[metric(name = "...", labels = [...], buckets = [...], unit = "...", max_series = N)]`.
 #[derive(Default)]
 pub struct FieldAttr {
     pub name: Option<LitStr>,
+    pub max_series: Option<LitInt>,
     pub labels: Option<Spanned<Vec<LitStr>>>,
     pub buckets: Option<Spanned<Vec<Bucket>>>,
     pub unit: Option<LitStr>,
@@ -93,6 +94,13 @@ pub fn field(cx: &Ctxt, attrs: &[Attribute]) -> FieldAttr {
                     let lit: LitStr = meta.value()?.parse()?;
                     set_once(cx, &mut out.unit, lit, "unit");
                 }
+                "max_series" => {
+                    let lit: LitInt = meta.value()?.parse()?;
+                    if out.max_series.is_some() {
+                        cx.error_spanned_by(&lit, "duplicate `max_series`: give it once");
+                    }
+                    out.max_series = Some(lit);
+                }
                 "labels" => {
                     let array: ExprArray = meta.value()?.parse()?;
                     let labels = string_array(&array)?;
@@ -111,7 +119,7 @@ pub fn field(cx: &Ctxt, attrs: &[Attribute]) -> FieldAttr {
                 }
                 _ => {
                     return Err(meta.error(
-                        "unknown `metric` key; the field attribute takes `name = \"...\"`, `labels = [\"...\"]`, `buckets = [...]` and `unit = \"...\"`",
+                        "unknown `metric` key; the field attribute takes `name = \"...\"`, `labels = [\"...\"]`, `buckets = [...]`, `unit = \"...\"` and `max_series = N`",
                     ))
                 }
             }

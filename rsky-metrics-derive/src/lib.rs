@@ -10,6 +10,7 @@ mod attr;
 mod counted;
 mod ctxt;
 mod expand;
+mod labels;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -19,9 +20,23 @@ use syn::{parse_macro_input, DeriveInput};
 #[proc_macro_derive(Metrics, attributes(metrics, metric))]
 pub fn derive_metrics(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    expand::derive(&input)
-        .unwrap_or_else(|err| err.to_compile_error())
-        .into()
+    expand::derive(&input).into()
+}
+
+/// Makes a fieldless enum one label, its variants the label's values: see
+/// `rsky_metrics_runtime::LabelValue`.
+#[proc_macro_derive(LabelValue, attributes(label))]
+pub fn derive_label_value(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    labels::derive_value(&input).into()
+}
+
+/// Makes a struct of label enums a set of labels named after its fields: see
+/// `rsky_metrics_runtime::LabelSet`.
+#[proc_macro_derive(LabelSet, attributes(label))]
+pub fn derive_label_set(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    labels::derive_set(&input).into()
 }
 
 /// Counts a function's calls, errors, in-flight work and duration: see `rsky_metrics_runtime::counted`.

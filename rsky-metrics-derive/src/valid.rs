@@ -1,17 +1,61 @@
 //! Checks of a parsed model. Every problem is recorded in the context with its own span, so one
-//! compile reports them all; `expand` runs only on a model that passed.
+//! compile reports them all. What the checks resolve (each family's full name, kind, labels and
+//! buckets) is returned as a [`Set`]; `expand` reads only that, and runs only when no problem was
+//! recorded.
 //!
 //! The naming rules themselves live in `rsky-metrics-naming`, shared with the runtime's test
 //! helpers; this module feeds them a declaration and turns each finding into an error spanned on
 //! the field name or the attribute literal at fault.
 
 use proc_macro2::Span;
-use rsky_metrics_naming::{self as naming, Finding, Rule, Target};
+use rsky_metrics_naming::{self as naming, Finding, Kind, Rule, Target};
+use syn::{Ident, Type};
 
-use crate::ast::{Field, Input, Kind, SUPPORTED_TYPES};
+use crate::ast::{Field, Input, SUPPORTED_TYPES};
 use crate::ctxt::Ctxt;
 
-pub fn check(cx: &Ctxt, input: &Input) {
+/// The most label combinations a typed family may have unless its field says otherwise with
+/// `#[metric(max_series = N)]`: every combination is a series from the first scrape.
+pub const DEFAULT_MAX_SERIES: u64 = 1_000;
+
+/// A metric set as resolved by the checks: what `expand` generates code from.
+pub struct Set<'a> {
+    pub service: String,
+    pub families: Vec<Family<'a>>,
+}
+
+/// One declared family, resolved.
+pub struct Family<'a> {
+    pub field: &'a Ident,
+    pub ty: &'a Type,
+    /// The exposed name, `{service}_{field or name}` (+ `_total`).
+    pub name: String,
+    pub help: String,
+    pub kind: Kind,
+    /// Integer values (`IntCounter`, ...) rather than floats.
+    pub int: bool,
+    pub labels: Labels<'a>,
+    /// A histogram's bounds; `None` for prometheus's default buckets (and other kinds).
+    pub buckets: Option<Vec<f64>>,
+    pub unit: Option<String>,
+}
+
+/// How a family is labeled.
+pub enum Labels<'a> {
+    /// No labels.
+    None,
+    /// String labels of a `...Vec`, by name.
+    Names(Vec<String>),
+    /// A typed family: its label type, and the most combinations it may have (with the span to
+    /// report an excess at).
+    Typed {
+        ty: &'a Type,
+        max_series: u64,
+        span: Span,
+    },
+}
+
+pub fn check<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Set<'a> {
     if input.generics.lt_token.is_some() || input.generics.where_clause.is_some() {
         cx.error_spanned_by(
             input.generics,
@@ -43,6 +87,7 @@ pub fn check(cx: &Ctxt, input: &Input) {
     }
     // Families that got a name, for the clash check across fields.
     let mut families: Vec<(String, naming::Kind, &Field)> = Vec::new();
+    let mut resolved = Vec::new();
     for field in &input.fields {
         let Some(metric_type) = field.metric_type else {
             cx.error_spanned_by(
@@ -54,7 +99,7 @@ pub fn check(cx: &Ctxt, input: &Input) {
             );
             continue;
         };
-        let kind = naming_kind(metric_type.kind());
+        let kind = metric_type.kind();
         let name = service
             .as_deref()
             .map(|service| naming::full_name(service, &field.base_name(), kind));
@@ -69,6 +114,37 @@ pub fn check(cx: &Ctxt, input: &Input) {
             ),
             Some(doc) => report(cx, field, naming::check_help(shown, Some(&doc.text))),
         }
+        if metric_type.is_family() {
+            if let Some(labels) = &field.attr.labels {
+                cx.error_at(
+                    labels.span,
+                    format!(
+                        "metric `{shown}` is a {}: its label names and values come from its label type; remove `labels`",
+                        metric_type.name()
+                    ),
+                );
+            }
+        } else if let Some(max) = &field.attr.max_series {
+            cx.error_spanned_by(
+                max,
+                format!(
+                    "metric `{shown}` is a {}: `max_series` limits the combinations of a typed family (`IntCounterFamily<L>`, ...); remove it",
+                    metric_type.name()
+                ),
+            );
+        }
+        let max_series = match &field.attr.max_series {
+            Some(lit) => {
+                match lit.base10_parse::<u64>() {
+                    Ok(max) if max > 0 => max,
+                    _ => {
+                        cx.error_spanned_by(lit, "`max_series` is a positive whole number of series: `max_series = 5000`");
+                        DEFAULT_MAX_SERIES
+                    }
+                }
+            }
+            None => DEFAULT_MAX_SERIES,
+        };
         match (&field.attr.labels, metric_type.is_vec()) {
             (None, true) => cx.error_spanned_by(
                 field.ty,
@@ -96,13 +172,26 @@ pub fn check(cx: &Ctxt, input: &Input) {
             }
             (None, false) => {}
         }
+        let labels = match (field.label_type, &field.attr.labels) {
+            (Some(ty), _) => Labels::Typed {
+                ty,
+                max_series,
+                span: field
+                    .attr
+                    .max_series
+                    .as_ref()
+                    .map_or_else(|| field.ident.span(), |l| l.span()),
+            },
+            (None, Some(labels)) => Labels::Names(labels.value.iter().map(|l| l.value()).collect()),
+            (None, None) => Labels::None,
+        };
         if let Some(buckets) = &field.attr.buckets {
-            if metric_type.kind() != Kind::Histogram {
+            if kind != Kind::Histogram {
                 cx.error_at(
                     buckets.span,
                     format!(
                         "metric `{shown}` is a {}: only histograms take `buckets`",
-                        metric_type.kind().as_str()
+                        kind.as_str()
                     ),
                 );
             }
@@ -120,6 +209,26 @@ pub fn check(cx: &Ctxt, input: &Input) {
             findings.extend(naming::check_unit(&name, kind, &unit.value()));
         }
         report(cx, field, findings);
+        resolved.push(Family {
+            field: field.ident,
+            ty: field.ty,
+            name: name.clone(),
+            help: field
+                .doc
+                .as_ref()
+                .map(|d| d.text.clone())
+                .unwrap_or_default(),
+            kind,
+            int: metric_type.is_int(),
+            labels,
+            buckets: field
+                .attr
+                .buckets
+                .as_ref()
+                .filter(|_| kind == Kind::Histogram)
+                .map(|b| b.value.iter().map(|b| b.value).collect()),
+            unit: field.attr.unit.as_ref().map(|u| u.value()),
+        });
         families.push((name, kind, field));
     }
     let pairs: Vec<(&str, naming::Kind)> = families
@@ -136,13 +245,9 @@ pub fn check(cx: &Ctxt, input: &Input) {
         );
         cx.error_at(name_span(second), finding);
     }
-}
-
-fn naming_kind(kind: Kind) -> naming::Kind {
-    match kind {
-        Kind::Counter => naming::Kind::Counter,
-        Kind::Gauge => naming::Kind::Gauge,
-        Kind::Histogram => naming::Kind::Histogram,
+    Set {
+        service: service.unwrap_or_default(),
+        families: resolved,
     }
 }
 

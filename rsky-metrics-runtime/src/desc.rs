@@ -4,33 +4,9 @@ use prometheus::Registry;
 
 use crate::Error;
 
-/// The Prometheus type of a metric family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MetricKind {
-    /// A monotonically increasing count; its name ends in `_total`.
-    Counter,
-    /// A value that goes up and down.
-    Gauge,
-    /// Observations counted into buckets, with their sum and count.
-    Histogram,
-}
-
-impl MetricKind {
-    /// The type as written in `# TYPE` lines: `counter`, `gauge` or `histogram`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            MetricKind::Counter => "counter",
-            MetricKind::Gauge => "gauge",
-            MetricKind::Histogram => "histogram",
-        }
-    }
-}
-
-impl std::fmt::Display for MetricKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The Prometheus type of a metric family: the one kind type that the naming rules, the derive
+/// and the runtime share. A derived set declares counters, gauges and histograms only.
+pub use rsky_metrics_naming::Kind as MetricKind;
 
 /// Whether a metric holds integers (`IntCounter`, `IntGauge`, ...) or floats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,6 +32,10 @@ pub struct MetricDesc {
     pub value: ValueType,
     /// Label names, empty for a metric without labels.
     pub labels: &'static [&'static str],
+    /// For a typed family (`IntCounterFamily<L>`, ...), each label's possible values, in the order
+    /// of `labels`; every combination is a series from the first scrape. Empty for string labels
+    /// (open-ended values) and for a metric without labels.
+    pub label_values: &'static [&'static [&'static str]],
     /// Upper bounds of a histogram's buckets (`+Inf` implied); empty for other kinds.
     pub buckets: &'static [f64],
     /// The unit given with `#[metric(unit = "...")]`, if any.

@@ -33,6 +33,8 @@ mod counted;
 mod desc;
 mod error;
 pub mod exposition;
+mod family;
+mod labels;
 mod registry;
 mod server;
 pub mod testing;
@@ -40,6 +42,10 @@ pub mod testing;
 pub use counted::CountOutcome;
 pub use desc::{MetricDesc, MetricKind, MetricSet, ValueType};
 pub use error::Error;
+pub use family::{
+    CounterFamily, Family, GaugeFamily, HistogramFamily, IntCounterFamily, IntGaugeFamily, Series,
+};
+pub use labels::{CountAs, LabelSet, LabelValue, PanicLabel};
 pub use server::{
     MetricsServer, MetricsServerBuilder, MetricsServerHandle, CONTENT_TYPE, DEFAULT_ADDR_ENV,
     DEFAULT_PORT_ENV,
@@ -47,6 +53,13 @@ pub use server::{
 
 /// Declares a service's metrics as a struct. See the crate documentation.
 pub use rsky_metrics_derive::Metrics;
+
+/// Derives [`LabelValue`] (and [`LabelSet`]) for a fieldless enum: one label, one value per
+/// variant.
+pub use rsky_metrics_derive::LabelValue;
+
+/// Derives [`LabelSet`] for a struct of label enums: one label per field, named after it.
+pub use rsky_metrics_derive::LabelSet;
 
 /// Counts a function's calls, errors, in-flight work and duration.
 pub use rsky_metrics_derive::counted;
@@ -67,6 +80,7 @@ pub fn encode_text(registry: &Registry) -> String {
 /// Items the generated code uses. Not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::labels::{labels_contain, labels_repeat};
     pub use crate::registry::{register_global, Metric, Registrar};
     pub use once_cell::sync::OnceCell;
 

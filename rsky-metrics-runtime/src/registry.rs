@@ -129,11 +129,7 @@ fn existing_holder(series: &str, declared_by: &str, pending: &[(String, Holder)]
 }
 
 fn naming_kind(kind: MetricKind) -> naming::Kind {
-    match kind {
-        MetricKind::Counter => naming::Kind::Counter,
-        MetricKind::Gauge => naming::Kind::Gauge,
-        MetricKind::Histogram => naming::Kind::Histogram,
-    }
+    kind
 }
 
 /// Reserves a series name that a family writes or implies but prometheus does not register (the

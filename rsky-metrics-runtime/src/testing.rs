@@ -48,11 +48,7 @@ use crate::{MetricDesc, MetricKind};
 pub use rsky_metrics_naming::{Finding, Rule, Target};
 
 fn naming_kind(kind: MetricKind) -> naming::Kind {
-    match kind {
-        MetricKind::Counter => naming::Kind::Counter,
-        MetricKind::Gauge => naming::Kind::Gauge,
-        MetricKind::Histogram => naming::Kind::Histogram,
-    }
+    kind
 }
 
 /// Checks metric sets (each a `Set::METRICS` catalog) against every naming rule, and against each

@@ -132,6 +132,7 @@ fn catalog_describes_kind_value_labels_and_buckets() {
             kind: MetricKind::Histogram,
             value: ValueType::Float,
             labels: &[],
+            label_values: &[],
             buckets: &[0.001, 0.01, 0.1, 1.0],
             unit: None,
         }
