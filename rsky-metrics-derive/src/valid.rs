@@ -146,6 +146,8 @@ pub fn check<'a>(cx: &Ctxt, input: &'a Input<'a>) -> Set<'a> {
             None => DEFAULT_MAX_SERIES,
         };
         match (&field.attr.labels, metric_type.is_vec()) {
+            // A typed family's `labels` is reported above.
+            _ if metric_type.is_family() => {}
             (None, true) => cx.error_spanned_by(
                 field.ty,
                 format!(

@@ -1,5 +1,8 @@
 //! The cost of one counter increment: through a derived metric set's `global()`, through a
-//! hand-written `once_cell` static (the `lazy_static!` way), and a raw atomic add.
+//! hand-written `once_cell` static (the `lazy_static!` way), and a raw atomic add; and of one
+//! labeled increment: a typed family series (`errors[ErrorKind::Redis]`), prometheus's
+//! `with_label_values(&[..])`, and measured's fixed-cardinality label, each against the unlabeled
+//! increment of the same set.
 //!
 //! `cargo bench -p rsky-metrics-runtime --bench increment`
 
@@ -7,8 +10,12 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use measured::label::StaticLabelSet;
+use measured::FixedCardinalityLabel;
 use once_cell::sync::Lazy;
-use rsky_metrics_runtime::{IntCounter, IntGauge, Metrics};
+use rsky_metrics_runtime::{
+    IntCounter, IntCounterFamily, IntCounterVec, IntGauge, LabelValue, Metrics,
+};
 
 /// Metrics of the demo service.
 #[derive(Metrics)]
@@ -18,6 +25,39 @@ pub struct DemoMetrics {
     pub requests: IntCounter,
     /// Items waiting in the queue
     pub queue_length: IntGauge,
+    /// Errors by kind, typed
+    pub errors: IntCounterFamily<ErrorKind>,
+    /// Errors by kind, string-labeled
+    #[metric(labels = ["kind"])]
+    pub string_errors: IntCounterVec,
+}
+
+/// What went wrong (eight kinds, as a service's error families have).
+#[derive(Clone, Copy, LabelValue)]
+#[label(name = "kind")]
+pub enum ErrorKind {
+    Connection,
+    Decode,
+    InvalidInput,
+    Redis,
+    Database,
+    Timeout,
+    Shutdown,
+    Panic,
+}
+
+/// The same kinds as measured's fixed-cardinality label (its derive has its own `#[label]`).
+#[derive(Clone, Copy, FixedCardinalityLabel)]
+#[label(singleton = "kind")]
+pub enum MeasuredKind {
+    Connection,
+    Decode,
+    InvalidInput,
+    Redis,
+    Database,
+    Timeout,
+    Shutdown,
+    Panic,
 }
 
 static HAND_WRITTEN: Lazy<IntCounter> = Lazy::new(|| {
@@ -45,5 +85,32 @@ fn increment(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, increment);
+/// One labeled increment, each way, beside the unlabeled one, in one group (one run).
+fn labeled_increment(c: &mut Criterion) {
+    let mut group = c.benchmark_group("labeled_increment");
+    DemoMetrics::global();
+    // Dense: one counter per value in an array, as a typed family has.
+    let measured: measured::CounterVec<StaticLabelSet<MeasuredKind>> =
+        measured::CounterVec::dense();
+    group.bench_function("unlabeled", |b| {
+        b.iter(|| black_box(DemoMetrics::global()).requests.inc())
+    });
+    group.bench_function("typed_family", |b| {
+        b.iter(|| black_box(DemoMetrics::global()).errors[black_box(ErrorKind::Redis)].inc())
+    });
+    group.bench_function("with_label_values", |b| {
+        b.iter(|| {
+            black_box(DemoMetrics::global())
+                .string_errors
+                .with_label_values(&[black_box("redis")])
+                .inc()
+        })
+    });
+    group.bench_function("measured_fixed_cardinality", |b| {
+        b.iter(|| black_box(&measured).inc(black_box(MeasuredKind::Redis)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, increment, labeled_increment);
 criterion_main!(benches);

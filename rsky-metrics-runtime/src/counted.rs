@@ -13,6 +13,9 @@ use std::time::Instant;
 use prometheus::core::{Atomic, GenericCounter, GenericGauge};
 use prometheus::Histogram;
 
+use crate::family::{Family, Series};
+use crate::labels::{CountAs, LabelSet, PanicLabel};
+
 /// Tells `#[counted(errors = ...)]` whether a function's return value is an error.
 ///
 /// Implemented for every `Result` (and so for `std::io::Result`, `anyhow::Result` and any other
@@ -94,6 +97,68 @@ impl<P: Atomic> CounterLike for GenericCounter<P> {
     }
 }
 
+/// A metric that `errors` can count on: `IntCounter`, `Counter`, or a typed counter family
+/// (`IntCounterFamily<L>`, `CounterFamily<L>`) that counts each error under its kind.
+///
+/// A call that panics counts as an error: +1 on a counter, +1 under the label type's
+/// `#[label(panic)]` value on a family (see [`PanicLabel`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot count errors: `#[counted]` counts `errors` on an `IntCounter`, a `Counter` or a typed counter family",
+    label = "this field must be an `IntCounter`, a `Counter`, an `IntCounterFamily<L>` or a `CounterFamily<L>`",
+    note = "pass a counter field of the set; gauges go to `in_flight`, histograms to `duration`"
+)]
+pub trait ErrorCounter {
+    /// Counts a call that panicked.
+    fn count_panic(&self);
+}
+
+impl<P: Atomic> ErrorCounter for GenericCounter<P> {
+    #[inline]
+    fn count_panic(&self) {
+        GenericCounter::inc(self)
+    }
+}
+
+impl<L: PanicLabel, M: Series + CounterLike> ErrorCounter for Family<L, M> {
+    #[inline]
+    fn count_panic(&self) {
+        self[L::PANIC].inc()
+    }
+}
+
+/// How `errors` counts what a call returned: a counter adds one when it is an error
+/// ([`CountOutcome`]); a typed family adds one under the label the error converts into
+/// ([`CountAs`]).
+#[diagnostic::on_unimplemented(
+    message = "`#[counted(errors = ...)]` cannot count a `{R}` on a `{Self}`",
+    label = "the return type whose errors `errors` counts",
+    note = "a counter counts returns that are errors (a `Result`, or a type implementing `CountOutcome`); a typed family counts the `Err` of a `Result` whose error type implements `CountAs<L>`"
+)]
+pub trait CountError<R: ?Sized> {
+    /// Counts `returned` when it is an error.
+    fn count_error(&self, returned: &R);
+}
+
+impl<P: Atomic, R: CountOutcome + ?Sized> CountError<R> for GenericCounter<P> {
+    #[inline]
+    fn count_error(&self, returned: &R) {
+        if returned.is_error() {
+            GenericCounter::inc(self)
+        }
+    }
+}
+
+impl<L: LabelSet, M: Series + CounterLike, T, E: CountAs<L>> CountError<Result<T, E>>
+    for Family<L, M>
+{
+    #[inline]
+    fn count_error(&self, returned: &Result<T, E>) {
+        if let Err(error) = returned {
+            self[error.count_as()].inc()
+        }
+    }
+}
+
 /// A metric that `in_flight` can track calls on: `IntGauge` or `Gauge`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a gauge: `#[counted]` tracks `in_flight` on an `IntGauge` or a `Gauge`",
@@ -161,6 +226,11 @@ impl CounterLike for Absent {
     fn inc(&self) {}
 }
 
+impl ErrorCounter for Absent {
+    #[inline(always)]
+    fn count_panic(&self) {}
+}
+
 impl GaugeLike for Absent {
     #[inline(always)]
     fn inc(&self) {}
@@ -185,6 +255,19 @@ pub fn counter<C: CounterLike>(metric: &C) -> &C {
     metric
 }
 
+/// Checks, at the field's span, that `errors` can count errors.
+#[inline(always)]
+pub fn errors<E: ErrorCounter>(metric: &E) -> &E {
+    metric
+}
+
+/// Counts what a call returned on `errors`; called with the span of the function's return type so
+/// that a return type that cannot be counted is reported there.
+#[inline(always)]
+pub fn count_error<E: CountError<R>, R: ?Sized>(errors: &E, returned: &R) {
+    errors.count_error(returned)
+}
+
 /// Checks, at the field's span, that `in_flight` is a gauge.
 #[inline(always)]
 pub fn gauge<G: GaugeLike>(metric: &G) -> &G {
@@ -195,13 +278,6 @@ pub fn gauge<G: GaugeLike>(metric: &G) -> &G {
 #[inline(always)]
 pub fn histogram<H: DurationLike>(metric: &H) -> &H {
     metric
-}
-
-/// Whether `value` is an error; called with the span of the function's return type so that a
-/// return type that cannot be an error is reported there.
-#[inline(always)]
-pub fn is_error<R: CountOutcome + ?Sized>(value: &R) -> bool {
-    value.is_error()
 }
 
 /// Calls the body of a synchronous function, with its return type given so that `?` and
@@ -220,7 +296,7 @@ pub fn future<R, F: Future<Output = R>>(body: F) -> F {
 
 /// One call in progress: entered when the function starts, settled when it returns, and if it
 /// never returns (a panic, or an async future dropped before completion), settled by `Drop`.
-pub struct Call<'m, E: CounterLike, G: GaugeLike, H: DurationLike> {
+pub struct Call<'m, E: ErrorCounter, G: GaugeLike, H: DurationLike> {
     errors: &'m E,
     in_flight: &'m G,
     duration: &'m H,
@@ -232,7 +308,7 @@ pub struct Call<'m, E: CounterLike, G: GaugeLike, H: DurationLike> {
     in_body: bool,
 }
 
-impl<'m, E: CounterLike, G: GaugeLike, H: DurationLike> Call<'m, E, G, H> {
+impl<'m, E: ErrorCounter, G: GaugeLike, H: DurationLike> Call<'m, E, G, H> {
     /// Counts the call and starts tracking it: `events` +1, `in_flight` +1, the clock started.
     #[inline(always)]
     pub fn enter<C: CounterLike>(
@@ -252,25 +328,29 @@ impl<'m, E: CounterLike, G: GaugeLike, H: DurationLike> Call<'m, E, G, H> {
         }
     }
 
-    /// Settles a call that returned: `errors` +1 when it `failed`, `in_flight` -1, the duration
+    /// The `errors` role, for counting what the call returned before [`exit`](Self::exit).
+    #[inline(always)]
+    pub fn errors(&self) -> &'m E {
+        self.errors
+    }
+
+    /// Settles a call that returned (its errors already counted): `in_flight` -1, the duration
     /// observed.
     #[inline(always)]
-    pub fn exit(self, failed: bool) {
+    pub fn exit(self) {
         // Settled here, so `Drop` (which settles calls that never returned) must not run.
         let call = ManuallyDrop::new(self);
-        if failed {
-            call.errors.inc();
-        }
         call.in_flight.dec();
         call.duration.observe_since(call.started);
     }
 
-    /// Runs an async body to completion and settles the call; if the returned future is dropped
-    /// first, `Drop` settles it: `in_flight` -1, and `errors` +1 only when the body panicked.
-    pub async fn run<F, O>(mut self, body: F, failed: O) -> F::Output
+    /// Runs an async body to completion, counts its output with `count`, and settles the call;
+    /// if the returned future is dropped first, `Drop` settles it: `in_flight` -1, and `errors`
+    /// +1 only when the body panicked.
+    pub async fn run<F, O>(mut self, body: F, count: O) -> F::Output
     where
         F: Future,
-        O: FnOnce(&F::Output) -> bool,
+        O: FnOnce(&E, &F::Output),
     {
         self.in_body = false;
         let mut body = pin!(body);
@@ -282,18 +362,18 @@ impl<'m, E: CounterLike, G: GaugeLike, H: DurationLike> Call<'m, E, G, H> {
             poll
         })
         .await;
-        let failed = failed(&output);
-        self.exit(failed);
+        count(self.errors, &output);
+        self.exit();
         output
     }
 }
 
-impl<E: CounterLike, G: GaugeLike, H: DurationLike> Drop for Call<'_, E, G, H> {
+impl<E: ErrorCounter, G: GaugeLike, H: DurationLike> Drop for Call<'_, E, G, H> {
     /// Settles a call that did not return: its body panicked (this runs while unwinding), or its
     /// async future was dropped before completion (cancelled, which is not an error).
     fn drop(&mut self) {
         if self.in_body {
-            self.errors.inc();
+            self.errors.count_panic();
         }
         self.in_flight.dec();
     }

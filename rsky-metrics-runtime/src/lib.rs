@@ -28,6 +28,83 @@
 //! metrics.outcomes.with_label_values(&["ok"]).inc();
 //! assert_eq!(DemoMetrics::METRICS[0].name, "demo_requests_total");
 //! ```
+//!
+//! # Typed labels
+//!
+//! Labels whose values are known at compile time are types: every combination is a series from
+//! registration, and `family[label]` is an array index (see [`LabelValue`], [`LabelSet`],
+//! [`Family`], [`CountAs`]). The README's example:
+//!
+//! ```
+//! use rsky_metrics_runtime::{
+//!     counted, CountAs, HistogramFamily, IntCounter, IntCounterFamily, LabelSet, LabelValue, Metrics,
+//! };
+//!
+//! /// What went wrong: one label, `kind`, with one value per variant.
+//! #[derive(Clone, Copy, LabelValue)]
+//! #[label(name = "kind")]
+//! pub enum ErrorKind {
+//!     Redis,          // "redis"
+//!     DbTimeout,      // "db_timeout" (snake_case of the variant)
+//!     #[label(panic)] // what #[counted] counts a panic as
+//!     Panic,
+//! }
+//!
+//! #[derive(Clone, Copy, LabelValue)]
+//! pub enum Collection {
+//!     #[label(rename = "app.bsky.feed.post")]
+//!     Post,
+//!     #[label(rename = "app.bsky.feed.like")]
+//!     Like,
+//! }
+//!
+//! #[derive(Clone, Copy, LabelValue)]
+//! pub enum Action { Create, Delete }
+//!
+//! /// Several labels: one per field, named after it.
+//! #[derive(Clone, Copy, LabelSet)]
+//! pub struct Record { pub collection: Collection, pub action: Action }
+//!
+//! /// Metrics of the demo service.
+//! #[derive(Metrics)]
+//! #[metrics(service = "demo")]
+//! pub struct DemoMetrics {
+//!     /// Jobs run
+//!     pub jobs: IntCounter,
+//!     /// Errors by kind
+//!     pub errors: IntCounterFamily<ErrorKind>,
+//!     /// Records by collection and action
+//!     pub records: IntCounterFamily<Record>,
+//!     /// Time to write a record, by collection and action (a tuple works too)
+//!     #[metric(buckets = [0.01, 0.1, 1.0])]
+//!     pub write_seconds: HistogramFamily<(Collection, Action)>,
+//! }
+//!
+//! pub enum JobError { Redis(String), Timeout }
+//!
+//! impl CountAs<ErrorKind> for JobError {
+//!     fn count_as(&self) -> ErrorKind {
+//!         match self {
+//!             JobError::Redis(_) => ErrorKind::Redis,
+//!             JobError::Timeout => ErrorKind::DbTimeout,
+//!         }
+//!     }
+//! }
+//!
+//! #[counted(DemoMetrics, events = jobs, errors = errors)]
+//! fn job(fail: bool) -> Result<(), JobError> {
+//!     if fail { Err(JobError::Timeout) } else { Ok(()) }
+//! }
+//!
+//! let metrics = DemoMetrics::global();
+//! metrics.errors[ErrorKind::Redis].inc();
+//! metrics.records[Record { collection: Collection::Like, action: Action::Create }].inc();
+//! metrics.write_seconds.get((Collection::Post, Action::Delete)).observe(0.02);
+//! let _ = job(true);
+//! assert_eq!(metrics.errors[ErrorKind::DbTimeout].get(), 1);
+//! // demo_records_total{collection="app.bsky.feed.post",action="delete"} 0 is on the first scrape.
+//! assert_eq!(DemoMetrics::METRICS[2].label_values[1], ["create", "delete"]);
+//! ```
 
 mod counted;
 mod desc;
@@ -39,7 +116,7 @@ mod registry;
 mod server;
 pub mod testing;
 
-pub use counted::CountOutcome;
+pub use counted::{CountError, CountOutcome, ErrorCounter};
 pub use desc::{MetricDesc, MetricKind, MetricSet, ValueType};
 pub use error::Error;
 pub use family::{
@@ -87,8 +164,8 @@ pub mod __private {
     /// `#[counted]` support.
     pub mod counted {
         pub use crate::counted::{
-            call, counter, future, gauge, histogram, is_error, Absent, Call, CounterLike,
-            DurationLike, GaugeLike, ABSENT,
+            call, count_error, counter, errors, future, gauge, histogram, Absent, Call,
+            CounterLike, DurationLike, GaugeLike, ABSENT,
         };
     }
 }

@@ -6,7 +6,7 @@
 //! a panic, and an async future dropped before completion.
 
 use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
-use quote::{quote, quote_spanned};
+use quote::{quote, quote_spanned, ToTokens as _};
 use syn::spanned::Spanned as _;
 use syn::{AttrStyle, Block, ReturnType, Type};
 
@@ -23,14 +23,17 @@ pub fn expand(args: &Args, func: &Func) -> TokenStream {
         set: Ident::new("__rsky_counted_set", Span::mixed_site()),
         call: Ident::new("__rsky_counted_call", Span::mixed_site()),
         result: Ident::new("__rsky_counted_result", Span::mixed_site()),
+        errors: Ident::new("__rsky_counted_errors", Span::mixed_site()),
     };
     let enter = enter(args, &krate, &names);
-    let failed = |value: &Ident| match (&args.errors, &func.output) {
+    // Counts what the body returned on `errors`, spanned at the return type so that a return
+    // type the field cannot count is reported there; nothing when `errors` is not given.
+    let count = |errors: &TokenStream, value: &Ident| match (&args.errors, &func.output) {
         (Some(_), Some(output)) => {
             let rt = &names.rt;
-            respan(quote!(#rt::is_error(#value)), output.span())
+            respan(quote!(#rt::count_error(#errors, #value);), output.span())
         }
-        _ => quote!(false),
+        _ => quote!(),
     };
 
     let mut item = func.item.clone();
@@ -48,29 +51,29 @@ pub fn expand(args: &Args, func: &Func) -> TokenStream {
                 ReturnType::Default => quote!(()),
                 ReturnType::Type(_, ty) => nameable(ty),
             };
-            let failed = failed(result);
-            let failed = if args.errors.is_some() {
-                quote!({ let #result = &#result; #failed })
-            } else {
-                failed
-            };
+            let count = count(&quote!(#call.errors()), result);
             quote! {
                 #enter
                 let #result = #rt::call::<#ret, _>(move || #block);
-                #call.exit(#failed);
+                {
+                    let #result = &#result;
+                    #count
+                }
+                #call.exit();
                 #result
             }
         }
         Shape::Async => {
             let ret = func.output.as_ref().map_or(quote!(()), nameable);
-            async_body(&names, &enter, &item.block, &ret, &failed(result))
+            let count = count(&names.errors.to_token_stream(), result);
+            async_body(&names, &enter, &item.block, &ret, &count)
         }
         Shape::AsyncTrait => {
             let ret = func.output.as_ref().map_or(quote!(()), nameable);
-            let failed = failed(result);
+            let count = count(&names.errors.to_token_stream(), result);
             let block =
                 async_trait_block_mut(&mut item).expect("the shape was recognised from this block");
-            let inner = async_body(&names, &enter, &block.block, &ret, &failed);
+            let inner = async_body(&names, &enter, &block.block, &ret, &count);
             block.block = syn::parse_quote!({ #inner });
             let stmts = &item.block.stmts;
             quote!(#(#stmts)*)
@@ -96,6 +99,8 @@ struct Names {
     call: Ident,
     /// What the body returned.
     result: Ident,
+    /// The `errors` role, as an async body's output is counted.
+    errors: Ident,
 }
 
 /// Resolves the set and enters the call: `events` +1, `in_flight` +1, the clock started. Each
@@ -117,7 +122,7 @@ fn enter(args: &Args, krate: &TokenStream, names: &Names) -> TokenStream {
         None => quote!(&#rt::ABSENT),
     };
     let events = field(&args.events, "counter");
-    let errors = field(&args.errors, "counter");
+    let errors = field(&args.errors, "errors");
     let in_flight = field(&args.in_flight, "gauge");
     let duration = field(&args.duration, "histogram");
     quote! {
@@ -131,15 +136,19 @@ fn async_body(
     enter: &TokenStream,
     block: &Block,
     ret: &TokenStream,
-    failed: &TokenStream,
+    count: &TokenStream,
 ) -> TokenStream {
     let Names {
-        rt, call, result, ..
+        rt,
+        call,
+        result,
+        errors,
+        ..
     } = names;
     quote! {
         #enter
         #call
-            .run(#rt::future::<#ret, _>(async move #block), |#result| #failed)
+            .run(#rt::future::<#ret, _>(async move #block), |#errors, #result| { #count })
             .await
     }
 }

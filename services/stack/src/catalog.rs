@@ -191,7 +191,7 @@ pub fn render_markdown(services: &[ServiceCatalog], server: &[ServerFamily]) -> 
                 "| `{}` | {} | {} | {} |",
                 m.name,
                 m.kind,
-                labels(m.labels.iter().copied()),
+                declared_labels(m),
                 escape(&help)
             );
         }
@@ -215,6 +215,24 @@ pub fn render_markdown(services: &[ServiceCatalog], server: &[ServerFamily]) -> 
         );
     }
     out
+}
+
+/// A declared family's labels; a typed family's with their possible values:
+/// `` `kind` (`redis`, `decode`) ``.
+fn declared_labels(m: &MetricDesc) -> String {
+    if m.label_values.is_empty() {
+        return labels(m.labels.iter().copied());
+    }
+    let all: Vec<String> = m
+        .labels
+        .iter()
+        .zip(m.label_values)
+        .map(|(label, values)| {
+            let values: Vec<String> = values.iter().map(|v| format!("`{v}`")).collect();
+            format!("`{label}` ({})", values.join(", "))
+        })
+        .collect();
+    all.join(", ")
 }
 
 fn labels<'a>(labels: impl Iterator<Item = &'a str>) -> String {
