@@ -255,10 +255,21 @@ pub fn counter<C: CounterLike>(metric: &C) -> &C {
     metric
 }
 
-/// Checks, at the field's span, that `errors` can count errors.
+/// The `errors` role of a call: the field, and the same field as what counts a panic.
+pub struct Errors<'m, E> {
+    metric: &'m E,
+    panic: &'m (dyn ErrorCounter + Sync),
+}
+
+/// Checks, at the field's span, that `errors` can count errors. The panic counter is kept as a
+/// trait object (called only while a panic unwinds), so that a field failing this check is
+/// reported here once, not again at every use of the call guard.
 #[inline(always)]
-pub fn errors<E: ErrorCounter>(metric: &E) -> &E {
-    metric
+pub fn errors<E: ErrorCounter + Sync>(metric: &E) -> Errors<'_, E> {
+    Errors {
+        metric,
+        panic: metric,
+    }
 }
 
 /// Counts what a call returned on `errors`; called with the span of the function's return type so
@@ -296,8 +307,9 @@ pub fn future<R, F: Future<Output = R>>(body: F) -> F {
 
 /// One call in progress: entered when the function starts, settled when it returns, and if it
 /// never returns (a panic, or an async future dropped before completion), settled by `Drop`.
-pub struct Call<'m, E: ErrorCounter, G: GaugeLike, H: DurationLike> {
+pub struct Call<'m, E, G: GaugeLike, H: DurationLike> {
     errors: &'m E,
+    panic: &'m (dyn ErrorCounter + Sync),
     in_flight: &'m G,
     duration: &'m H,
     started: H::Started,
@@ -308,19 +320,20 @@ pub struct Call<'m, E: ErrorCounter, G: GaugeLike, H: DurationLike> {
     in_body: bool,
 }
 
-impl<'m, E: ErrorCounter, G: GaugeLike, H: DurationLike> Call<'m, E, G, H> {
+impl<'m, E, G: GaugeLike, H: DurationLike> Call<'m, E, G, H> {
     /// Counts the call and starts tracking it: `events` +1, `in_flight` +1, the clock started.
     #[inline(always)]
     pub fn enter<C: CounterLike>(
         events: &C,
-        errors: &'m E,
+        errors: Errors<'m, E>,
         in_flight: &'m G,
         duration: &'m H,
     ) -> Self {
         events.inc();
         in_flight.inc();
         Call {
-            errors,
+            errors: errors.metric,
+            panic: errors.panic,
             in_flight,
             duration,
             started: duration.start(),
@@ -368,12 +381,12 @@ impl<'m, E: ErrorCounter, G: GaugeLike, H: DurationLike> Call<'m, E, G, H> {
     }
 }
 
-impl<E: ErrorCounter, G: GaugeLike, H: DurationLike> Drop for Call<'_, E, G, H> {
+impl<E, G: GaugeLike, H: DurationLike> Drop for Call<'_, E, G, H> {
     /// Settles a call that did not return: its body panicked (this runs while unwinding), or its
     /// async future was dropped before completion (cancelled, which is not an error).
     fn drop(&mut self) {
         if self.in_body {
-            self.errors.count_panic();
+            self.panic.count_panic();
         }
         self.in_flight.dec();
     }

@@ -122,7 +122,10 @@ fn enter(args: &Args, krate: &TokenStream, names: &Names) -> TokenStream {
         None => quote!(&#rt::ABSENT),
     };
     let events = field(&args.events, "counter");
-    let errors = field(&args.errors, "errors");
+    let errors = match &args.errors {
+        Some(_) => field(&args.errors, "errors"),
+        None => quote!(#rt::errors(&#rt::ABSENT)),
+    };
     let in_flight = field(&args.in_flight, "gauge");
     let duration = field(&args.duration, "histogram");
     quote! {
