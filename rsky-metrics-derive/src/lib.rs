@@ -2,8 +2,11 @@
 //! together with the metric types the generated code needs.
 //!
 //! The derive follows three rooms, data flowing one way: [`ast`] parses the input into a typed
-//! model, [`valid`] checks the model and collects every problem, [`expand`] generates code from a
-//! model that is known to be valid.
+//! model, [`valid`] checks the model, collects every problem and returns the resolved set (each
+//! family's full name, kind, labels and buckets), [`expand`] generates code from that set only.
+//! After an error the set's items are still emitted (with bodies that never run), so a bad
+//! metric name gives its own error and no follow-on errors at the set's uses. [`labels`] derives
+//! the label types of typed families.
 
 mod ast;
 mod attr;
