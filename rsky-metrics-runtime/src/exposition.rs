@@ -336,6 +336,8 @@ fn write_float(out: &mut Vec<u8>, value: f64) {
         out.extend_from_slice(b"+Inf");
     } else if value == f64::NEG_INFINITY {
         out.extend_from_slice(b"-Inf");
+    } else if value == 0.0 && value.is_sign_negative() {
+        out.extend_from_slice(b"-0");
     } else if value.fract() == 0.0 && value.abs() < 1e15 {
         out.extend_from_slice(itoa::Buffer::new().format(value as i64).as_bytes());
     } else {
@@ -479,7 +481,11 @@ pub fn encode_families(families: &[MetricFamily], format: Format, out: &mut Vec<
             match kind {
                 MetricType::COUNTER => {
                     // OpenMetrics: the sample of counter family `x` is `x_total`.
-                    let suffix = if format == Format::OpenMetrics { "_total" } else { "" };
+                    let suffix = if format == Format::OpenMetrics {
+                        "_total"
+                    } else {
+                        ""
+                    };
                     let value = metric.get_counter().get_value();
                     proto_sample(out, name, suffix, &labels, value, ts, format);
                 }
@@ -772,4 +778,88 @@ macro_rules! collected_vec {
         }
     )*};
 }
-collected_vec!(IntCounterVec, CounterVec, IntGaugeVec, GaugeVec, HistogramVec);
+collected_vec!(
+    IntCounterVec,
+    CounterVec,
+    IntGaugeVec,
+    GaugeVec,
+    HistogramVec
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static DESC: MetricDesc = MetricDesc {
+        field: "requests",
+        name: "demo_requests_total",
+        help: "Requests handled",
+        kind: MetricKind::Counter,
+        value: crate::ValueType::Int,
+        labels: &[],
+        buckets: &[],
+        unit: None,
+    };
+
+    #[test]
+    fn during_an_encode_our_families_write_themselves_and_gather_gets_nothing() {
+        let counter = prometheus::IntCounter::new(DESC.name, DESC.help).unwrap();
+        counter.inc_by(5);
+        let fast = Fast::new(counter, &DESC);
+        // Outside an encode: the metric's own family.
+        assert_eq!(fast.collect().len(), 1);
+        let guard = SinkGuard::install(Sink {
+            out: Vec::new(),
+            format: Format::Text,
+        })
+        .expect("a sink");
+        assert!(
+            fast.collect().is_empty(),
+            "written to the sink, not to gather()"
+        );
+        let sink = guard.finish().expect("the sink comes back");
+        assert_eq!(
+            String::from_utf8(sink.out).unwrap(),
+            "# HELP demo_requests_total Requests handled\n# TYPE demo_requests_total counter\ndemo_requests_total 5\n"
+        );
+        // And the thread is back to normal.
+        assert_eq!(fast.collect().len(), 1);
+    }
+
+    #[test]
+    fn a_panicking_collector_leaves_no_sink_behind() {
+        struct Panics(Desc);
+        impl Collector for Panics {
+            fn desc(&self) -> Vec<&Desc> {
+                vec![&self.0]
+            }
+            fn collect(&self) -> Vec<MetricFamily> {
+                panic!("collector bug")
+            }
+        }
+        let registry = Registry::new();
+        let desc = Desc::new("p".into(), "p".into(), vec![], Default::default()).unwrap();
+        registry.register(Box::new(Panics(desc))).unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            encode(&registry, Format::Text)
+        }));
+        assert!(caught.is_err());
+        let counter = prometheus::IntCounter::new(DESC.name, DESC.help).unwrap();
+        assert_eq!(Fast::new(counter, &DESC).collect().len(), 1);
+    }
+
+    #[test]
+    fn openmetrics_le_values_are_canonical() {
+        let le = |bound: f64| {
+            let mut out = Vec::new();
+            write_le(&mut out, bound, Format::OpenMetrics);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(le(1.0), "1.0");
+        assert_eq!(le(0.25), "0.25");
+        assert_eq!(le(0.00001), "1e-05");
+        assert_eq!(le(1_500_000.0), "1.5e+06");
+        assert_eq!(le(-2.0), "-2.0");
+        assert_eq!(le(f64::INFINITY), "+Inf");
+    }
+}

@@ -62,7 +62,8 @@ pub use vec::{CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec, La
 /// [`exposition::encode`]).
 pub fn encode_text(registry: &Registry) -> String {
     let body = exposition::encode(registry, exposition::Format::Text);
-    String::from_utf8(body).unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+    String::from_utf8(body)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 /// Items the generated code uses. Not a public API.

@@ -322,7 +322,10 @@ impl<T: VecChild> LabelVec<T> {
         }
     }
 
-    fn values_of<'v, V, S>(&self, labels: &'v HashMap<&str, V, S>) -> prometheus::Result<Vec<&'v str>>
+    fn values_of<'v, V, S>(
+        &self,
+        labels: &'v HashMap<&str, V, S>,
+    ) -> prometheus::Result<Vec<&'v str>>
     where
         V: AsRef<str> + std::fmt::Debug,
         S: BuildHasher,
@@ -332,12 +335,9 @@ impl<T: VecChild> LabelVec<T> {
             .label_names
             .iter()
             .map(|name| {
-                labels
-                    .get(name.as_str())
-                    .map(AsRef::as_ref)
-                    .ok_or_else(|| {
-                        prometheus::Error::Msg(format!("label name {name} missing in label map"))
-                    })
+                labels.get(name.as_str()).map(AsRef::as_ref).ok_or_else(|| {
+                    prometheus::Error::Msg(format!("label name {name} missing in label map"))
+                })
             })
             .collect()
     }
