@@ -58,6 +58,9 @@ fn prometheus_text(registry: &Registry) -> Vec<u8> {
     body
 }
 
+/// Extra request headers.
+type Headers = &'static [(&'static str, &'static str)];
+
 /// A keep-alive HTTP/1.1 connection that reads each response into one reused buffer: the
 /// scraper's own cost stays out of the comparison (Prometheus' client is not Rust anyway).
 struct Conn {
@@ -170,7 +173,7 @@ fn http_scrape(c: &mut Criterion) {
         ("Accept", "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
         ("Accept-Encoding", "gzip"),
     ];
-    let cases: [(&str, SocketAddr, &[(&str, &str)]); 4] = [
+    let cases: [(&str, SocketAddr, Headers); 4] = [
         ("metrics_server", ours, &[]),
         ("http_floor_pre_encoded_body", floor, &[]),
         ("prometheus_gather_text_encoder_axum", theirs, &[]),

@@ -403,8 +403,8 @@ impl Scraper {
     }
 }
 
-/// Fast compression: a scrape body compresses about 10x at level 1, and the CPU it costs is
-/// the service's.
+/// Fast compression (level 1): a scrape body is repetitive, so it still shrinks several times,
+/// and the CPU it costs is the service's.
 fn gzipped(body: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 8), Compression::fast());
     encoder.write_all(body)?;
