@@ -34,6 +34,15 @@ need_packages() {
 need_packages redis-server:redis-server redis-cli:redis-tools psql:postgresql-client \
     pg_ctlcluster:postgresql promtool:prometheus docker-compose:docker-compose node:nodejs npm:npm
 
+# The OpenMetrics tests check bodies with the Python prometheus_client package's parser.
+if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+    need_packages python3:python3 pip3:python3-pip
+    log "installing the Python package prometheus_client (the OpenMetrics parser of the tests)"
+    # Debian's Python refuses system-wide pip installs (PEP 668) unless told otherwise.
+    python3 -m pip install --quiet prometheus_client 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages prometheus_client
+fi
+
 export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     log "starting Redis on 127.0.0.1:6379"

@@ -3,9 +3,23 @@
 //! A family that a derive declares implements [`EncodeMetric`]: given a [`FamilyWriter`] for its
 //! name, kind and the negotiated [`Format`], it writes one sample line (or one histogram series)
 //! per series. Label sets are rendered once, when a series is created, with [`render_labels`];
-//! the writer only copies them.
+//! the writer only copies them, and numbers are written with `itoa`/`ryu`.
+//!
+//! [`encode`] renders a whole [`Registry`]: each family registered by a `#[derive(Metrics)]` set
+//! is wrapped (see `Registrar::add`) in a collector that, while an encode is running on the
+//! current thread, writes its `# HELP`/`# TYPE` lines (rendered once, at registration) and its
+//! samples straight into the encoder's buffer and hands prometheus nothing; every other collector
+//! of the registry (process metrics, `{service}_build_info`, other crates' metrics) answers
+//! `gather()` with its usual `MetricFamily`s, which are encoded after them. Outside an encode the
+//! wrapper answers `collect()` exactly as the metric it wraps, so `registry.gather()` and any
+//! `TextEncoder` behave as before.
 
-use std::io::Write as _;
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, MetricFamily, MetricType};
+use prometheus::Registry;
 
 use crate::{MetricDesc, MetricKind};
 
@@ -16,6 +30,73 @@ pub enum Format {
     Text,
     /// OpenMetrics 1.0 text (`application/openmetrics-text; version=1.0.0`).
     OpenMetrics,
+}
+
+/// The content type of the Prometheus text format 0.0.4.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of OpenMetrics 1.0 text.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+impl Format {
+    /// The `Content-Type` of a body in this format.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => TEXT_CONTENT_TYPE,
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+        }
+    }
+
+    /// The format to answer a request whose `Accept` header is `accept` with: OpenMetrics 1.0
+    /// when the highest-weighted acceptable media type is `application/openmetrics-text` (of
+    /// version 1.0.0, or without a version), else the Prometheus text format (also for a missing
+    /// or unparsable header, and for `*/*`). Types with `q=0` are not acceptable.
+    ///
+    /// Prometheus sends `application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1`.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        let mut best: Option<(f32, Format)> = None;
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let mut q = 1.0f32;
+            let mut version: Option<String> = None;
+            for param in parts {
+                let Some((key, value)) = param.split_once('=') else {
+                    continue;
+                };
+                let value = value.trim().trim_matches('"');
+                match key.trim().to_ascii_lowercase().as_str() {
+                    "q" => q = value.parse().unwrap_or(0.0),
+                    "version" => version = Some(value.to_owned()),
+                    _ => {}
+                }
+            }
+            if q <= 0.0 || q.is_nan() {
+                continue;
+            }
+            let format = match media.as_str() {
+                "application/openmetrics-text" => match version.as_deref() {
+                    None | Some("1.0.0") => Format::OpenMetrics,
+                    // 0.0.1 is the draft Prometheus also accepts; we only write 1.0.0.
+                    Some(_) => continue,
+                },
+                "text/plain" => match version.as_deref() {
+                    None | Some("0.0.4") => Format::Text,
+                    Some(_) => continue,
+                },
+                "*/*" | "text/*" => Format::Text,
+                _ => continue,
+            };
+            // The first range of the highest weight wins.
+            if best.is_none_or(|(best_q, _)| q > best_q) {
+                best = Some((q, format));
+            }
+        }
+        best.map_or(Format::Text, |(_, format)| format)
+    }
 }
 
 /// A metric that writes its own series into an exposition.
@@ -29,12 +110,19 @@ pub struct FamilyWriter<'a> {
     out: &'a mut Vec<u8>,
     desc: &'a MetricDesc,
     format: Format,
+    /// `le` values of `desc.buckets`, rendered once for this format.
+    le: Option<&'a [Box<str>]>,
 }
 
 impl<'a> FamilyWriter<'a> {
     /// A writer of `desc`'s samples into `out`.
     pub fn new(out: &'a mut Vec<u8>, desc: &'a MetricDesc, format: Format) -> Self {
-        Self { out, desc, format }
+        Self {
+            out,
+            desc,
+            format,
+            le: None,
+        }
     }
 
     /// The family being written.
@@ -50,19 +138,22 @@ impl<'a> FamilyWriter<'a> {
     /// One counter or gauge sample with an integer value. `labels` is a label set rendered by
     /// [`render_labels`], or `""` for none.
     pub fn sample_u64(&mut self, labels: &str, value: u64) {
-        self.line_start("", labels);
-        let _ = writeln!(self.out, "{value}");
+        self.line_start(b"", labels);
+        write_u64(self.out, value);
+        self.out.push(b'\n');
     }
 
     /// One gauge sample with a signed integer value.
     pub fn sample_i64(&mut self, labels: &str, value: i64) {
-        self.line_start("", labels);
-        let _ = writeln!(self.out, "{value}");
+        self.line_start(b"", labels);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        self.out.push(b'\n');
     }
 
     /// One counter or gauge sample with a float value (`NaN`, `+Inf`, `-Inf` included).
     pub fn sample_f64(&mut self, labels: &str, value: f64) {
-        self.line_start("", labels);
+        self.line_start(b"", labels);
         write_float(self.out, value);
         self.out.push(b'\n');
     }
@@ -77,18 +168,44 @@ impl<'a> FamilyWriter<'a> {
         sum: f64,
         count: u64,
     ) {
-        for (bound, observed) in bounds.iter().zip(cumulative) {
-            self.bucket_line(labels, *bound, *observed);
+        let rendered = self
+            .le
+            .filter(|le| le.len() == bounds.len() && bounds == self.desc.buckets);
+        for (index, (bound, observed)) in bounds.iter().zip(cumulative).enumerate() {
+            match rendered {
+                Some(le) => self.bucket_line(labels, Le::Rendered(&le[index]), *observed),
+                None => self.bucket_line(labels, Le::Bound(*bound), *observed),
+            }
         }
-        self.bucket_line(labels, f64::INFINITY, count);
-        self.line_start("_sum", labels);
+        self.bucket_line(labels, Le::Rendered("+Inf"), count);
+        self.line_start(b"_sum", labels);
         write_float(self.out, sum);
         self.out.push(b'\n');
-        self.line_start("_count", labels);
-        let _ = writeln!(self.out, "{count}");
+        self.line_start(b"_count", labels);
+        write_u64(self.out, count);
+        self.out.push(b'\n');
     }
 
-    fn bucket_line(&mut self, labels: &str, bound: f64, observed: u64) {
+    /// A histogram series read from prometheus' own record of it.
+    pub(crate) fn histogram_proto(&mut self, labels: &str, histogram: &proto::Histogram) {
+        let count = histogram.get_sample_count();
+        for bucket in histogram.get_bucket() {
+            let bound = bucket.upper_bound();
+            if bound == f64::INFINITY {
+                continue;
+            }
+            self.bucket_line(labels, Le::Bound(bound), bucket.cumulative_count());
+        }
+        self.bucket_line(labels, Le::Rendered("+Inf"), count);
+        self.line_start(b"_sum", labels);
+        write_float(self.out, histogram.get_sample_sum());
+        self.out.push(b'\n');
+        self.line_start(b"_count", labels);
+        write_u64(self.out, count);
+        self.out.push(b'\n');
+    }
+
+    fn bucket_line(&mut self, labels: &str, le: Le<'_>, observed: u64) {
         self.out.extend_from_slice(self.desc.name.as_bytes());
         self.out.extend_from_slice(b"_bucket{");
         if !labels.is_empty() {
@@ -96,13 +213,19 @@ impl<'a> FamilyWriter<'a> {
             self.out.push(b',');
         }
         self.out.extend_from_slice(b"le=\"");
-        write_float(self.out, bound);
-        let _ = writeln!(self.out, "\"}} {observed}");
+        match le {
+            Le::Rendered(text) => self.out.extend_from_slice(text.as_bytes()),
+            Le::Bound(bound) => write_le(self.out, bound, self.format),
+        }
+        self.out.extend_from_slice(b"\"} ");
+        write_u64(self.out, observed);
+        self.out.push(b'\n');
     }
 
-    fn line_start(&mut self, suffix: &str, labels: &str) {
+    #[inline]
+    fn line_start(&mut self, suffix: &[u8], labels: &str) {
         self.out.extend_from_slice(self.desc.name.as_bytes());
-        self.out.extend_from_slice(suffix.as_bytes());
+        self.out.extend_from_slice(suffix);
         if !labels.is_empty() {
             self.out.push(b'{');
             self.out.extend_from_slice(labels.as_bytes());
@@ -110,6 +233,11 @@ impl<'a> FamilyWriter<'a> {
         }
         self.out.push(b' ');
     }
+}
+
+enum Le<'a> {
+    Rendered(&'a str),
+    Bound(f64),
 }
 
 /// Renders a label set as it stands between `{` and `}`: `a="x",b="y"`, with `\`, `"` and
@@ -122,41 +250,85 @@ pub fn render_labels(pairs: &[(&str, &str)]) -> String {
         }
         out.push_str(name);
         out.push_str("=\"");
-        for c in value.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
-        }
+        escape_label_value(&mut out, value);
         out.push('"');
     }
     out
 }
 
-/// Writes `# HELP` and `# TYPE` of `desc`.
-pub fn write_header(out: &mut Vec<u8>, desc: &MetricDesc, format: Format) {
-    let name = match (format, desc.kind) {
-        // OpenMetrics names a counter family without its `_total`.
-        (Format::OpenMetrics, MetricKind::Counter) => {
-            desc.name.strip_suffix("_total").unwrap_or(desc.name)
-        }
-        _ => desc.name,
-    };
-    let mut help = String::with_capacity(desc.help.len());
-    for c in desc.help.chars() {
+fn escape_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
         match c {
-            '\\' => help.push_str("\\\\"),
-            '\n' => help.push_str("\\n"),
-            '"' if format == Format::OpenMetrics => help.push_str("\\\""),
-            c => help.push(c),
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
         }
     }
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {}", desc.kind.as_str());
 }
 
+/// The family name as a format writes it in `# HELP`/`# TYPE`: OpenMetrics names a counter
+/// family without its `_total`.
+fn family_name(name: &str, counter: bool, format: Format) -> &str {
+    match format {
+        Format::OpenMetrics if counter => name.strip_suffix("_total").unwrap_or(name),
+        _ => name,
+    }
+}
+
+fn write_help(out: &mut Vec<u8>, name: &str, help: &str, format: Format) {
+    if help.is_empty() {
+        // As prometheus' TextEncoder: no help, no line.
+        return;
+    }
+    out.extend_from_slice(b"# HELP ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    for c in help.chars() {
+        match c {
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '"' if format == Format::OpenMetrics => out.extend_from_slice(b"\\\""),
+            c => {
+                let mut utf8 = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            }
+        }
+    }
+    out.push(b'\n');
+}
+
+/// Writes `# HELP`, `# TYPE` and, in OpenMetrics when the family name ends in `_{unit}`,
+/// `# UNIT` of `desc`.
+pub fn write_header(out: &mut Vec<u8>, desc: &MetricDesc, format: Format) {
+    let name = family_name(desc.name, desc.kind == MetricKind::Counter, format);
+    write_help(out, name, desc.help, format);
+    out.extend_from_slice(b"# TYPE ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(desc.kind.as_str().as_bytes());
+    out.push(b'\n');
+    if let (Format::OpenMetrics, Some(unit)) = (format, desc.unit) {
+        // OpenMetrics requires the family name to end in the unit; otherwise the unit is left out.
+        let suffixed = name
+            .strip_suffix(unit)
+            .is_some_and(|rest| rest.ends_with('_'));
+        if !unit.is_empty() && suffixed {
+            out.extend_from_slice(b"# UNIT ");
+            out.extend_from_slice(name.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(unit.as_bytes());
+            out.push(b'\n');
+        }
+    }
+}
+
+#[inline]
+fn write_u64(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// A sample value: integers as integers, others in the shortest form that reads back exactly.
 fn write_float(out: &mut Vec<u8>, value: f64) {
     if value.is_nan() {
         out.extend_from_slice(b"NaN");
@@ -164,7 +336,531 @@ fn write_float(out: &mut Vec<u8>, value: f64) {
         out.extend_from_slice(b"+Inf");
     } else if value == f64::NEG_INFINITY {
         out.extend_from_slice(b"-Inf");
+    } else if value == 0.0 && value.is_sign_negative() {
+        out.extend_from_slice(b"-0");
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        out.extend_from_slice(itoa::Buffer::new().format(value as i64).as_bytes());
     } else {
-        let _ = write!(out, "{value}");
+        out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+    }
+}
+
+/// A bucket bound as an `le` value. The Prometheus text format gets what prometheus'
+/// `TextEncoder` writes (`0.5`, `1`); OpenMetrics gets the canonical form its parsers check
+/// (`0.5`, `1.0`, `1e-05`, `1e+06`), the one Go's and Python's clients write.
+fn write_le(out: &mut Vec<u8>, bound: f64, format: Format) {
+    use std::io::Write as _;
+    if !bound.is_finite() {
+        write_float(out, bound);
+        return;
+    }
+    match format {
+        Format::Text => {
+            let _ = write!(out, "{bound}");
+        }
+        Format::OpenMetrics => {
+            let magnitude = bound.abs();
+            if magnitude == 0.0 || (1e-4..1e6).contains(&magnitude) {
+                if bound.fract() == 0.0 {
+                    let _ = write!(out, "{bound}.0");
+                } else {
+                    let _ = write!(out, "{bound}");
+                }
+            } else {
+                // `1.5e6` -> `1.5e+06`, `1e-5` -> `1e-05`.
+                let text = format!("{bound:e}");
+                let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+                let (sign, digits) = match exponent.strip_prefix('-') {
+                    Some(digits) => ('-', digits),
+                    None => ('+', exponent),
+                };
+                let _ = write!(out, "{mantissa}e{sign}{digits:0>2}");
+            }
+        }
+    }
+}
+
+fn rendered_le(bounds: &[f64], format: Format) -> Box<[Box<str>]> {
+    bounds
+        .iter()
+        .map(|bound| {
+            let mut text = Vec::new();
+            write_le(&mut text, *bound, format);
+            String::from_utf8_lossy(&text).into()
+        })
+        .collect()
+}
+
+// --- Encoding prometheus' own families (collectors that are not ours) ---------------------------
+
+fn label_pairs_text(pairs: &[proto::LabelPair]) -> String {
+    let mut out = String::new();
+    for (index, pair) in pairs.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        out.push_str(pair.name());
+        out.push_str("=\"");
+        escape_label_value(&mut out, pair.value());
+        out.push('"');
+    }
+    out
+}
+
+fn with_extra_label(labels: &str, name: &str, value: &str) -> String {
+    let mut out = String::with_capacity(labels.len() + name.len() + value.len() + 4);
+    out.push_str(labels);
+    if !labels.is_empty() {
+        out.push(',');
+    }
+    out.push_str(name);
+    out.push_str("=\"");
+    escape_label_value(&mut out, value);
+    out.push('"');
+    out
+}
+
+/// Writes one sample line of a family that prometheus gathered.
+fn proto_sample(
+    out: &mut Vec<u8>,
+    name: &str,
+    suffix: &str,
+    labels: &str,
+    value: f64,
+    timestamp_ms: i64,
+    format: Format,
+) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(suffix.as_bytes());
+    if !labels.is_empty() {
+        out.push(b'{');
+        out.extend_from_slice(labels.as_bytes());
+        out.push(b'}');
+    }
+    out.push(b' ');
+    write_float(out, value);
+    if timestamp_ms != 0 {
+        out.push(b' ');
+        match format {
+            Format::Text => {
+                out.extend_from_slice(itoa::Buffer::new().format(timestamp_ms).as_bytes())
+            }
+            // OpenMetrics timestamps are in seconds.
+            Format::OpenMetrics => write_float(out, timestamp_ms as f64 / 1000.0),
+        }
+    }
+    out.push(b'\n');
+}
+
+/// Encodes families that prometheus gathered (from collectors that are not ours) in `format`.
+pub fn encode_families(families: &[MetricFamily], format: Format, out: &mut Vec<u8>) {
+    for family in families {
+        if family.get_metric().is_empty() {
+            continue;
+        }
+        let kind = family.get_field_type();
+        let full = family.name();
+        let name = family_name(full, kind == MetricType::COUNTER, format);
+        let type_name = match (kind, format) {
+            (MetricType::COUNTER, _) => "counter",
+            (MetricType::GAUGE, _) => "gauge",
+            (MetricType::HISTOGRAM, _) => "histogram",
+            (MetricType::SUMMARY, _) => "summary",
+            (MetricType::UNTYPED, Format::Text) => "untyped",
+            (MetricType::UNTYPED, Format::OpenMetrics) => "unknown",
+        };
+        write_help(out, name, family.help(), format);
+        out.extend_from_slice(b"# TYPE ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(type_name.as_bytes());
+        out.push(b'\n');
+        for metric in family.get_metric() {
+            let labels = label_pairs_text(metric.get_label());
+            let ts = metric.timestamp_ms();
+            match kind {
+                MetricType::COUNTER => {
+                    // OpenMetrics: the sample of counter family `x` is `x_total`.
+                    let suffix = if format == Format::OpenMetrics {
+                        "_total"
+                    } else {
+                        ""
+                    };
+                    let value = metric.get_counter().get_value();
+                    proto_sample(out, name, suffix, &labels, value, ts, format);
+                }
+                MetricType::GAUGE => {
+                    let value = metric.get_gauge().get_value();
+                    proto_sample(out, name, "", &labels, value, ts, format);
+                }
+                MetricType::UNTYPED => {
+                    #[allow(deprecated)] // prometheus' record of an untyped value
+                    let value = metric.get_untyped().get_value();
+                    proto_sample(out, name, "", &labels, value, ts, format);
+                }
+                MetricType::HISTOGRAM => {
+                    let histogram = metric.get_histogram();
+                    let count = histogram.get_sample_count();
+                    for bucket in histogram.get_bucket() {
+                        let bound = bucket.upper_bound();
+                        if bound == f64::INFINITY {
+                            continue;
+                        }
+                        let mut le = Vec::new();
+                        write_le(&mut le, bound, format);
+                        let le = String::from_utf8_lossy(&le);
+                        let bucket_labels = with_extra_label(&labels, "le", &le);
+                        let value = bucket.cumulative_count() as f64;
+                        proto_sample(out, name, "_bucket", &bucket_labels, value, ts, format);
+                    }
+                    let inf = with_extra_label(&labels, "le", "+Inf");
+                    proto_sample(out, name, "_bucket", &inf, count as f64, ts, format);
+                    let sum = histogram.get_sample_sum();
+                    proto_sample(out, name, "_sum", &labels, sum, ts, format);
+                    proto_sample(out, name, "_count", &labels, count as f64, ts, format);
+                }
+                MetricType::SUMMARY => {
+                    let summary = metric.get_summary();
+                    for quantile in summary.get_quantile() {
+                        let mut q = Vec::new();
+                        write_le(&mut q, quantile.quantile(), format);
+                        let q = String::from_utf8_lossy(&q);
+                        let quantile_labels = with_extra_label(&labels, "quantile", &q);
+                        let value = quantile.value();
+                        proto_sample(out, name, "", &quantile_labels, value, ts, format);
+                    }
+                    let sum = summary.sample_sum();
+                    proto_sample(out, name, "_sum", &labels, sum, ts, format);
+                    let count = summary.sample_count() as f64;
+                    proto_sample(out, name, "_count", &labels, count, ts, format);
+                }
+            }
+        }
+    }
+}
+
+/// Writes the samples of families that prometheus gathered for one of our metrics (a prometheus
+/// `MetricVec` declared in a set): the header is the wrapper's.
+pub(crate) fn encode_collected(collector: &dyn Collector, out: &mut FamilyWriter<'_>) {
+    for family in collector.collect() {
+        for metric in family.get_metric() {
+            let labels = label_pairs_text(metric.get_label());
+            match family.get_field_type() {
+                MetricType::COUNTER => out.sample_f64(&labels, metric.get_counter().get_value()),
+                MetricType::GAUGE => out.sample_f64(&labels, metric.get_gauge().get_value()),
+                MetricType::HISTOGRAM => out.histogram_proto(&labels, metric.get_histogram()),
+                #[allow(deprecated)] // prometheus' record of an untyped value
+                MetricType::UNTYPED => out.sample_f64(&labels, metric.get_untyped().get_value()),
+                MetricType::SUMMARY => {}
+            }
+        }
+    }
+}
+
+// --- The fast path: our families write themselves during an encode ------------------------------
+
+/// The buffer of the encode running on this thread, if any.
+struct Sink {
+    out: Vec<u8>,
+    format: Format,
+}
+
+thread_local! {
+    static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
+}
+
+/// Puts back the sink that was installed before an encode (normally none) when the encode ends,
+/// also when some collector panics, so that no later `gather()` on this thread writes into a
+/// stale buffer.
+struct SinkGuard {
+    previous: Option<Option<Sink>>,
+}
+
+impl SinkGuard {
+    /// Installs `sink` on this thread; `None` when the thread cannot have one now.
+    fn install(sink: Sink) -> Option<Self> {
+        SINK.try_with(|cell| {
+            cell.try_borrow_mut()
+                .ok()
+                .map(|mut current| current.replace(sink))
+        })
+        .ok()
+        .flatten()
+        .map(|previous| SinkGuard {
+            previous: Some(previous),
+        })
+    }
+
+    /// Ends the encode: the sink with what our families wrote.
+    fn finish(mut self) -> Option<Sink> {
+        let previous = self.previous.take()?;
+        SINK.try_with(|cell| {
+            cell.try_borrow_mut()
+                .ok()
+                .and_then(|mut current| std::mem::replace(&mut *current, previous))
+        })
+        .ok()
+        .flatten()
+    }
+}
+
+impl Drop for SinkGuard {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            let _ = SINK.try_with(|cell| {
+                if let Ok(mut current) = cell.try_borrow_mut() {
+                    *current = previous;
+                }
+            });
+        }
+    }
+}
+
+/// The `# HELP`/`# TYPE` (`# UNIT`) lines and `le` values of one family, rendered once per format.
+struct Rendered {
+    text: Box<[u8]>,
+    openmetrics: Box<[u8]>,
+    le_text: Box<[Box<str>]>,
+    le_openmetrics: Box<[Box<str>]>,
+}
+
+/// A family of a `#[derive(Metrics)]` set as registered in a prometheus [`Registry`]: during an
+/// [`encode`] on this thread it writes itself into the encoder's buffer; otherwise it is the
+/// metric it wraps.
+#[derive(Clone)]
+pub(crate) struct Fast<M> {
+    metric: M,
+    desc: &'static MetricDesc,
+    rendered: Arc<Rendered>,
+}
+
+impl<M: Collector + EncodeMetric> Fast<M> {
+    pub(crate) fn new(metric: M, desc: &'static MetricDesc) -> Self {
+        let header = |format| {
+            let mut out = Vec::new();
+            write_header(&mut out, desc, format);
+            out.into_boxed_slice()
+        };
+        let rendered = Rendered {
+            text: header(Format::Text),
+            openmetrics: header(Format::OpenMetrics),
+            le_text: rendered_le(desc.buckets, Format::Text),
+            le_openmetrics: rendered_le(desc.buckets, Format::OpenMetrics),
+        };
+        Self {
+            metric,
+            desc,
+            rendered: Arc::new(rendered),
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>, format: Format) {
+        let start = out.len();
+        let (header, le) = match format {
+            Format::Text => (&self.rendered.text, &self.rendered.le_text),
+            Format::OpenMetrics => (&self.rendered.openmetrics, &self.rendered.le_openmetrics),
+        };
+        out.extend_from_slice(header);
+        let samples = out.len();
+        let mut writer = FamilyWriter::new(out, self.desc, format);
+        writer.le = Some(le);
+        self.metric.encode(&mut writer);
+        if out.len() == samples {
+            // As prometheus' gather(): a family without series is left out.
+            out.truncate(start);
+        }
+    }
+}
+
+impl<M: Collector + EncodeMetric + Clone + 'static> Collector for Fast<M> {
+    fn desc(&self) -> Vec<&Desc> {
+        self.metric.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let wrote = SINK
+            .try_with(|sink| match sink.try_borrow_mut() {
+                Ok(mut sink) => match sink.as_mut() {
+                    Some(sink) => {
+                        let format = sink.format;
+                        self.write(&mut sink.out, format);
+                        true
+                    }
+                    None => false,
+                },
+                Err(_) => false,
+            })
+            .unwrap_or(false);
+        if wrote {
+            Vec::new()
+        } else {
+            self.metric.collect()
+        }
+    }
+}
+
+/// Encodes everything `registry` holds in `format`, as `/metrics` serves it: the families of
+/// `#[derive(Metrics)]` sets straight from their values, every other collector through
+/// `gather()`. An OpenMetrics body ends with `# EOF`.
+pub fn encode(registry: &Registry, format: Format) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(registry, format, &mut out);
+    out
+}
+
+/// [`encode`] into a buffer (cleared first), so a server can reuse its allocation.
+pub fn encode_into(registry: &Registry, format: Format, out: &mut Vec<u8>) {
+    out.clear();
+    let sink = Sink {
+        out: std::mem::take(out),
+        format,
+    };
+    let others = match SinkGuard::install(sink) {
+        Some(guard) => {
+            let others = registry.gather();
+            if let Some(sink) = guard.finish() {
+                *out = sink.out;
+            }
+            others
+        }
+        // The thread-local is busy (a collector encoding from inside a family's encode): every
+        // family goes through gather().
+        None => registry.gather(),
+    };
+    encode_families(&others, format, out);
+    if format == Format::OpenMetrics {
+        out.extend_from_slice(b"# EOF\n");
+    }
+}
+
+// --- prometheus' metric types ------------------------------------------------------------------
+
+impl EncodeMetric for prometheus::IntCounter {
+    fn encode(&self, out: &mut FamilyWriter<'_>) {
+        out.sample_u64("", self.get());
+    }
+}
+
+impl EncodeMetric for prometheus::Counter {
+    fn encode(&self, out: &mut FamilyWriter<'_>) {
+        out.sample_f64("", self.get());
+    }
+}
+
+impl EncodeMetric for prometheus::IntGauge {
+    fn encode(&self, out: &mut FamilyWriter<'_>) {
+        out.sample_i64("", self.get());
+    }
+}
+
+impl EncodeMetric for prometheus::Gauge {
+    fn encode(&self, out: &mut FamilyWriter<'_>) {
+        out.sample_f64("", self.get());
+    }
+}
+
+impl EncodeMetric for prometheus::Histogram {
+    fn encode(&self, out: &mut FamilyWriter<'_>) {
+        // prometheus exposes a histogram's buckets only through its `Metric` record.
+        let metric = prometheus::core::Metric::metric(self);
+        out.histogram_proto("", metric.get_histogram());
+    }
+}
+
+/// prometheus' own `MetricVec`s (`prometheus::IntCounterVec`, ...) cannot list their series
+/// without building their `MetricFamily`: a set that declares one still works, through that.
+macro_rules! collected_vec {
+    ($($ty:ident),*) => {$(
+        impl EncodeMetric for prometheus::$ty {
+            fn encode(&self, out: &mut FamilyWriter<'_>) {
+                encode_collected(self, out);
+            }
+        }
+    )*};
+}
+collected_vec!(
+    IntCounterVec,
+    CounterVec,
+    IntGaugeVec,
+    GaugeVec,
+    HistogramVec
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static DESC: MetricDesc = MetricDesc {
+        field: "requests",
+        name: "demo_requests_total",
+        help: "Requests handled",
+        kind: MetricKind::Counter,
+        value: crate::ValueType::Int,
+        labels: &[],
+        label_values: &[],
+        buckets: &[],
+        unit: None,
+    };
+
+    #[test]
+    fn during_an_encode_our_families_write_themselves_and_gather_gets_nothing() {
+        let counter = prometheus::IntCounter::new(DESC.name, DESC.help).unwrap();
+        counter.inc_by(5);
+        let fast = Fast::new(counter, &DESC);
+        // Outside an encode: the metric's own family.
+        assert_eq!(fast.collect().len(), 1);
+        let guard = SinkGuard::install(Sink {
+            out: Vec::new(),
+            format: Format::Text,
+        })
+        .expect("a sink");
+        assert!(
+            fast.collect().is_empty(),
+            "written to the sink, not to gather()"
+        );
+        let sink = guard.finish().expect("the sink comes back");
+        assert_eq!(
+            String::from_utf8(sink.out).unwrap(),
+            "# HELP demo_requests_total Requests handled\n# TYPE demo_requests_total counter\ndemo_requests_total 5\n"
+        );
+        // And the thread is back to normal.
+        assert_eq!(fast.collect().len(), 1);
+    }
+
+    #[test]
+    fn a_panicking_collector_leaves_no_sink_behind() {
+        struct Panics(Desc);
+        impl Collector for Panics {
+            fn desc(&self) -> Vec<&Desc> {
+                vec![&self.0]
+            }
+            fn collect(&self) -> Vec<MetricFamily> {
+                panic!("collector bug")
+            }
+        }
+        let registry = Registry::new();
+        let desc = Desc::new("p".into(), "p".into(), vec![], Default::default()).unwrap();
+        registry.register(Box::new(Panics(desc))).unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            encode(&registry, Format::Text)
+        }));
+        assert!(caught.is_err());
+        let counter = prometheus::IntCounter::new(DESC.name, DESC.help).unwrap();
+        assert_eq!(Fast::new(counter, &DESC).collect().len(), 1);
+    }
+
+    #[test]
+    fn openmetrics_le_values_are_canonical() {
+        let le = |bound: f64| {
+            let mut out = Vec::new();
+            write_le(&mut out, bound, Format::OpenMetrics);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(le(1.0), "1.0");
+        assert_eq!(le(0.25), "0.25");
+        assert_eq!(le(0.00001), "1e-05");
+        assert_eq!(le(1_500_000.0), "1.5e+06");
+        assert_eq!(le(-2.0), "-2.0");
+        assert_eq!(le(f64::INFINITY), "+Inf");
     }
 }

@@ -115,6 +115,7 @@ mod labels;
 mod registry;
 mod server;
 pub mod testing;
+mod vec;
 
 pub use counted::{CountError, CountOutcome, ErrorCounter};
 pub use desc::{MetricDesc, MetricKind, MetricSet, ValueType};
@@ -142,16 +143,17 @@ pub use rsky_metrics_derive::LabelSet;
 pub use rsky_metrics_derive::counted;
 
 pub use prometheus::{
-    self, Counter, CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramVec, IntCounter,
-    IntCounterVec, IntGauge, IntGaugeVec, Registry, TextEncoder, DEFAULT_BUCKETS,
+    self, Counter, Encoder, Gauge, Histogram, IntCounter, IntGauge, Registry, TextEncoder,
+    DEFAULT_BUCKETS,
 };
+pub use vec::{CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec, LabelVec, VecChild};
 
-/// Gathers `registry` in the Prometheus text format, as `/metrics` serves it.
+/// Encodes `registry` in the Prometheus text format, as `/metrics` serves it (see
+/// [`exposition::encode`]).
 pub fn encode_text(registry: &Registry) -> String {
-    let mut body = Vec::new();
-    // Encoding metrics that prometheus itself produced cannot fail in the text format.
-    let _ = TextEncoder::new().encode(&registry.gather(), &mut body);
-    String::from_utf8_lossy(&body).into_owned()
+    let body = exposition::encode(registry, exposition::Format::Text);
+    String::from_utf8(body)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 /// Items the generated code uses. Not a public API.

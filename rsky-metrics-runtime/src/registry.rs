@@ -7,17 +7,17 @@ use std::sync::Mutex;
 use once_cell::sync::Lazy;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{
-    Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
-    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{Counter, Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry};
 
 use rsky_metrics_naming as naming;
 
+use crate::exposition::{EncodeMetric, Fast};
+use crate::vec::{LabelVec, VecChild};
 use crate::{Error, MetricDesc, MetricKind};
 
-/// A prometheus metric type that a `#[derive(Metrics)]` field may have.
-pub trait Metric: Collector + Clone + 'static {
+/// A metric type that a `#[derive(Metrics)]` field may have. It writes its own series into the
+/// fast exposition ([`EncodeMetric`]) and answers `gather()` as any prometheus collector.
+pub trait Metric: Collector + EncodeMetric + Clone + 'static {
     /// Creates the metric described by `desc`.
     fn build(desc: &MetricDesc) -> prometheus::Result<Self>;
 }
@@ -41,16 +41,24 @@ macro_rules! plain_metric {
 }
 plain_metric!(IntCounter, Counter, IntGauge, Gauge);
 
-macro_rules! vec_metric {
+/// prometheus' own `MetricVec`s still work as fields (written through their `collect()`); the
+/// crate's `IntCounterVec`, ... are [`LabelVec`]s, written straight from their series.
+macro_rules! prometheus_vec_metric {
     ($($ty:ident),*) => {$(
-        impl Metric for $ty {
+        impl Metric for prometheus::$ty {
             fn build(desc: &MetricDesc) -> prometheus::Result<Self> {
-                $ty::new(opts(desc), desc.labels)
+                prometheus::$ty::new(opts(desc), desc.labels)
             }
         }
     )*};
 }
-vec_metric!(IntCounterVec, CounterVec, IntGaugeVec, GaugeVec);
+prometheus_vec_metric!(IntCounterVec, CounterVec, IntGaugeVec, GaugeVec);
+
+impl<T: VecChild> Metric for LabelVec<T> {
+    fn build(desc: &MetricDesc) -> prometheus::Result<Self> {
+        LabelVec::from_desc(desc)
+    }
+}
 
 impl Metric for Histogram {
     fn build(desc: &MetricDesc) -> prometheus::Result<Self> {
@@ -58,9 +66,9 @@ impl Metric for Histogram {
     }
 }
 
-impl Metric for HistogramVec {
+impl Metric for prometheus::HistogramVec {
     fn build(desc: &MetricDesc) -> prometheus::Result<Self> {
-        HistogramVec::new(histogram_opts(desc), desc.labels)
+        prometheus::HistogramVec::new(histogram_opts(desc), desc.labels)
     }
 }
 
@@ -178,6 +186,9 @@ impl<'r> Registrar<'r> {
     /// Creates and registers the metric of `desc`, and reserves the series its type implies; a
     /// name taken by another family, directly or through a suffix, is an [`Error::Clash`] naming
     /// both declarations.
+    ///
+    /// The registry holds the metric wrapped with its `# HELP`/`# TYPE` lines rendered once, so
+    /// that the fast exposition writes it from its values; `gather()` sees the metric as it is.
     pub fn add<M: Metric>(&mut self, desc: &'static MetricDesc) -> Result<M, Error> {
         let declared_by = format!("{}.{}", self.set, desc.field);
         let metric = M::build(desc).map_err(|source| Error::Metric {
@@ -185,8 +196,9 @@ impl<'r> Registrar<'r> {
             declared_by: declared_by.clone(),
             source,
         })?;
-        match self.registry.register(Box::new(metric.clone())) {
-            Ok(()) => self.added.push(Box::new(metric.clone())),
+        let fast = Fast::new(metric.clone(), desc);
+        match self.registry.register(Box::new(fast.clone())) {
+            Ok(()) => self.added.push(Box::new(fast)),
             Err(err) if is_clash(&err) => {
                 return Err(Error::Clash {
                     metric: desc.name.to_owned(),

@@ -1,23 +1,31 @@
-//! The `/metrics` server: Prometheus text exposition, a health check, process metrics and a
+//! The `/metrics` server: the Prometheus text format (or OpenMetrics when the scraper asks for
+//! it, gzipped when it accepts gzip), a health check, process metrics and a
 //! `{service}_build_info` gauge, on an address taken from the environment.
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::http::{header, StatusCode};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use prometheus::{Encoder, IntGaugeVec, Opts, Registry, TextEncoder};
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use prometheus::{IntGaugeVec, Opts, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::exposition::{self, Format};
 use crate::registry::is_clash;
 use crate::{Error, MetricSet};
 
-/// The content type of the Prometheus text format that `/metrics` answers with.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of the Prometheus text format that `/metrics` answers with by default.
+pub const CONTENT_TYPE: &str = exposition::TEXT_CONTENT_TYPE;
 
 /// The environment variable read for the port unless [`MetricsServerBuilder::port_env`] says otherwise.
 pub const DEFAULT_PORT_ENV: &str = "METRICS_PORT";
@@ -25,6 +33,11 @@ pub const DEFAULT_PORT_ENV: &str = "METRICS_PORT";
 pub const DEFAULT_ADDR_ENV: &str = "METRICS_ADDR";
 
 /// Serves a registry over HTTP: `GET`/`HEAD /metrics` and `GET`/`HEAD /health`.
+///
+/// `/metrics` answers in the Prometheus text format 0.0.4, or in OpenMetrics 1.0 text when the
+/// request's `Accept` prefers `application/openmetrics-text` (as Prometheus' does), gzipped when
+/// `Accept-Encoding` allows gzip. The families of `#[derive(Metrics)]` sets are written straight
+/// from their values (see [`exposition::encode`]); other collectors go through `gather()`.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), rsky_metrics_runtime::Error> {
@@ -317,8 +330,18 @@ fn register_process_metrics(registry: &Registry) -> Result<(), Error> {
 }
 
 fn router(registry: Registry) -> Router {
+    let scraper = Arc::new(Scraper {
+        registry,
+        last_len: AtomicUsize::new(16 * 1024),
+    });
     Router::new()
-        .route("/metrics", get(move || scrape(registry.clone())))
+        .route(
+            "/metrics",
+            get(move |headers: HeaderMap| {
+                let scraper = Arc::clone(&scraper);
+                async move { scraper.scrape(&headers) }
+            }),
+        )
         .route("/health", get(|| async { "ok\n" }))
         .fallback(|| async {
             (
@@ -328,18 +351,85 @@ fn router(registry: Registry) -> Router {
         })
 }
 
-async fn scrape(registry: Registry) -> Response {
-    let families = registry.gather();
-    let mut body = Vec::with_capacity(16 * 1024);
-    match TextEncoder::new().encode(&families, &mut body) {
-        Ok(()) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
-        Err(err) => {
-            tracing::error!(error = %err, "cannot encode metrics");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot encode metrics: {err}\n"),
-            )
-                .into_response()
+struct Scraper {
+    registry: Registry,
+    /// The size of the last body, so the next one is allocated once.
+    last_len: AtomicUsize,
+}
+
+/// Why the response depends on the request: caches must key on both.
+const VARY: &str = "Accept, Accept-Encoding";
+
+impl Scraper {
+    fn scrape(&self, headers: &HeaderMap) -> Response {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|value| value.to_str().ok());
+        let format = Format::negotiate(accept);
+        let gzip = accepts_gzip(
+            headers
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|value| value.to_str().ok()),
+        );
+        let mut body = Vec::with_capacity(self.last_len.load(Ordering::Relaxed) + 1024);
+        exposition::encode_into(&self.registry, format, &mut body);
+        self.last_len.store(body.len(), Ordering::Relaxed);
+        let content_type = HeaderValue::from_static(format.content_type());
+        let vary = HeaderValue::from_static(VARY);
+        if gzip {
+            match gzipped(&body) {
+                Ok(compressed) => {
+                    return (
+                        [
+                            (header::CONTENT_TYPE, content_type),
+                            (header::CONTENT_ENCODING, HeaderValue::from_static("gzip")),
+                            (header::VARY, vary),
+                        ],
+                        compressed,
+                    )
+                        .into_response();
+                }
+                Err(err) => {
+                    // Compressing into memory does not fail in practice; the plain body still serves.
+                    tracing::warn!(error = %err, "cannot gzip /metrics, answering uncompressed");
+                }
+            }
+        }
+        (
+            [(header::CONTENT_TYPE, content_type), (header::VARY, vary)],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// Fast compression (level 1): a scrape body is repetitive, so it still shrinks several times,
+/// and the CPU it costs is the service's.
+fn gzipped(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 8), Compression::fast());
+    encoder.write_all(body)?;
+    encoder.finish()
+}
+
+/// Whether `Accept-Encoding` allows gzip: `gzip` (or `x-gzip`, or `*`) with a weight above 0.
+pub(crate) fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    let Some(value) = accept_encoding else {
+        return false;
+    };
+    let mut gzip: Option<bool> = None;
+    let mut star = false;
+    for coding in value.split(',') {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or("").to_ascii_lowercase();
+        let weight = parts
+            .filter_map(|param| param.split_once('='))
+            .find(|(key, _)| key.trim().eq_ignore_ascii_case("q"))
+            .map_or(1.0, |(_, q)| q.trim().parse::<f32>().unwrap_or(0.0));
+        match name.as_str() {
+            "gzip" | "x-gzip" => gzip = Some(weight > 0.0),
+            "*" => star = weight > 0.0,
+            _ => {}
         }
     }
+    gzip.unwrap_or(star)
 }

@@ -1,5 +1,11 @@
-//! The `/metrics` server over real HTTP: routes, methods, content type, the environment, and a
-//! scrape that `promtool check metrics` accepts.
+//! The `/metrics` server over real HTTP: routes, methods, content type, format and gzip
+//! negotiation, the environment, and a scrape that `promtool check metrics` (and, in
+//! OpenMetrics, Python's `prometheus_client` parser) accepts.
+
+#[path = "support/exposition.rs"]
+mod support;
+
+use std::io::Read as _;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -30,6 +36,7 @@ struct Response {
     status: u16,
     headers: Vec<(String, String)>,
     body: String,
+    raw_body: Vec<u8>,
 }
 
 impl Response {
@@ -43,15 +50,34 @@ impl Response {
 
 /// One HTTP/1.1 request on a fresh connection, read to the end.
 async fn request(addr: SocketAddr, method: &str, path: &str) -> Response {
+    request_with(addr, method, path, &[]).await
+}
+
+/// One HTTP/1.1 request with extra headers.
+async fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> Response {
     let mut stream = TcpStream::connect(addr)
         .await
         .expect("connect to the metrics server");
-    let head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for (name, value) in extra {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.unwrap();
-    let raw = String::from_utf8(raw).expect("a UTF-8 response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a complete response");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response");
+    let head = String::from_utf8(raw[..split].to_vec()).expect("a UTF-8 head");
+    let raw_body = raw[split + 4..].to_vec();
+    let body = String::from_utf8_lossy(&raw_body).into_owned();
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -68,7 +94,8 @@ async fn request(addr: SocketAddr, method: &str, path: &str) -> Response {
     Response {
         status,
         headers,
-        body: body.to_owned(),
+        body,
+        raw_body,
     }
 }
 
@@ -281,4 +308,165 @@ async fn a_port_in_use_is_an_error_naming_the_address() {
         .expect("binding a taken port must fail");
     assert!(matches!(err, Error::Bind { .. }));
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+/// What Prometheus sends.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+async fn start_quiet(registry: &Registry) -> rsky_metrics_runtime::MetricsServerHandle {
+    // Without process metrics two scrapes are byte for byte the same.
+    MetricsServer::builder("demo")
+        .registry(registry.clone())
+        .version("1.2.3")
+        .process_metrics(false)
+        .listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .bind()
+        .await
+        .expect("bind an ephemeral port")
+        .spawn()
+}
+
+#[tokio::test]
+async fn prometheus_accept_header_gets_openmetrics_that_python_parses() {
+    let registry = Registry::new();
+    let metrics = DemoMetrics::register(&registry).unwrap();
+    metrics.requests.inc_by(3);
+    metrics.handle_seconds.observe(0.05);
+    metrics
+        .outcomes
+        .with_label_values(&["a \"quoted\"\nvalue"])
+        .inc();
+    let server = start(&registry).await;
+    let response = request_with(
+        server.local_addr(),
+        "GET",
+        "/metrics",
+        &[("Accept", PROMETHEUS_ACCEPT)],
+    )
+    .await;
+    server.shutdown().await.unwrap();
+
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert!(response
+        .header("vary")
+        .is_some_and(|v| v.contains("Accept")));
+    assert!(response.body.ends_with("# EOF\n"), "{}", response.body);
+    assert!(response.body.contains("# TYPE demo_requests counter\n"));
+    let families = support::python_openmetrics(&response.body).unwrap_or_else(|err| {
+        panic!(
+            "prometheus_client refused the body: {err}\n{}",
+            response.body
+        )
+    });
+    let names: Vec<&str> = families.iter().map(|f| f.name.as_str()).collect();
+    for family in [
+        "demo_requests",
+        "demo_handle_seconds",
+        "demo_outcomes",
+        "demo_build_info",
+        "process_cpu_seconds",
+    ] {
+        assert!(names.contains(&family), "{family} missing from {names:?}");
+    }
+    let parsed = support::parse(&response.body);
+    assert_eq!(parsed.value("demo_requests_total", &[]), Some("3.0"));
+    assert_eq!(
+        parsed.value("demo_outcomes_total", &[("outcome", "a \"quoted\"\nvalue")]),
+        Some("1.0")
+    );
+}
+
+#[tokio::test]
+async fn text_is_the_default_and_what_plain_text_asks_for() {
+    let registry = Registry::new();
+    DemoMetrics::register(&registry).unwrap();
+    let server = start_quiet(&registry).await;
+    for accept in [
+        None,
+        Some("text/plain;version=0.0.4"),
+        Some("*/*"),
+        Some("application/json"),
+    ] {
+        let extra: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
+        let response = request_with(server.local_addr(), "GET", "/metrics", &extra).await;
+        assert_eq!(
+            response.header("content-type"),
+            Some(CONTENT_TYPE),
+            "{accept:?}"
+        );
+        assert!(!response.body.contains("# EOF"), "{accept:?}");
+        assert_eq!(response.header("content-encoding"), None);
+    }
+    server.shutdown().await.unwrap();
+}
+
+fn gunzip(bytes: &[u8]) -> String {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_string(&mut text)
+        .expect("a gzip body");
+    text
+}
+
+#[tokio::test]
+async fn gzip_when_accepted_decodes_to_the_plain_body() {
+    let registry = Registry::new();
+    let metrics = DemoMetrics::register(&registry).unwrap();
+    for i in 0..200 {
+        metrics
+            .outcomes
+            .with_label_values(&[format!("outcome {i}")])
+            .inc();
+    }
+    let server = start_quiet(&registry).await;
+    let addr = server.local_addr();
+    for accept in [None, Some(PROMETHEUS_ACCEPT)] {
+        let mut plain_headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(accept) = accept {
+            plain_headers.push(("Accept", accept));
+        }
+        let plain = request_with(addr, "GET", "/metrics", &plain_headers).await;
+        let mut gzip_headers = plain_headers.clone();
+        gzip_headers.push(("Accept-Encoding", "gzip"));
+        let gzipped = request_with(addr, "GET", "/metrics", &gzip_headers).await;
+        assert_eq!(gzipped.status, 200);
+        assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+        assert!(gzipped
+            .header("vary")
+            .is_some_and(|v| v.contains("Accept-Encoding")));
+        assert_eq!(gzipped.header("content-type"), plain.header("content-type"));
+        assert!(
+            gzipped.raw_body.len() * 4 < plain.raw_body.len(),
+            "gzip barely compressed"
+        );
+        assert_eq!(gunzip(&gzipped.raw_body), plain.body, "Accept: {accept:?}");
+    }
+    // As Prometheus sends it, with other codings and weights.
+    for (accept_encoding, gzip) in [
+        ("gzip, deflate, br", true),
+        ("identity;q=1, gzip;q=0.5", true),
+        ("*", true),
+        ("gzip;q=0", false),
+        ("identity", false),
+        ("br, *;q=0", false),
+        ("GZIP", true),
+    ] {
+        let response = request_with(
+            addr,
+            "GET",
+            "/metrics",
+            &[("Accept-Encoding", accept_encoding)],
+        )
+        .await;
+        assert_eq!(
+            response.header("content-encoding") == Some("gzip"),
+            gzip,
+            "Accept-Encoding: {accept_encoding}"
+        );
+    }
+    server.shutdown().await.unwrap();
 }
