@@ -1,4 +1,5 @@
-//! Rules on metric and service names: characters, `_total`, reserved suffixes, type words.
+//! Rules on metric and service names: characters, `_total`, reserved suffixes, type words,
+//! `_timestamp_seconds`; and the rename that passes them all ([`suggest_name`]).
 
 use crate::finding::{Finding, Kind, Pending, Rule, Target};
 use crate::unit;
