@@ -114,6 +114,7 @@ impl Rule {
         Rule::NonBaseUnit,
         Rule::UnitNotBase,
         Rule::UnitSuffix,
+        Rule::TimestampSuffix,
         Rule::LabelCharacters,
         Rule::LabelReserved,
         Rule::LabelDuplicate,
@@ -125,7 +126,6 @@ impl Rule {
         Rule::Help,
         Rule::FamilyClash,
         Rule::Exposition,
-        Rule::TimestampSuffix,
     ];
 
     /// The stable id, for example `abbreviated-unit`.

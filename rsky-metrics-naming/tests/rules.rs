@@ -528,6 +528,24 @@ fn every_rule_has_an_id_and_a_summary() {
     assert_eq!(ids.len(), Rule::ALL.len());
 }
 
+#[test]
+fn the_readme_table_lists_every_rule_in_order() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("## Naming rules")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .unwrap_or_default();
+    let rows: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let ids: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
+    assert_eq!(rows[..ids.len()], ids[..], "the README's rule table");
+    assert_eq!(rows[ids.len()..], ["required-prefix"]);
+}
+
 const CLEAN: &str = "\
 # HELP svc_requests_total Requests handled
 # TYPE svc_requests_total counter
