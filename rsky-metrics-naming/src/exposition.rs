@@ -3,8 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::family::{check_help, check_labels, collisions};
+use crate::family::{check_help, check_labels, collisions, Family};
 use crate::finding::{Finding, Kind, Rule, Target};
+use crate::linter::CustomRule;
 use crate::name::check_name;
 
 struct Block {
@@ -13,6 +14,8 @@ struct Block {
     help: Option<String>,
     line: usize,
     has_samples: bool,
+    /// Label names of its samples (without the `le` of buckets and the `quantile` of summaries).
+    labels: Vec<String>,
 }
 
 #[derive(Default)]
@@ -55,6 +58,7 @@ impl Lint {
                     help: None,
                     line,
                     has_samples: false,
+                    labels: Vec::new(),
                 });
                 let index = self.blocks.len() - 1;
                 self.index.insert(name.to_owned(), index);
@@ -190,6 +194,11 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
 /// A gauge whose name ends in `_info` is read as an info metric (the text format has no info
 /// type), so `{service}_build_info` passes.
 pub fn lint_exposition(text: &str) -> Vec<Finding> {
+    lint_with(text, &[])
+}
+
+/// [`lint_exposition`], plus a team's own rules, run on each family.
+pub(crate) fn lint_with(text: &str, custom: &[Box<dyn CustomRule>]) -> Vec<Finding> {
     let mut lint = Lint::default();
     for (number, raw) in text.lines().enumerate() {
         let line_no = number + 1;
@@ -285,6 +294,12 @@ pub fn lint_exposition(text: &str) -> Vec<Finding> {
             .copied()
             .filter(|n| !(is_bucket && *n == "le" || is_quantile && *n == "quantile"))
             .collect();
+        for label in &own {
+            let labels = &mut lint.blocks[index].labels;
+            if !labels.iter().any(|l| l == label) {
+                labels.push((*label).to_owned());
+            }
+        }
         for mut finding in check_labels(&family, kind, &own) {
             finding.target = Target::Line(line_no);
             lint.findings.push(finding);
@@ -331,6 +346,24 @@ pub fn lint_exposition(text: &str) -> Vec<Finding> {
         {
             finding.target = at;
             findings.push(finding);
+        }
+        if !custom.is_empty() {
+            let labels: Vec<&str> = block.labels.iter().map(String::as_str).collect();
+            let family = Family {
+                service: None,
+                name: &block.name,
+                kind,
+                labels: &labels,
+                buckets: None,
+                unit: None,
+                help: block.help.as_deref(),
+            };
+            for rule in custom {
+                for mut finding in rule.check(&family) {
+                    finding.target = at;
+                    findings.push(finding);
+                }
+            }
         }
     }
     for mut collision in collisions(&families) {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::finding::{Finding, Kind, Rule, Target};
-use crate::name::{check_name, check_service, to_snake_case};
+use crate::name::{check_name_with, check_service, to_snake_case};
 use crate::unit::check_unit;
 
 /// Checks the label names of `metric`, a family of type `kind`. Findings point at
@@ -20,7 +20,8 @@ pub fn check_labels(metric: &str, kind: Kind, labels: &[&str]) -> Vec<Finding> {
                     at,
                     format!("label \"{label}\" starts with `__`, which Prometheus reserves for its own labels"),
                 )
-                .fix(format!("name it `{}`", to_snake_case(label))),
+                .fix(format!("name it `{}`", suggest_label(label)))
+                .rename(suggest_label(label)),
             );
         } else if label.starts_with('_') {
             out.push(
@@ -30,7 +31,8 @@ pub fn check_labels(metric: &str, kind: Kind, labels: &[&str]) -> Vec<Finding> {
                     at,
                     format!("label \"{label}\" starts with `_`, which OpenMetrics reserves"),
                 )
-                .fix(format!("name it `{}`", to_snake_case(label))),
+                .fix(format!("name it `{}`", suggest_label(label)))
+                .rename(suggest_label(label)),
             );
         } else if let Some(problem) = label_problem(label) {
             out.push(
@@ -40,7 +42,8 @@ pub fn check_labels(metric: &str, kind: Kind, labels: &[&str]) -> Vec<Finding> {
                     at,
                     format!("label \"{label}\" {problem}; label names match `^[a-z][a-z0-9_]*$`"),
                 )
-                .fix(format!("name it `{}`", to_snake_case(label))),
+                .fix(format!("name it `{}`", suggest_label(label)))
+                .rename(suggest_label(label)),
             );
         }
         if labels[..index].contains(label) {
@@ -56,26 +59,51 @@ pub fn check_labels(metric: &str, kind: Kind, labels: &[&str]) -> Vec<Finding> {
                 .fix("remove the second one"),
             );
         }
-        let reserved_for = match (*label, kind) {
-            ("le", Kind::Histogram) => Some("histograms, where it holds each bucket's upper bound"),
-            ("quantile", Kind::Summary) => Some("summaries, where it holds each quantile"),
+        // promlint: `le` on anything but a histogram, `quantile` on anything but a summary. A
+        // declared label never takes them: a histogram or summary writes them itself.
+        let reserved = match (*label, kind) {
+            ("le", Kind::Histogram) => Some(
+                "is reserved on histograms, where it holds each bucket's upper bound".to_owned(),
+            ),
+            ("quantile", Kind::Summary) => {
+                Some("is reserved on summaries, where it holds each quantile".to_owned())
+            }
+            ("le", _) => Some(format!(
+                "is reserved for the bucket bounds of histograms, and this is {}",
+                kind.with_article()
+            )),
+            ("quantile", _) => Some(format!(
+                "is reserved for the quantiles of summaries, and this is {}",
+                kind.with_article()
+            )),
             _ => None,
         };
-        if let Some(why) = reserved_for {
+        if let Some(why) = reserved {
             out.push(
                 Finding::new(
                     Rule::LabelReservedForType,
                     metric,
                     at,
-                    format!("label \"{label}\" is reserved on {why}"),
+                    format!("label \"{label}\" {why}"),
                 )
                 .fix(format!(
                     "name it for what it holds, for example `{label}_class`"
-                )),
+                ))
+                .rename(format!("{label}_class")),
             );
         }
     }
     out
+}
+
+/// The label name a finding suggests for `label`: snake_case, without a reserved prefix, and not
+/// `le` or `quantile`.
+pub fn suggest_label(label: &str) -> String {
+    let snake = to_snake_case(label);
+    match snake.as_str() {
+        "le" | "quantile" => format!("{snake}_class"),
+        _ => snake,
+    }
 }
 
 /// What is wrong with a label name's characters (the reserved prefixes are their own rule).
@@ -212,7 +240,7 @@ pub fn check_family(family: &Family<'_>) -> Vec<Finding> {
     if let Some(service) = family.service {
         out.extend(check_service(service));
     }
-    out.extend(check_name(family.name, family.kind));
+    out.extend(check_name_with(family.name, family.kind, family.unit));
     if let Some(unit) = family.unit {
         out.extend(check_unit(family.name, family.kind, unit));
     }

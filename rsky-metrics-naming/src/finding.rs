@@ -96,6 +96,10 @@ pub enum Rule {
     FamilyClash,
     /// Exposition text that is malformed or inconsistent (missing `# TYPE`, duplicate series, ...).
     Exposition,
+    /// Only a gauge ends in `_timestamp_seconds`.
+    TimestampSuffix,
+    /// A rule a team added to its [`Linter`](crate::Linter), with its own id.
+    Custom(&'static str),
 }
 
 impl Rule {
@@ -110,6 +114,7 @@ impl Rule {
         Rule::NonBaseUnit,
         Rule::UnitNotBase,
         Rule::UnitSuffix,
+        Rule::TimestampSuffix,
         Rule::LabelCharacters,
         Rule::LabelReserved,
         Rule::LabelDuplicate,
@@ -146,6 +151,8 @@ impl Rule {
             Rule::Help => "help",
             Rule::FamilyClash => "family-clash",
             Rule::Exposition => "exposition",
+            Rule::TimestampSuffix => "timestamp-suffix",
+            Rule::Custom(id) => id,
         }
     }
 
@@ -172,6 +179,8 @@ impl Rule {
             Rule::Help => "every metric has a non-empty help text",
             Rule::FamilyClash => "no two families write the same series, directly or through suffixes",
             Rule::Exposition => "exposition text is well formed: `# TYPE` before samples, one block per family, no duplicate series",
+            Rule::TimestampSuffix => "only a gauge ends in `_timestamp_seconds`: a timestamp is a value that is set, not counted or observed",
+            Rule::Custom(_) => "a rule a team added to its linter",
         }
     }
 }
@@ -217,27 +226,68 @@ pub struct Finding {
     pub message: String,
     /// How to fix it, with the corrected name when there is one: ``use base units: `svc_latency_seconds` ``.
     pub fix: Option<String>,
+    /// The corrected name the fix suggests, when the fix is a rename: the metric's full name for a
+    /// finding about the name, the label's name for one about a label. A suggested name passes
+    /// every rule the finding's check applies (not only the rule broken).
+    pub rename: Option<String>,
 }
 
 impl Finding {
-    pub(crate) fn new(
-        rule: Rule,
-        metric: &str,
-        target: Target,
-        message: impl Into<String>,
-    ) -> Self {
+    /// A finding of `rule` about `metric`, pointing at `target`: for a team's own rules
+    /// (`Rule::Custom("...")`) as much as for the built-in ones.
+    pub fn new(rule: Rule, metric: &str, target: Target, message: impl Into<String>) -> Self {
         Self {
             rule,
             metric: metric.to_owned(),
             target,
             message: message.into(),
             fix: None,
+            rename: None,
         }
     }
 
-    pub(crate) fn fix(mut self, fix: impl Into<String>) -> Self {
+    /// The finding with how to fix it.
+    pub fn fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());
         self
+    }
+
+    /// The finding with the corrected name its fix suggests.
+    pub fn rename(mut self, rename: impl Into<String>) -> Self {
+        self.rename = Some(rename.into());
+        self
+    }
+}
+
+/// A finding whose fix names `renames` (in backquotes) that only undo the broken rule; `finish`
+/// turns each into a name that passes every rule.
+pub(crate) struct Pending {
+    pub(crate) finding: Finding,
+    pub(crate) renames: Vec<String>,
+}
+
+impl Pending {
+    pub(crate) fn new(finding: Finding, renames: Vec<String>) -> Self {
+        Self { finding, renames }
+    }
+
+    /// The finding, with each local rename replaced by `clean(rename)` in its fix, and the first
+    /// one as its [`Finding::rename`].
+    pub(crate) fn finish(self, clean: impl Fn(&str) -> String) -> Finding {
+        let Pending {
+            mut finding,
+            renames,
+        } = self;
+        let cleaned: Vec<String> = renames.iter().map(|r| clean(r)).collect();
+        if let Some(fix) = &mut finding.fix {
+            for (local, clean) in renames.iter().zip(&cleaned) {
+                if local != clean {
+                    *fix = fix.replace(&format!("`{local}`"), &format!("`{clean}`"));
+                }
+            }
+        }
+        finding.rename = cleaned.into_iter().next();
+        finding
     }
 }
 

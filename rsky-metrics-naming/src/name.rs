@@ -1,6 +1,7 @@
-//! Rules on metric and service names: characters, `_total`, reserved suffixes, type words.
+//! Rules on metric and service names: characters, `_total`, reserved suffixes, type words,
+//! `_timestamp_seconds`; and the rename that passes them all ([`suggest_name`]).
 
-use crate::finding::{Finding, Kind, Rule, Target};
+use crate::finding::{Finding, Kind, Pending, Rule, Target};
 use crate::unit;
 
 /// What is wrong with an identifier's characters, if anything, in words.
@@ -93,66 +94,119 @@ pub fn stem(name: &str, kind: Kind) -> &str {
 }
 
 /// Checks a full metric name (`{service}_{field}` plus `_total` for counters) for a family of
-/// type `kind`: characters, `_total`, reserved suffixes, type words and units.
+/// type `kind`: characters, `_total`, reserved suffixes, type words, `_timestamp_seconds` and
+/// units. Every suggested rename ([`Finding::rename`], and the name in the fix) passes every one
+/// of these rules.
 pub fn check_name(name: &str, kind: Kind) -> Vec<Finding> {
+    check_name_with(name, kind, None)
+}
+
+/// [`check_name`], with renames that also pass [`check_unit`](crate::check_unit) for `unit`.
+pub(crate) fn check_name_with(name: &str, kind: Kind, unit: Option<&str>) -> Vec<Finding> {
+    name_pending(name, kind)
+        .into_iter()
+        .map(|p| p.finish(|r| suggest_name(r, kind, unit)))
+        .collect()
+}
+
+/// `name` with every naming rule applied: the name [`check_name`] suggests (and, with a `unit`,
+/// [`check_unit`](crate::check_unit) too). A clean name comes back unchanged.
+///
+/// ```
+/// use rsky_metrics_naming::{suggest_name, Kind};
+///
+/// assert_eq!(suggest_name("svc_Latency_MS_HISTOGRAM", Kind::Histogram, None), "svc_latency_seconds");
+/// assert_eq!(suggest_name("svc_cpu", Kind::Counter, Some("seconds")), "svc_cpu_seconds_total");
+/// ```
+pub fn suggest_name(name: &str, kind: Kind, unit: Option<&str>) -> String {
+    let mut current = name.to_owned();
+    // Each step undoes one broken rule; a name needs at most a few.
+    for _ in 0..32 {
+        let mut pending = name_pending(&current, kind);
+        if let Some(unit) = unit {
+            pending.extend(unit::unit_pending(&current, kind, unit));
+        }
+        let next = pending
+            .into_iter()
+            .find_map(|p| p.renames.into_iter().next().filter(|r| *r != current));
+        match next {
+            Some(next) => current = next,
+            None => break,
+        }
+    }
+    current
+}
+
+/// The findings of [`check_name`], each with the rename that only undoes its own rule.
+fn name_pending(name: &str, kind: Kind) -> Vec<Pending> {
     let mut out = Vec::new();
     if let Some(problem) = character_problem(name) {
-        out.push(
+        let fixed = to_snake_case(name);
+        out.push(Pending::new(
             Finding::new(
                 Rule::NameCharacters,
                 name,
                 Target::Name,
                 format!("the name {problem}; metric names match `^[a-z][a-z0-9_]*$` without `__` or a trailing `_`"),
             )
-            .fix(format!("rename it `{}`", to_snake_case(name))),
-        );
+            .fix(format!("rename it `{fixed}`")),
+            vec![fixed],
+        ));
     }
     check_total(name, kind, &mut out);
     check_reserved_suffixes(name, kind, &mut out);
     check_type_words(name, kind, &mut out);
+    check_timestamp(name, kind, &mut out);
     unit::check_name_units(name, kind, &mut out);
     out
 }
 
-fn check_total(name: &str, kind: Kind, out: &mut Vec<Finding>) {
+/// A finding with one local rename, written in its fix as `` rename it `...` `` plus `tail`.
+fn renamed(rule: Rule, name: &str, message: String, fixed: String, tail: &str) -> Pending {
+    let lead = if rule == Rule::ReservedSuffix && !fixed.ends_with("_info") {
+        "rename it, for example"
+    } else {
+        "rename it"
+    };
+    Pending::new(
+        Finding::new(rule, name, Target::Name, message).fix(format!("{lead} `{fixed}`{tail}")),
+        vec![fixed],
+    )
+}
+
+fn check_total(name: &str, kind: Kind, out: &mut Vec<Pending>) {
     match kind {
-        Kind::Counter if !name.ends_with("_total") => out.push(
-            Finding::new(
-                Rule::TotalSuffix,
-                name,
-                Target::Name,
-                "a counter's name ends in `_total`",
-            )
-            .fix(format!("rename it `{name}_total`")),
-        ),
+        Kind::Counter if !name.ends_with("_total") => out.push(renamed(
+            Rule::TotalSuffix,
+            name,
+            "a counter's name ends in `_total`".to_owned(),
+            format!("{name}_total"),
+            "",
+        )),
         Kind::Counter => {
             let stem = stem(name, kind);
             if stem.ends_with("_total") {
-                out.push(
-                    Finding::new(
-                        Rule::TotalSuffix,
-                        name,
-                        Target::Name,
-                        "`_total` is doubled; a counter ends in one `_total`",
-                    )
-                    .fix(format!("rename it `{stem}`")),
-                );
+                out.push(renamed(
+                    Rule::TotalSuffix,
+                    name,
+                    "`_total` is doubled; a counter ends in one `_total`".to_owned(),
+                    stem.to_owned(),
+                    "",
+                ));
             }
         }
         _ => {
             if let Some(base) = name.strip_suffix("_total") {
-                out.push(
-                    Finding::new(
-                        Rule::TotalSuffix,
-                        name,
-                        Target::Name,
-                        format!(
-                            "`_total` is for counters only, and this is {}",
-                            kind.with_article()
-                        ),
-                    )
-                    .fix(format!("rename it `{base}`, or make it a counter")),
-                );
+                out.push(renamed(
+                    Rule::TotalSuffix,
+                    name,
+                    format!(
+                        "`_total` is for counters only, and this is {}",
+                        kind.with_article()
+                    ),
+                    base.to_owned(),
+                    ", or make it a counter",
+                ));
             }
         }
     }
@@ -169,77 +223,116 @@ const RESERVED: &[(&str, &str)] = &[
     ),
 ];
 
-fn check_reserved_suffixes(name: &str, kind: Kind, out: &mut Vec<Finding>) {
+fn check_reserved_suffixes(name: &str, kind: Kind, out: &mut Vec<Pending>) {
     let stem = stem(name, kind);
     for (suffix, owner) in RESERVED {
-        // A counter's stem may end in `_count` (`x_count_total` writes no `x_count` series);
-        // only `_created` would be ambiguous there.
-        if kind == Kind::Counter && *suffix != "_created" {
-            continue;
-        }
-        if let Some(base) = stem.strip_suffix(suffix) {
-            let fixed = match kind {
-                Kind::Counter => format!("{base}_total"),
-                _ => base.to_owned(),
-            };
-            out.push(
-                Finding::new(
-                    Rule::ReservedSuffix,
-                    name,
-                    Target::Name,
-                    format!(
-                        "{} must not end in `{suffix}`, which is reserved for {owner}",
-                        kind.with_article()
-                    ),
-                )
-                .fix(format!("rename it, for example `{fixed}`")),
-            );
+        // A counter's stem may end in `_count` (`x_count_total` writes no `x_count` series); only
+        // `_created` would be ambiguous there. A counter named `x_count` without `_total` is
+        // flagged, as promlint does; its fix is the counter's `x_count_total`.
+        let fixed = match kind {
+            Kind::Counter if *suffix == "_created" => {
+                stem.strip_suffix(suffix).map(|b| format!("{b}_total"))
+            }
+            Kind::Counter => name.ends_with(suffix).then(|| format!("{name}_total")),
+            _ => stem.strip_suffix(suffix).map(str::to_owned),
+        };
+        if let Some(fixed) = fixed {
+            out.push(renamed(
+                Rule::ReservedSuffix,
+                name,
+                format!(
+                    "{} must not end in `{suffix}`, which is reserved for {owner}",
+                    kind.with_article()
+                ),
+                fixed,
+                "",
+            ));
         }
     }
     match (kind, stem.strip_suffix("_info")) {
-        (Kind::Info, None) => out.push(
-            Finding::new(
-                Rule::ReservedSuffix,
-                name,
-                Target::Name,
-                "an info metric's name ends in `_info`",
-            )
-            .fix(format!("rename it `{name}_info`")),
-        ),
+        (Kind::Info, None) => out.push(renamed(
+            Rule::ReservedSuffix,
+            name,
+            "an info metric's name ends in `_info`".to_owned(),
+            format!("{name}_info"),
+            "",
+        )),
         (Kind::Info, Some(_)) | (_, None) => {}
-        (_, Some(base)) => out.push(
-            Finding::new(
-                Rule::ReservedSuffix,
-                name,
-                Target::Name,
-                format!(
-                    "`_info` is for info metrics only, and this is {}",
-                    kind.with_article()
-                ),
-            )
-            .fix(format!("rename it, for example `{base}`")),
-        ),
+        (_, Some(base)) => out.push(renamed(
+            Rule::ReservedSuffix,
+            name,
+            format!(
+                "`_info` is for info metrics only, and this is {}",
+                kind.with_article()
+            ),
+            match kind {
+                Kind::Counter => format!("{base}_total"),
+                _ => base.to_owned(),
+            },
+            "",
+        )),
     }
 }
 
 const TYPE_WORDS: &[&str] = &["counter", "gauge", "histogram", "summary", "untyped"];
 
-fn check_type_words(name: &str, kind: Kind, out: &mut Vec<Finding>) {
+fn check_type_words(name: &str, kind: Kind, out: &mut Vec<Pending>) {
+    // As promlint: a type word after the first segment (the service), in any case.
     let segments: Vec<&str> = stem(name, kind).split('_').collect();
-    for word in segments.iter().filter(|s| TYPE_WORDS.contains(s)) {
-        let kept: Vec<&str> = segments.iter().copied().filter(|s| s != word).collect();
+    let is_type = |s: &str| TYPE_WORDS.contains(&s.to_ascii_lowercase().as_str());
+    let mut seen: Vec<String> = Vec::new();
+    for word in segments.iter().skip(1).filter(|s| is_type(s)) {
+        let lower = word.to_ascii_lowercase();
+        if seen.contains(&lower) {
+            continue;
+        }
+        let kept: Vec<&str> = segments
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i == 0 || s.to_ascii_lowercase() != lower)
+            .map(|(_, s)| *s)
+            .collect();
         let mut fixed = kept.join("_");
         if kind == Kind::Counter {
             fixed.push_str("_total");
         }
-        out.push(
-            Finding::new(
-                Rule::TypeInName,
-                name,
-                Target::Name,
-                format!("`{word}` is a metric type; the type is in `# TYPE`, not in the name"),
-            )
-            .fix(format!("rename it `{fixed}`")),
-        );
+        out.push(renamed(
+            Rule::TypeInName,
+            name,
+            format!("`{word}` is a metric type; the type is in `# TYPE`, not in the name"),
+            fixed,
+            "",
+        ));
+        seen.push(lower);
     }
+}
+
+fn check_timestamp(name: &str, kind: Kind, out: &mut Vec<Pending>) {
+    // promlint flags counters, histograms and summaries (not untyped metrics); a counter's stem
+    // is checked, so `x_timestamp_seconds_total` is flagged too.
+    if !matches!(kind, Kind::Counter | Kind::Histogram | Kind::Summary) {
+        return;
+    }
+    let Some(base) = stem(name, kind).strip_suffix("_timestamp_seconds") else {
+        return;
+    };
+    let mut fixed = format!("{base}_seconds");
+    if kind == Kind::Counter {
+        fixed.push_str("_total");
+    }
+    out.push(Pending::new(
+        Finding::new(
+            Rule::TimestampSuffix,
+            name,
+            Target::Name,
+            format!(
+                "{} must not end in `_timestamp_seconds`: a timestamp is a gauge's value",
+                kind.with_article()
+            ),
+        )
+        .fix(format!(
+            "make it a gauge, or rename it `{fixed}` if it measures durations"
+        )),
+        vec![fixed],
+    ));
 }

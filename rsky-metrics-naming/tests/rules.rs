@@ -3,7 +3,8 @@
 
 use rsky_metrics_naming::{
     check_buckets, check_family, check_help, check_labels, check_name, check_service, check_unit,
-    collisions, full_name, lint_exposition, Family, Finding, Kind, Rule, Target,
+    collisions, full_name, lint_exposition, suggest_label, suggest_name, CustomRule, Family,
+    Finding, Kind, Linter, RequiredPrefix, Rule, Target, BASE_UNITS, NON_BASE_UNITS, UNIT_PREFIXES,
 };
 
 fn rules(findings: &[Finding]) -> Vec<Rule> {
@@ -364,8 +365,37 @@ fn le_is_reserved_on_histograms_and_quantile_on_summaries() {
         rules(&check_labels("svc_x", Kind::Summary, &["quantile"])),
         [Rule::LabelReservedForType]
     );
+    // promlint: `le` on anything but a histogram, `quantile` on anything but a summary.
+    for kind in [
+        Kind::Counter,
+        Kind::Gauge,
+        Kind::Summary,
+        Kind::Info,
+        Kind::Untyped,
+    ] {
+        let findings = check_labels("svc_x", kind, &["le"]);
+        assert_eq!(rules(&findings), [Rule::LabelReservedForType], "{kind}");
+        assert!(
+            findings[0]
+                .message
+                .contains("reserved for the bucket bounds of histograms"),
+            "{}",
+            findings[0]
+        );
+    }
+    for kind in [
+        Kind::Counter,
+        Kind::Gauge,
+        Kind::Histogram,
+        Kind::Info,
+        Kind::Untyped,
+    ] {
+        let findings = check_labels("svc_x", kind, &["quantile"]);
+        assert_eq!(rules(&findings), [Rule::LabelReservedForType], "{kind}");
+        assert_eq!(findings[0].rename.as_deref(), Some("quantile_class"));
+    }
     assert_eq!(
-        check_labels("svc_x", Kind::Gauge, &["le", "quantile"]),
+        check_labels("svc_x", Kind::Gauge, &["le_class", "quantile_bound"]),
         vec![]
     );
 }
@@ -498,6 +528,24 @@ fn every_rule_has_an_id_and_a_summary() {
     assert_eq!(ids.len(), Rule::ALL.len());
 }
 
+#[test]
+fn the_readme_table_lists_every_rule_in_order() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("## Naming rules")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .unwrap_or_default();
+    let rows: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let ids: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
+    assert_eq!(rows[..ids.len()], ids[..], "the README's rule table");
+    assert_eq!(rows[ids.len()..], ["required-prefix"]);
+}
+
 const CLEAN: &str = "\
 # HELP svc_requests_total Requests handled
 # TYPE svc_requests_total counter
@@ -597,4 +645,491 @@ fn malformed_sample_lines_are_flagged() {
             "{line}"
         );
     }
+}
+
+// ---- promlint parity (client_golang `promlint/validations`) ----
+
+/// promlint's unit table (`units.go`): base units, then each non-base unit with its base unit.
+const PROMLINT_BASE: &[&str] = &[
+    "amperes", "bytes", "celsius", "grams", "joules", "kelvin", "meters", "metres", "seconds",
+    "volts",
+];
+const PROMLINT_NON_BASE: &[(&str, &str)] = &[
+    ("minutes", "seconds"),
+    ("hours", "seconds"),
+    ("days", "seconds"),
+    ("weeks", "seconds"),
+    ("kelvins", "kelvin"),
+    ("fahrenheit", "celsius"),
+    ("rankine", "celsius"),
+    ("inches", "meters"),
+    ("yards", "meters"),
+    ("miles", "meters"),
+    ("bits", "bytes"),
+    ("calories", "joules"),
+    ("pounds", "grams"),
+    ("ounces", "grams"),
+];
+const PROMLINT_PREFIXES: &[&str] = &[
+    "pico", "nano", "micro", "milli", "centi", "deci", "deca", "hecto", "kilo", "kibi", "mega",
+    "mibi", "giga", "gibi", "tera", "tebi", "peta", "pebi",
+];
+
+#[test]
+fn the_unit_table_contains_promlints() {
+    for base in PROMLINT_BASE {
+        assert!(BASE_UNITS.contains(base), "{base}");
+        assert_eq!(
+            check_name(&format!("svc_x_{base}"), Kind::Gauge),
+            vec![],
+            "{base}"
+        );
+    }
+    for (unit, base) in PROMLINT_NON_BASE {
+        assert!(NON_BASE_UNITS.contains(&(unit, base)), "{unit}");
+    }
+    for prefix in PROMLINT_PREFIXES {
+        assert!(UNIT_PREFIXES.contains(prefix), "{prefix}");
+    }
+}
+
+#[test]
+fn every_non_base_unit_of_promlint_is_flagged_with_its_base() {
+    for (unit, base) in PROMLINT_NON_BASE {
+        let name = format!("svc_reading_{unit}");
+        let findings = check_name(&name, Kind::Gauge);
+        assert_eq!(rules(&findings), [Rule::NonBaseUnit], "{name}");
+        assert_eq!(
+            findings[0].rename.as_deref(),
+            Some(format!("svc_reading_{base}").as_str()),
+            "{name}"
+        );
+        assert_eq!(
+            findings[0].message,
+            format!("\"{unit}\" is not a base unit"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn every_prefix_on_every_unit_is_flagged_celsius_and_kelvin_included() {
+    let units = PROMLINT_BASE
+        .iter()
+        .map(|b| (*b, *b))
+        .chain(PROMLINT_NON_BASE.iter().copied());
+    for (unit, base) in units {
+        for prefix in PROMLINT_PREFIXES.iter().chain(&["mebi"]) {
+            let name = format!("svc_reading_{prefix}{unit}");
+            let findings = check_name(&name, Kind::Gauge);
+            assert_eq!(rules(&findings), [Rule::NonBaseUnit], "{name}");
+            assert_eq!(
+                findings[0].rename.as_deref(),
+                Some(format!("svc_reading_{base}").as_str()),
+                "{name}"
+            );
+        }
+    }
+    let findings = check_name("svc_core_kilocelsius", Kind::Gauge);
+    assert_eq!(
+        findings[0].to_string(),
+        "metric `svc_core_kilocelsius`: \"kilocelsius\" is not a base unit; use base units: `svc_core_celsius` [non-base-unit]"
+    );
+}
+
+#[test]
+fn a_unit_in_the_first_segment_is_flagged_as_promlint_does() {
+    assert_eq!(
+        rules(&check_name("milliseconds_spent_total", Kind::Counter)),
+        [Rule::NonBaseUnit]
+    );
+    // Abbreviations are not looked for there (`s_requests_total` is service `s`), as in promlint.
+    assert_eq!(check_name("ms_requests_total", Kind::Counter), vec![]);
+}
+
+#[test]
+fn words_that_merely_end_like_a_unit_pass() {
+    for name in [
+        "svc_thermometers",
+        "svc_dayshift_length",
+        "svc_milliner_count_total",
+    ] {
+        let kind = if name.ends_with("_total") {
+            Kind::Counter
+        } else {
+            Kind::Gauge
+        };
+        assert_eq!(check_name(name, kind), vec![], "{name}");
+    }
+}
+
+#[test]
+fn upper_case_names_get_the_type_word_and_unit_findings_and_a_clean_fix() {
+    let findings = check_name("svc_queue_HISTOGRAM", Kind::Histogram);
+    assert_eq!(rules(&findings), [Rule::NameCharacters, Rule::TypeInName]);
+    for finding in &findings {
+        assert_eq!(finding.rename.as_deref(), Some("svc_queue"), "{finding}");
+    }
+    assert_eq!(
+        findings[0].fix.as_deref(),
+        Some("rename it `svc_queue`"),
+        "the snake_case of the name still names the type"
+    );
+    let findings = check_name("svc_payload_MB", Kind::Gauge);
+    assert_eq!(
+        rules(&findings),
+        [Rule::NameCharacters, Rule::AbbreviatedUnit]
+    );
+    for finding in &findings {
+        assert_eq!(
+            finding.rename.as_deref(),
+            Some("svc_payload_bytes"),
+            "{finding}"
+        );
+    }
+    let findings = check_name("svc_wait_Milliseconds", Kind::Histogram);
+    assert_eq!(rules(&findings), [Rule::NameCharacters, Rule::NonBaseUnit]);
+    assert_eq!(findings[1].rename.as_deref(), Some("svc_wait_seconds"));
+}
+
+#[test]
+fn a_counter_named_like_a_series_of_another_type_is_flagged_as_promlint_does() {
+    for suffix in ["_count", "_sum", "_bucket"] {
+        let name = format!("svc_jobs{suffix}");
+        let findings = check_name(&name, Kind::Counter);
+        assert_eq!(
+            rules(&findings),
+            [Rule::TotalSuffix, Rule::ReservedSuffix],
+            "{name}"
+        );
+        let fixed = format!("{name}_total");
+        assert_eq!(findings[1].rename.as_deref(), Some(fixed.as_str()));
+        assert_eq!(check_name(&fixed, Kind::Counter), vec![], "{fixed}");
+    }
+}
+
+#[test]
+fn only_a_gauge_ends_in_timestamp_seconds() {
+    for (name, kind, fixed) in [
+        (
+            "svc_last_run_timestamp_seconds",
+            Kind::Histogram,
+            "svc_last_run_seconds",
+        ),
+        (
+            "svc_last_run_timestamp_seconds",
+            Kind::Summary,
+            "svc_last_run_seconds",
+        ),
+        (
+            "svc_last_run_timestamp_seconds_total",
+            Kind::Counter,
+            "svc_last_run_seconds_total",
+        ),
+    ] {
+        let findings = check_name(name, kind);
+        assert_eq!(rules(&findings), [Rule::TimestampSuffix], "{name} {kind}");
+        assert_eq!(findings[0].rename.as_deref(), Some(fixed));
+        assert!(findings[0]
+            .fix
+            .as_deref()
+            .unwrap_or_default()
+            .contains("make it a gauge"));
+    }
+    // As promlint: gauges and untyped metrics may.
+    for kind in [Kind::Gauge, Kind::Untyped] {
+        assert_eq!(check_name("svc_last_run_timestamp_seconds", kind), vec![]);
+    }
+}
+
+#[test]
+fn a_label_fix_is_itself_a_clean_label() {
+    assert_eq!(suggest_label("_le"), "le_class");
+    assert_eq!(suggest_label("Quantile"), "quantile_class");
+    assert_eq!(suggest_label("__name__"), "name");
+    let findings = check_labels("svc_x_total", Kind::Counter, &["__le"]);
+    assert_eq!(rules(&findings), [Rule::LabelReserved]);
+    assert_eq!(findings[0].fix.as_deref(), Some("name it `le_class`"));
+}
+
+#[test]
+fn suggest_name_applies_every_rule() {
+    for (name, kind, unit, fixed) in [
+        (
+            "svc_Latency_MS_HISTOGRAM",
+            Kind::Histogram,
+            None,
+            "svc_latency_seconds",
+        ),
+        (
+            "svc_cpu",
+            Kind::Counter,
+            Some("seconds"),
+            "svc_cpu_seconds_total",
+        ),
+        (
+            "svc_latency_count",
+            Kind::Histogram,
+            Some("seconds"),
+            "svc_latency_seconds",
+        ),
+        (
+            "svc_requests_total_total",
+            Kind::Counter,
+            None,
+            "svc_requests_total",
+        ),
+        ("svc:queue_total_info", Kind::Gauge, None, "svc_queue"),
+        ("svc_build", Kind::Info, None, "svc_build_info"),
+        (
+            "svc_requests_total",
+            Kind::Counter,
+            None,
+            "svc_requests_total",
+        ),
+    ] {
+        assert_eq!(suggest_name(name, kind, unit), fixed, "{name}");
+    }
+}
+
+/// Segments that break rules (alone or together) and some that don't.
+const PIECES: &[&str] = &[
+    "latency",
+    "queueLength",
+    "ms",
+    "MB",
+    "Milliseconds",
+    "kilocelsius",
+    "fahrenheit",
+    "HISTOGRAM",
+    "counter",
+    "total",
+    "count",
+    "sum",
+    "bucket",
+    "created",
+    "info",
+    "timestamp",
+    "seconds",
+    "percent",
+    "m",
+    "",
+    "a:b",
+    "9x",
+    "weeks",
+    "mibibytes",
+    "kelvins",
+    "bytes",
+];
+const KINDS: &[Kind] = &[
+    Kind::Counter,
+    Kind::Gauge,
+    Kind::Histogram,
+    Kind::Summary,
+    Kind::Info,
+    Kind::Untyped,
+];
+
+/// The names a fix proposes: every backquoted word in it.
+fn proposed_names(fix: &str) -> Vec<&str> {
+    fix.split('`').skip(1).step_by(2).collect()
+}
+
+#[test]
+fn every_suggested_rename_over_a_corpus_of_bad_names_passes_every_rule() {
+    let mut names = Vec::new();
+    for service in ["svc", "Svc"] {
+        for a in PIECES {
+            names.push(format!("{service}_{a}"));
+            for b in PIECES {
+                names.push(format!("{service}_{a}_{b}"));
+                for c in ["seconds", "total", "MB", "Info", "_"] {
+                    names.push(format!("{service}_{a}_{b}_{c}"));
+                }
+            }
+        }
+    }
+    let mut checked = 0;
+    for name in &names {
+        for kind in KINDS {
+            for finding in check_name(name, *kind) {
+                let rename = finding
+                    .rename
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("no rename in {finding}"));
+                assert_eq!(
+                    check_name(rename, *kind),
+                    vec![],
+                    "{kind} `{name}`: the fix of {finding} is not clean"
+                );
+                for proposed in proposed_names(finding.fix.as_deref().unwrap_or_default()) {
+                    assert_eq!(check_name(proposed, *kind), vec![], "{kind}: {finding}");
+                }
+                checked += 1;
+            }
+            for unit in ["seconds", "ratio"] {
+                let family = Family {
+                    service: None,
+                    name,
+                    kind: *kind,
+                    labels: &[],
+                    buckets: None,
+                    unit: Some(unit),
+                    help: Some("Help"),
+                };
+                for finding in check_family(&family) {
+                    let Some(rename) = finding.rename.as_deref() else {
+                        continue;
+                    };
+                    let renamed = Family {
+                        name: rename,
+                        ..family
+                    };
+                    // Only the name was renamed: what is left is about the unit (an info metric's).
+                    let left: Vec<Finding> = check_family(&renamed)
+                        .into_iter()
+                        .filter(|f| f.target == Target::Name)
+                        .collect();
+                    assert_eq!(
+                        left,
+                        vec![],
+                        "{kind} `{name}` unit {unit}: the fix of {finding} is not clean"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 50_000, "only {checked} findings checked");
+}
+
+#[test]
+fn every_suggested_label_over_a_corpus_of_bad_labels_passes_every_rule() {
+    let labels = [
+        "le",
+        "quantile",
+        "_le",
+        "__quantile",
+        "Le",
+        "streamName",
+        "__name__",
+        "_x",
+        "9lives",
+        "a-b",
+        "",
+        "QUANTILE",
+        "le_",
+        "_",
+    ];
+    for kind in KINDS {
+        for label in labels {
+            for finding in check_labels("svc_x", *kind, &[label]) {
+                let rename = finding
+                    .rename
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("no rename in {finding}"));
+                assert_eq!(
+                    check_labels("svc_x", *kind, &[rename]),
+                    vec![],
+                    "{kind} label {label:?}: {finding}"
+                );
+            }
+        }
+    }
+}
+
+// ---- a team's own rules ----
+
+#[test]
+fn required_prefix_flags_other_names_in_exposition_and_declarations() {
+    let linter = Linter::new().with_rule(RequiredPrefix::new(["ingester_", "indexer_"]));
+    let text = "# HELP ingester_queue Items\n# TYPE ingester_queue gauge\ningester_queue 1\n\
+                # HELP other_queue Items\n# TYPE other_queue gauge\nother_queue 1\n";
+    let findings = linter.lint_exposition(text);
+    assert_eq!(rules(&findings), [Rule::Custom("required-prefix")]);
+    assert_eq!(findings[0].metric, "other_queue");
+    assert_eq!(findings[0].target, Target::Line(4));
+    assert_eq!(findings[0].rename.as_deref(), Some("ingester_other_queue"));
+    // Without the rule, the same text is clean.
+    assert_eq!(lint_exposition(text), vec![]);
+    assert_eq!(Linter::new().lint_exposition(text), vec![]);
+
+    let family = Family {
+        service: Some("other"),
+        name: "other_queue",
+        kind: Kind::Gauge,
+        labels: &[],
+        buckets: None,
+        unit: None,
+        help: Some("Items"),
+    };
+    assert_eq!(
+        rules(&linter.check_family(&family)),
+        [Rule::Custom("required-prefix")]
+    );
+    assert_eq!(check_family(&family), vec![]);
+}
+
+/// A team rule that sees labels: no `user_id` label (unbounded cardinality).
+struct NoUserIdLabel;
+
+impl CustomRule for NoUserIdLabel {
+    fn id(&self) -> &'static str {
+        "no-user-id-label"
+    }
+    fn check(&self, family: &Family<'_>) -> Vec<Finding> {
+        family
+            .labels
+            .iter()
+            .position(|l| *l == "user_id")
+            .map(|index| {
+                Finding::new(
+                    Rule::Custom(self.id()),
+                    family.name,
+                    Target::Label(index),
+                    "label \"user_id\" has unbounded cardinality",
+                )
+                .fix("aggregate per user elsewhere")
+            })
+            .into_iter()
+            .collect()
+    }
+}
+
+#[test]
+fn team_rules_see_the_labels_of_samples_and_run_after_the_built_in_ones() {
+    let linter = Linter::new()
+        .with_rule(NoUserIdLabel)
+        .with_rule(RequiredPrefix::new(["svc_"]));
+    assert_eq!(
+        linter.custom_rules(),
+        ["no-user-id-label", "required-prefix"]
+    );
+    let text = "# HELP svc_hits Hits\n# TYPE svc_hits counter\nsvc_hits{user_id=\"1\"} 1\n\
+                svc_hits{user_id=\"2\"} 1\n";
+    let findings = linter.lint_exposition(text);
+    assert_eq!(
+        rules(&findings),
+        [Rule::TotalSuffix, Rule::Custom("no-user-id-label")]
+    );
+    assert_eq!(
+        findings[1].to_string(),
+        "metric `svc_hits`: label \"user_id\" has unbounded cardinality; aggregate per user elsewhere (line 1) [no-user-id-label]"
+    );
+    assert!(format!("{linter:?}").contains("no-user-id-label"));
+}
+
+#[test]
+fn exposition_flags_le_and_quantile_where_promlint_does() {
+    let text = "# HELP svc_queue Items\n# TYPE svc_queue gauge\nsvc_queue{le=\"1\"} 1\n\
+                # HELP svc_jobs_total Jobs\n# TYPE svc_jobs_total counter\nsvc_jobs_total{quantile=\"0.5\"} 1\n\
+                # HELP svc_rpc_seconds Rpc\n# TYPE svc_rpc_seconds summary\nsvc_rpc_seconds{quantile=\"0.5\"} 1\n\
+                svc_rpc_seconds_sum 1\nsvc_rpc_seconds_count 1\n";
+    let findings = lint_exposition(text);
+    assert_eq!(
+        rules(&findings),
+        [Rule::LabelReservedForType, Rule::LabelReservedForType]
+    );
+    assert_eq!(findings[0].metric, "svc_queue");
+    assert_eq!(findings[1].metric, "svc_jobs_total");
 }

@@ -34,6 +34,9 @@
 //! The rules are those of `#[derive(Metrics)]`, from the same engine (`rsky-metrics-naming`);
 //! the README's "Naming rules" section lists them.
 //!
+//! A team adds its own rules with a [`Linter`] (`Linter::new().with_rule(RequiredPrefix::new([...]))`),
+//! which offers each helper below with those rules added.
+//!
 //! Prometheus's own linter is a second opinion on a real scrape: [`promtool_check`] pipes text
 //! into `promtool check metrics` and [`assert_promtool_clean`] panics on any finding.
 
@@ -45,7 +48,7 @@ use rsky_metrics_naming as naming;
 
 use crate::{MetricDesc, MetricKind};
 
-pub use rsky_metrics_naming::{Finding, Rule, Target};
+pub use rsky_metrics_naming::{CustomRule, Family, Finding, RequiredPrefix, Rule, Target};
 
 fn naming_kind(kind: MetricKind) -> naming::Kind {
     kind
@@ -55,6 +58,10 @@ fn naming_kind(kind: MetricKind) -> naming::Kind {
 /// other: two families that write the same series, directly or through suffixes (a histogram `x`
 /// in one set and a counter `x_count` in another), are a [`Rule::FamilyClash`]. Empty means clean.
 pub fn check_sets(sets: &[&[MetricDesc]]) -> Vec<Finding> {
+    check_sets_with(&naming::Linter::new(), sets)
+}
+
+fn check_sets_with(linter: &naming::Linter, sets: &[&[MetricDesc]]) -> Vec<Finding> {
     let descs: Vec<&MetricDesc> = sets.iter().flat_map(|set| set.iter()).collect();
     let mut findings = Vec::new();
     for desc in &descs {
@@ -67,7 +74,7 @@ pub fn check_sets(sets: &[&[MetricDesc]]) -> Vec<Finding> {
             unit: desc.unit,
             help: Some(desc.help),
         };
-        for mut finding in naming::check_family(&family) {
+        for mut finding in linter.check_family(&family) {
             finding.message = format!("{} (field `{}`)", finding.message, desc.field);
             findings.push(finding);
         }
@@ -132,6 +139,85 @@ pub fn assert_exposition_clean(text: &str) {
 #[track_caller]
 pub fn assert_registry_clean(registry: &Registry) {
     assert_exposition_clean(&crate::encode_text(registry));
+}
+
+/// The naming rules plus a team's own, for every helper of this module: [`Linter::new`] checks
+/// what the free functions ([`check_sets`], [`lint_exposition`], ...) check, and
+/// [`Linter::with_rule`] adds a [`CustomRule`], for example a [`RequiredPrefix`]:
+///
+/// ```
+/// use rsky_metrics_runtime::testing::{Linter, RequiredPrefix};
+/// use rsky_metrics_runtime::{IntGauge, Metrics, Registry};
+///
+/// /// Metrics of the queue worker.
+/// #[derive(Metrics)]
+/// #[metrics(service = "worker")]
+/// pub struct WorkerMetrics {
+///     /// Items waiting
+///     pub queue_length: IntGauge,
+/// }
+///
+/// let linter = Linter::new().with_rule(RequiredPrefix::new(["ingester_", "indexer_"]));
+/// let findings = linter.check_sets(&[WorkerMetrics::METRICS]);
+/// assert_eq!(findings[0].rule.id(), "required-prefix");
+///
+/// let ours = Linter::new().with_rule(RequiredPrefix::new(["worker_"]));
+/// ours.assert_sets_clean(&[WorkerMetrics::METRICS]);
+/// let registry = Registry::new();
+/// WorkerMetrics::register(&registry).unwrap();
+/// ours.assert_registry_clean(&registry);
+/// ```
+#[derive(Debug, Default)]
+pub struct Linter {
+    inner: naming::Linter,
+}
+
+impl Linter {
+    /// The built-in rules only (what the free functions check).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The linter with a team's `rule` added, run on every family after the built-in rules.
+    #[must_use]
+    pub fn with_rule(self, rule: impl CustomRule + 'static) -> Self {
+        Self {
+            inner: self.inner.with_rule(rule),
+        }
+    }
+
+    /// [`check_sets`] with the team's rules.
+    pub fn check_sets(&self, sets: &[&[MetricDesc]]) -> Vec<Finding> {
+        check_sets_with(&self.inner, sets)
+    }
+
+    /// [`lint_exposition`] with the team's rules.
+    pub fn lint_exposition(&self, text: &str) -> Vec<Finding> {
+        self.inner.lint_exposition(text)
+    }
+
+    /// [`lint_registry`] with the team's rules.
+    pub fn lint_registry(&self, registry: &Registry) -> Vec<Finding> {
+        self.lint_exposition(&crate::encode_text(registry))
+    }
+
+    /// [`assert_sets_clean`] with the team's rules.
+    #[track_caller]
+    pub fn assert_sets_clean(&self, sets: &[&[MetricDesc]]) {
+        fail_with("metric sets", &self.check_sets(sets), None);
+    }
+
+    /// [`assert_exposition_clean`] with the team's rules.
+    #[track_caller]
+    pub fn assert_exposition_clean(&self, text: &str) {
+        fail_with("exposition", &self.lint_exposition(text), Some(text));
+    }
+
+    /// [`assert_registry_clean`] with the team's rules.
+    #[track_caller]
+    pub fn assert_registry_clean(&self, registry: &Registry) {
+        self.assert_exposition_clean(&crate::encode_text(registry));
+    }
 }
 
 /// The `promtool` that [`promtool_check`] runs: `$PROMTOOL` when set, else `promtool` on `PATH`.
