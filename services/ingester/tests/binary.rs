@@ -41,7 +41,7 @@ async fn the_scrape_passes_promtool_and_sigterm_flushes_then_exits_zero() {
     let prefix = unique_prefix("binary");
     let port = free_port();
     let mut child = Command::new(BIN)
-        .env("REDIS_URL", REDIS_URL)
+        .env("REDIS_URL", redis_url())
         .env("REDIS_KEY_PREFIX", &prefix)
         .env("INGESTER_MODE", "firehose")
         .env("INGESTER_RELAY_HOSTS", relay.ws_url())
@@ -53,10 +53,14 @@ async fn the_scrape_passes_promtool_and_sigterm_flushes_then_exits_zero() {
         .spawn()
         .unwrap();
 
-    wait_until("5 events in memory on /metrics", 20, || async {
-        let body = scrape(port).await.unwrap_or_default();
-        sample(&body, "ingester_events_in_memory") == Some(5.0)
-    })
+    wait_until(
+        Duration::from_secs(20),
+        "5 events in memory on /metrics",
+        || async {
+            let body = scrape(port).await.unwrap_or_default();
+            sample(&body, "ingester_events_in_memory") == Some(5.0)
+        },
+    )
     .await;
     let body = scrape(port).await.unwrap();
     testing::assert_promtool_clean(&body);

@@ -12,6 +12,9 @@
 //!   and a did:web document, with every failure a backfiller must handle.
 //! - [`plc`]: [`TestPlc`], a PLC directory serving DID documents.
 //! - [`spec`]: the metric names the services' spec fixes, one list per service.
+//! - [`support`]: what every test shares: the Redis and PostgreSQL servers (`TEST_REDIS_URL`,
+//!   `TEST_DATABASE_URL`), unique names, [`support::wait_until`], a database and stream names per
+//!   test, and a TCP proxy that can be cut.
 #![warn(missing_docs)]
 
 pub mod firehose;
@@ -22,6 +25,7 @@ pub mod pds;
 pub mod plc;
 pub mod relay;
 pub mod spec;
+pub mod support;
 
 pub use firehose::{FirehoseScript, Op, RawOp};
 pub use log::Item;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
@@ -16,7 +16,7 @@ use rsky_testkit::plc::TestPlc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+use rsky_testkit::support::{redis_url, unique_prefix};
 
 /// A test's world: PLC, PDS, Redis under a prefix of its own.
 pub struct World {
@@ -35,12 +35,8 @@ impl World {
                 .with_test_writer()
                 .try_init();
         }
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let prefix = format!("bftest:{test}:{}:{nanos}:", std::process::id());
-        let client = redis::Client::open(REDIS_URL).unwrap();
+        let prefix = unique_prefix(&format!("backfiller:{test}"));
+        let client = redis::Client::open(redis_url()).unwrap();
         let redis = ConnectionManager::new(client).await.unwrap();
         World {
             prefix,
@@ -54,7 +50,7 @@ impl World {
     /// The environment a backfiller of this world runs with (fast timings for tests).
     pub fn env(&self, consumer: &str) -> HashMap<String, String> {
         [
-            ("REDIS_URL", REDIS_URL.to_owned()),
+            ("REDIS_URL", redis_url()),
             ("REDIS_KEY_PREFIX", self.prefix.clone()),
             ("BACKFILLER_PLC_URL", self.plc.url()),
             ("BACKFILLER_DID_WEB_INSECURE", "true".to_owned()),
