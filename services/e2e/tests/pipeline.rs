@@ -4,9 +4,10 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rsky_common::config::Env;
+use rsky_common::config::Settings;
 use rsky_common::shutdown::Shutdown;
 use rsky_ingester::IngesterMetrics;
 use rsky_metrics_runtime::Registry;
@@ -106,21 +107,19 @@ async fn rows_per_table_equal_what_the_relay_sent_and_the_counters_agree() {
     let streams = TestStreams::new();
     let indexer = RunningIndexer::start(indexer_config(&db.url(), &streams)).await;
     let ingester_registry = Registry::new();
-    let ingester_metrics: &'static IngesterMetrics = Box::leak(Box::new(
-        IngesterMetrics::register(&ingester_registry).unwrap(),
-    ));
-    let ingester_config = rsky_ingester::Config::from(&Env::from_pairs([
+    let ingester_metrics = Arc::new(IngesterMetrics::register(&ingester_registry).unwrap());
+    let ingester_config = rsky_ingester::Config::from_pairs([
         ("REDIS_URL", redis_url()),
         ("REDIS_KEY_PREFIX", streams.prefix.clone()),
         ("INGESTER_MODE", "firehose".to_owned()),
         ("INGESTER_RELAY_HOSTS", relay.ws_url()),
         ("INGESTER_BATCH_TIMEOUT_MS", "50".to_owned()),
-    ]))
+    ])
     .unwrap();
     let ingester_shutdown = Shutdown::new();
     let ingester = tokio::spawn(rsky_ingester::run(
         ingester_config,
-        ingester_metrics,
+        ingester_metrics.clone(),
         ingester_shutdown.clone(),
     ));
 

@@ -3,9 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use rsky_common::config::Env;
+use rsky_common::config::Settings;
 use rsky_common::shutdown::Shutdown;
 use rsky_common::store::{self, Connection};
 use rsky_common::streams::Streams;
@@ -29,12 +30,11 @@ pub async fn relay_with_identities(n: usize) -> TestRelay {
     relay
 }
 
-/// A metric set in a registry of its own. Leaked: the service holds it for `'static`, and a test
-/// process leaks one small set per test.
-pub fn fresh_metrics() -> (Registry, &'static IngesterMetrics) {
+/// A metric set in a registry of its own.
+pub fn fresh_metrics() -> (Registry, Arc<IngesterMetrics>) {
     let registry = Registry::new();
     let metrics = IngesterMetrics::register(&registry).expect("a fresh registry has no clashes");
-    (registry, Box::leak(Box::new(metrics)))
+    (registry, Arc::new(metrics))
 }
 
 pub async fn redis() -> Connection {
@@ -63,13 +63,13 @@ pub fn config(prefix: &str, vars: &[(&str, &str)]) -> Config {
         pairs.retain(|(key, _)| key != k);
         pairs.push((k.to_string(), v.to_string()));
     }
-    Config::from(&Env::from_pairs(pairs)).expect("test configuration is valid")
+    Config::from_pairs(pairs).expect("test configuration is valid")
 }
 
 /// A running ingester.
 pub struct Running {
     pub registry: Registry,
-    pub metrics: &'static IngesterMetrics,
+    pub metrics: Arc<IngesterMetrics>,
     pub streams: Streams,
     pub conn: Connection,
     shutdown: Shutdown,
@@ -86,11 +86,15 @@ impl Running {
     pub async fn start_with(
         config: Config,
         registry: Registry,
-        metrics: &'static IngesterMetrics,
+        metrics: Arc<IngesterMetrics>,
     ) -> Running {
         let streams = config.streams.clone();
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(rsky_ingester::run(config, metrics, shutdown.clone()));
+        let task = tokio::spawn(rsky_ingester::run(
+            config,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
         Running {
             registry,
             metrics,

@@ -56,7 +56,7 @@ fn settings(env: &Env) -> Result<Settings, ConfigError> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    rsky_common::startup::init_tracing();
+    rsky_common::runner::init_tracing(rsky_common::runner::LogFormat::Text);
     let settings = match settings(&Env::process()) {
         Ok(settings) => settings,
         Err(err) => {
