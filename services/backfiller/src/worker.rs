@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Keys, GROUP};
 use crate::fetch::{self, FetchError};
-use crate::metrics::SharedMetrics;
+use crate::metrics::BackfillerMetrics;
 use crate::repo::{self, LoadError};
 use crate::resolve::{ResolveError, Resolver};
 use crate::sink;
@@ -103,13 +103,16 @@ struct Inner {
     reader: GroupConsumer,
     http: reqwest::Client,
     resolver: Resolver,
-    metrics: SharedMetrics,
+    metrics: Arc<BackfillerMetrics>,
     in_flight: Mutex<HashSet<String>>,
 }
 
 impl Backfiller {
     /// Connects to Redis and prepares the HTTP client. Nothing is read until [`Backfiller::run`].
-    pub async fn connect(config: Config, metrics: SharedMetrics) -> Result<Self, WorkerError> {
+    pub async fn connect(
+        config: Config,
+        metrics: Arc<BackfillerMetrics>,
+    ) -> Result<Self, WorkerError> {
         let keys = config.keys();
         let redis_err = |what| {
             let stream = keys.repo_backfill.clone();

@@ -8,7 +8,10 @@ mod support;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use rsky_backfiller::{Backfiller, BackfillerMetrics, SharedMetrics};
+use std::sync::Arc;
+
+use rsky_backfiller::{Backfiller, BackfillerMetrics};
+use rsky_common::config::Settings;
 use rsky_common::event::BackfillEvent;
 use rsky_metrics_runtime::Registry;
 use rsky_testkit::pds::{Behaviour, HostedRepo, TestAccount, TestPds};
@@ -37,12 +40,10 @@ fn backfiller_config(plc: &TestPlc, prefix: &str) -> rsky_backfiller::Config {
         ("BACKFILLER_BACKPRESSURE_POLL_MS", "50".to_owned()),
         ("BACKFILLER_TRIM_INTERVAL_MS", "200".to_owned()),
         ("BACKFILLER_SAMPLE_INTERVAL_MS", "100".to_owned()),
-        ("METRICS_ADDR", "127.0.0.1".to_owned()),
     ]
     .into_iter()
     .collect();
-    rsky_backfiller::Config::from_lookup(|var| env.get(var).cloned())
-        .expect("backfiller test configuration")
+    rsky_backfiller::Config::from_pairs(env).expect("backfiller test configuration")
 }
 
 /// The table a collection's rows go to, if it has one.
@@ -78,9 +79,8 @@ async fn a_backfilled_repo_lands_in_postgres_as_exactly_its_forwarded_records() 
 
     let indexer = RunningIndexer::start(indexer_config(&db.url(), &streams)).await;
     let registry = Registry::new();
-    let backfiller_metrics: SharedMetrics = BackfillerMetrics::register(&registry)
-        .expect("register backfiller metrics")
-        .into();
+    let backfiller_metrics =
+        Arc::new(BackfillerMetrics::register(&registry).expect("register backfiller metrics"));
     let backfiller = Backfiller::connect(
         backfiller_config(&plc, &streams.prefix),
         backfiller_metrics.clone(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rsky_common::streams::{cursor_key, Streams};
 use rsky_metrics_runtime::testing;
+use rsky_testkit::binary::{self, free_port};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -26,13 +27,6 @@ async fn scrape(port: u16) -> Option<String> {
     response
         .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
 }
 
 #[tokio::test]
@@ -103,70 +97,49 @@ async fn the_scrape_passes_promtool_and_sigterm_flushes_then_exits_zero() {
 
 #[test]
 fn a_bad_variable_stops_the_ingester_with_one_line_naming_it() {
-    let output = Command::new(BIN)
-        .env("INGESTER_BATCH_SIZE", "lots")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        stderr.trim(),
-        r#"ingester: invalid INGESTER_BATCH_SIZE="lots": expected a non-negative whole number"#
+    binary::assert_bad_value(
+        BIN,
+        "INGESTER_BATCH_SIZE",
+        "lots",
+        r#"ingester: invalid INGESTER_BATCH_SIZE="lots": expected a non-negative whole number"#,
+    );
+    binary::assert_bad_value(
+        BIN,
+        "INGESTER_RECONNECT_MAX_MS",
+        "10",
+        r#"ingester: invalid INGESTER_RECONNECT_MAX_MS="10": must be at least INGESTER_RECONNECT_MIN_MS (1000)"#,
     );
 }
 
 #[test]
 fn help_lists_every_setting_with_its_variable_and_default() {
-    let output = Command::new(BIN).arg("--help").output().unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    let help = String::from_utf8_lossy(&output.stdout);
-    for (var, default) in [
-        ("REDIS_URL", Some("redis://127.0.0.1:6379")),
-        ("INGESTER_RELAY_HOSTS", Some("bsky.network")),
-        ("INGESTER_LABELER_HOSTS", None),
-        ("INGESTER_MODE", Some("all")),
-        ("INGESTER_BATCH_SIZE", Some("500")),
-        ("INGESTER_BATCH_TIMEOUT_MS", Some("1000")),
-        ("INGESTER_HIGH_WATER_MARK", Some("100000")),
-        ("INGESTER_BACKPRESSURE_POLL_MS", Some("1000")),
-        ("INGESTER_CHANNEL_CAPACITY", Some("1000")),
-        ("INGESTER_SAMPLE_INTERVAL_MS", Some("10000")),
-        ("INGESTER_RECONNECT_MIN_MS", Some("1000")),
-        ("INGESTER_RECONNECT_MAX_MS", Some("30000")),
-        ("INGESTER_LIST_REPOS_LIMIT", Some("1000")),
-        ("REDIS_KEY_PREFIX", None),
-        ("METRICS_ADDR", Some("0.0.0.0")),
-        ("METRICS_PORT", Some("4100")),
-        ("LOG_FORMAT", Some("text")),
-    ] {
-        let at = help
-            .find(&format!("[env: {var}="))
-            .unwrap_or_else(|| panic!("{var} is not in --help:\n{help}"));
-        if let Some(default) = default {
-            let next = help[at..].lines().nth(1).unwrap_or_default();
-            assert_eq!(next.trim(), format!("[default: {default}]"), "{var}");
-        }
-    }
-    assert!(help.contains("health"), "{help}");
-    assert!(help.contains("RUST_LOG"), "{help}");
+    binary::assert_help_lists(
+        BIN,
+        &[
+            ("REDIS_URL", Some("redis://127.0.0.1:6379")),
+            ("INGESTER_RELAY_HOSTS", Some("bsky.network")),
+            ("INGESTER_LABELER_HOSTS", None),
+            ("INGESTER_MODE", Some("all")),
+            ("INGESTER_BATCH_SIZE", Some("500")),
+            ("INGESTER_BATCH_TIMEOUT_MS", Some("1000")),
+            ("INGESTER_HIGH_WATER_MARK", Some("100000")),
+            ("INGESTER_BACKPRESSURE_POLL_MS", Some("1000")),
+            ("INGESTER_CHANNEL_CAPACITY", Some("1000")),
+            ("INGESTER_SAMPLE_INTERVAL_MS", Some("10000")),
+            ("INGESTER_RECONNECT_MIN_MS", Some("1000")),
+            ("INGESTER_RECONNECT_MAX_MS", Some("30000")),
+            ("INGESTER_LIST_REPOS_LIMIT", Some("1000")),
+            ("REDIS_KEY_PREFIX", None),
+            ("METRICS_ADDR", Some("0.0.0.0")),
+            ("METRICS_PORT", Some("4100")),
+            ("LOG_FORMAT", Some("text")),
+        ],
+    );
 }
 
 #[test]
 fn version_prints_the_package_version() {
-    let output = Command::new(BIN).arg("--version").output().unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout).trim(),
-        format!("ingester {}", env!("CARGO_PKG_VERSION"))
-    );
-}
-
-fn health(port: u16) -> std::process::Output {
-    Command::new(BIN)
-        .arg("health")
-        .env("METRICS_PORT", port.to_string())
-        .output()
-        .unwrap()
+    binary::assert_version(BIN, "ingester", env!("CARGO_PKG_VERSION"));
 }
 
 #[tokio::test]
@@ -174,7 +147,7 @@ async fn health_answers_for_a_running_ingester_and_json_logs_are_one_object_per_
     let relay = relay_with_identities(1).await;
     let prefix = unique_prefix("binary-health");
     let port = free_port();
-    let unhealthy = health(port);
+    let unhealthy = binary::health(BIN, port);
     assert_eq!(unhealthy.status.code(), Some(1));
     let message = String::from_utf8_lossy(&unhealthy.stderr);
     assert!(
@@ -194,29 +167,10 @@ async fn health_answers_for_a_running_ingester_and_json_logs_are_one_object_per_
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until(Duration::from_secs(20), "health answers 200", || async {
-        tokio::task::spawn_blocking(move || health(port).status.code() == Some(0))
-            .await
-            .unwrap_or(false)
-    })
-    .await;
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    binary::wait_healthy(BIN, port, Duration::from_secs(20)).await;
+    let output = binary::terminate(child, Duration::from_secs(20)).await;
     assert_eq!(output.status.code(), Some(0));
-    let logs = String::from_utf8_lossy(&output.stderr);
-    assert!(logs.lines().count() >= 2, "{logs}");
-    for line in logs.lines() {
-        let object: serde_json::Value =
-            serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}"));
-        assert!(object["level"].is_string(), "{line}");
-    }
-    assert_eq!(health(port).status.code(), Some(1));
+    binary::assert_json_lines(&output.stderr);
+    assert_eq!(binary::health(BIN, port).status.code(), Some(1));
     delete_prefix(&mut redis().await, &prefix).await;
 }

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use rsky_backfiller::config::GROUP;
-use rsky_backfiller::{Backfiller, BackfillerMetrics, Config, SharedMetrics};
+use std::sync::Arc;
+
+use rsky_backfiller::{Backfiller, BackfillerMetrics, Config};
+use rsky_common::config::Settings;
 use rsky_common::event::{BackfillEvent, StreamEvent};
 use rsky_metrics_runtime::Registry;
 use rsky_testkit::pds::{Behaviour, HostedRepo, TestAccount, TestPds};
@@ -62,7 +65,6 @@ impl World {
             ("BACKFILLER_BACKPRESSURE_POLL_MS", "50".to_owned()),
             ("BACKFILLER_TRIM_INTERVAL_MS", "200".to_owned()),
             ("BACKFILLER_SAMPLE_INTERVAL_MS", "100".to_owned()),
-            ("METRICS_ADDR", "127.0.0.1".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -74,7 +76,7 @@ impl World {
         for (k, v) in overrides {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
-        Config::from_lookup(|var| env.get(var).cloned()).unwrap()
+        Config::from_pairs(env).unwrap()
     }
 
     /// Hosts `account` with `behaviour` and queues it in `repo_backfill`.
@@ -198,7 +200,7 @@ impl World {
 /// A backfiller running in this process with a registry of its own.
 pub struct Running {
     pub backfiller: Backfiller,
-    pub metrics: SharedMetrics,
+    pub metrics: Arc<BackfillerMetrics>,
     pub registry: Registry,
     stop: CancellationToken,
     task: JoinHandle<Result<(), rsky_backfiller::WorkerError>>,
@@ -207,7 +209,7 @@ pub struct Running {
 impl Running {
     pub async fn start(config: Config) -> Running {
         let registry = Registry::new();
-        let metrics: SharedMetrics = BackfillerMetrics::register(&registry).unwrap().into();
+        let metrics = Arc::new(BackfillerMetrics::register(&registry).unwrap());
         let backfiller = Backfiller::connect(config, metrics.clone()).await.unwrap();
         let stop = CancellationToken::new();
         let task = tokio::spawn({
@@ -225,7 +227,7 @@ impl Running {
     }
 
     /// Asks for a graceful shutdown and waits for it.
-    pub async fn stop(self) -> SharedMetrics {
+    pub async fn stop(self) -> Arc<BackfillerMetrics> {
         self.stop.cancel();
         tokio::time::timeout(Duration::from_secs(30), self.task)
             .await

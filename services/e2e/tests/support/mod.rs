@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rsky_common::config::Env;
+use rsky_common::config::Settings;
 use rsky_common::shutdown::Shutdown;
 use rsky_indexer::{Config, Indexer, IndexerMetrics};
 use rsky_metrics_runtime::Registry;
@@ -30,7 +30,7 @@ pub async fn test_db() -> TestDb {
 
 /// An indexer on `database_url` and the test's streams, in `INDEXER_MODE=stream`.
 pub fn indexer_config(database_url: &str, streams: &TestStreams) -> Config {
-    Config::from_env(&Env::from_pairs([
+    Config::from_pairs([
         ("REDIS_URL", redis_url()),
         ("DATABASE_URL", database_url.to_owned()),
         ("REDIS_KEY_PREFIX", streams.prefix.clone()),
@@ -41,7 +41,7 @@ pub fn indexer_config(database_url: &str, streams: &TestStreams) -> Config {
         ("INDEXER_RETRY_BACKOFF_MS", "50".to_owned()),
         ("INDEXER_BATCH_SIZE", "100".to_owned()),
         ("DB_POOL_MAX_SIZE", "8".to_owned()),
-    ]))
+    ])
     .expect("the e2e indexer configuration is valid")
 }
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rsky_common::config::Env;
+use rsky_common::config::Settings;
 use rsky_common::event::{
     AccountEvent, DeleteEvent, IdentityEvent, Label, RecordEvent, RepoEvent, StreamEvent,
 };
@@ -45,7 +45,7 @@ pub fn config(database_url: &str, streams: &TestStreams, extra: &[(&str, &str)])
         pairs.retain(|(key, _)| key != k);
         pairs.push(((*k).into(), (*v).into()));
     }
-    Config::from_env(&Env::from_pairs(pairs)).expect("test configuration")
+    Config::from_pairs(pairs).expect("test configuration")
 }
 
 /// A fresh database, fresh streams and an indexer on them (`extra`: settings on top of
