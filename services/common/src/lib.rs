@@ -10,6 +10,9 @@
 //!   variable.
 //! - [`shutdown`]: SIGINT/SIGTERM handling as a cancellation token.
 //! - [`time`]: RFC 3339 timestamps for the `time` field of events.
+//! - [`worker`]: the one stream worker: read a batch, hand it to a [`worker::Processor`], settle
+//!   each entry (ack, retry, pause, defer, dead-letter), one [`worker::RetryPolicy`], one
+//!   housekeeping schedule (claim stale entries, safe trimming, sampling).
 //! - [`consumer`]: consumer groups: pending-first reads, XAUTOCLAIM, ack (XACK + XDEL), dead letters, safe trim.
 
 pub mod config;
@@ -20,3 +23,4 @@ pub mod shutdown;
 pub mod store;
 pub mod streams;
 pub mod time;
+pub mod worker;

@@ -49,7 +49,8 @@ pub use config::{Config, Mode, StreamKind};
 pub use db::DbError;
 pub use metrics::IndexerMetrics;
 
-use source::{Shared, StreamWorker};
+use rsky_common::worker::{Housekeeping, RetryPolicy, Worker};
+use source::{IndexProcessor, Shared};
 
 /// Why the indexer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -120,9 +121,27 @@ impl Indexer {
                 block: config.block,
                 claim_min_idle: config.claim_min_idle,
             };
+            let stream = consumer_config.stream.clone();
             let mut consumer = GroupConsumer::connect(&self.redis, consumer_config).await?;
             consumer.create_group().await?;
-            workers.push(StreamWorker::new(self.shared.clone(), consumer, kind, slot));
+            let processor = IndexProcessor::new(self.shared.clone(), stream, kind, slot);
+            let policy = RetryPolicy {
+                max_deliveries: config.max_deliveries,
+                backoff: config.retry_backoff,
+                backoff_max: source::MAX_BACKOFF,
+            };
+            let housekeeping = Housekeeping::new(
+                config.claim_interval,
+                config.trim_interval,
+                config.sample_interval,
+            );
+            workers.push(Worker::new(
+                consumer,
+                processor,
+                policy,
+                housekeeping,
+                config.batch_size,
+            ));
         }
         let sampler = tokio::spawn(sample_pool(self.shared.clone(), shutdown.clone()));
         let tasks: Vec<_> = workers
