@@ -7,6 +7,7 @@ use std::time::Duration;
 pub use rsky_common::config::ConfigError;
 use rsky_common::config::{at_least, boolean, millis_at_least, seconds_at_least, Settings};
 use rsky_common::streams::{Streams, PREFIX_ENV};
+use rsky_common::worker::RetryPolicy;
 
 /// The consumer group that every backfiller joins on `repo_backfill`.
 pub const GROUP: &str = "repo_backfill_group";
@@ -89,6 +90,16 @@ fn http_url(value: &str) -> Result<String, String> {
 }
 
 impl Config {
+    /// The shared retry rule: `BACKFILLER_MAX_RETRIES` retries after the first attempt are
+    /// `max_retries + 1` deliveries.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_deliveries: u64::from(self.max_retries) + 1,
+            backoff: self.retry_backoff,
+            backoff_max: self.retry_backoff_max,
+        }
+    }
+
     /// The stream and key names, with this configuration's prefix.
     pub fn keys(&self) -> Keys {
         Keys::new(&self.key_prefix)
