@@ -173,6 +173,48 @@ where
     runtime.block_on(serve::<C, S, F, Fut, E>(service, common, settings, run))
 }
 
+/// Settings alone, for a tool that is not a service (the test relay and PDS): `--help`, then the
+/// settings from flags and the environment; a bad value exits 2 with one line naming it.
+pub fn settings_or_exit<C: Settings>(name: &'static str, about: &'static str) -> C {
+    use clap::error::ErrorKind;
+    let command = C::augment_args(clap::Command::new(name))
+        .about(about)
+        .long_about(None::<&'static str>)
+        .mut_args(|arg| match arg.get_env() {
+            Some(env) => {
+                let env = env.to_string_lossy().into_owned();
+                arg.value_name(env)
+            }
+            None => arg,
+        });
+    let vars = env_names(&command);
+    let parsed = command
+        .try_get_matches()
+        .and_then(|matches| C::from_arg_matches(&matches));
+    let settings = match parsed {
+        Ok(settings) => settings,
+        Err(err) => match err.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                let _ = err.print();
+                std::process::exit(0)
+            }
+            ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
+                eprintln!("{name}: {}", config_error(&err, &vars));
+                std::process::exit(2)
+            }
+            _ => {
+                let _ = err.print();
+                std::process::exit(2)
+            }
+        },
+    };
+    if let Err(err) = settings.check() {
+        eprintln!("{name}: {err}");
+        std::process::exit(2);
+    }
+    settings
+}
+
 fn parse<C: Settings, I, T>(
     service: &Service,
     args: I,
