@@ -1,9 +1,6 @@
 //! The `backfiller` binary: `--help`, `--version`, a bad value, `health`, JSON logs and SIGTERM.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-use rsky_testkit::binary::{self, free_port};
+use rsky_testkit::binary;
 use rsky_testkit::support::{delete_prefix, redis, redis_url, unique_prefix};
 
 const BIN: &str = env!("CARGO_BIN_EXE_backfiller");
@@ -62,23 +59,15 @@ fn a_bad_value_exits_2_naming_the_variable() {
 #[tokio::test]
 async fn health_answers_while_running_and_sigterm_exits_zero_with_json_logs() {
     let prefix = unique_prefix("backfiller-binary");
-    let port = free_port();
-    assert_eq!(binary::health(BIN, port).status.code(), Some(1));
-    let child = Command::new(BIN)
-        .env("REDIS_URL", redis_url())
-        .env("REDIS_KEY_PREFIX", &prefix)
-        .env("BACKFILLER_READ_BLOCK_MS", "100")
-        .env("METRICS_ADDR", "127.0.0.1")
-        .env("METRICS_PORT", port.to_string())
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    binary::wait_healthy(BIN, port, Duration::from_secs(20)).await;
-    let output = binary::terminate(child, Duration::from_secs(20)).await;
-    assert_eq!(output.status.code(), Some(0));
-    binary::assert_json_lines(&output.stderr);
-    assert_eq!(binary::health(BIN, port).status.code(), Some(1));
+    binary::assert_serves_health_and_stops_on_sigterm(
+        BIN,
+        "backfiller",
+        &[
+            ("REDIS_URL", redis_url()),
+            ("REDIS_KEY_PREFIX", prefix.clone()),
+            ("BACKFILLER_READ_BLOCK_MS", "100".to_owned()),
+        ],
+    )
+    .await;
     delete_prefix(&mut redis().await, &prefix).await;
 }

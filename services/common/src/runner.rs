@@ -102,14 +102,38 @@ pub fn command<C: Settings>(service: &Service) -> clap::Command {
             arg.default_value(service.metrics_port.to_string())
                 .required(false)
         })
-        // "--batch-size <INGESTER_BATCH_SIZE>": help and errors name the variable.
-        .mut_args(|arg| match arg.get_env() {
-            Some(env) => {
-                let env = env.to_string_lossy().into_owned();
-                arg.value_name(env)
-            }
-            None => arg,
-        })
+        .mut_args(name_value_by_variable)
+}
+
+/// "--batch-size <INGESTER_BATCH_SIZE>": help and errors name the variable.
+fn name_value_by_variable(arg: clap::Arg) -> clap::Arg {
+    match arg.get_env() {
+        Some(env) => {
+            let env = env.to_string_lossy().into_owned();
+            arg.value_name(env)
+        }
+        None => arg,
+    }
+}
+
+/// What a clap error means: help or version (printed, exit 0), a bad value (one line naming the
+/// variable, exit 2), or another usage error (clap's message, exit 2).
+fn usage_exit(name: &str, err: &clap::Error, vars: &[(String, String)]) -> ExitCode {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
+            eprintln!("{name}: {}", config_error(err, vars));
+            ExitCode::from(2)
+        }
+        _ => {
+            let _ = err.print();
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Parses the command line and the environment, then runs the service (or `health`): what a
@@ -176,37 +200,20 @@ where
 /// Settings alone, for a tool that is not a service (the test relay and PDS): `--help`, then the
 /// settings from flags and the environment; a bad value exits 2 with one line naming it.
 pub fn settings_or_exit<C: Settings>(name: &'static str, about: &'static str) -> C {
-    use clap::error::ErrorKind;
     let command = C::augment_args(clap::Command::new(name))
         .about(about)
         .long_about(None::<&'static str>)
-        .mut_args(|arg| match arg.get_env() {
-            Some(env) => {
-                let env = env.to_string_lossy().into_owned();
-                arg.value_name(env)
-            }
-            None => arg,
-        });
+        .mut_args(name_value_by_variable);
     let vars = env_names(&command);
     let parsed = command
         .try_get_matches()
         .and_then(|matches| C::from_arg_matches(&matches));
     let settings = match parsed {
         Ok(settings) => settings,
-        Err(err) => match err.kind() {
-            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                let _ = err.print();
-                std::process::exit(0)
-            }
-            ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
-                eprintln!("{name}: {}", config_error(&err, &vars));
-                std::process::exit(2)
-            }
-            _ => {
-                let _ = err.print();
-                std::process::exit(2)
-            }
-        },
+        Err(err) => {
+            let code = usage_exit(name, &err, &vars);
+            std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 2 })
+        }
     };
     if let Err(err) = settings.check() {
         eprintln!("{name}: {err}");
@@ -223,29 +230,12 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    use clap::error::ErrorKind;
     let command = command::<C>(service);
     let vars = env_names(&command);
-    let bad_setting = |err: &clap::Error| {
-        eprintln!("{}: {}", service.name, config_error(err, &vars));
-        ExitCode::from(2)
-    };
-    let matches = match command.try_get_matches_from(args) {
-        Ok(matches) => matches,
-        Err(err) => {
-            return Err(match err.kind() {
-                ErrorKind::ValueValidation | ErrorKind::InvalidValue => bad_setting(&err),
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    let _ = err.print();
-                    ExitCode::SUCCESS
-                }
-                _ => {
-                    let _ = err.print();
-                    ExitCode::from(2)
-                }
-            });
-        }
-    };
+    let bad_setting = |err: &clap::Error| usage_exit(service.name, err, &vars);
+    let matches = command
+        .try_get_matches_from(args)
+        .map_err(|err| bad_setting(&err))?;
     let common = Common::from_arg_matches(&matches).map_err(|err| bad_setting(&err))?;
     let settings = C::from_arg_matches(&matches).map_err(|err| bad_setting(&err))?;
     if let Err(err) = settings.check() {

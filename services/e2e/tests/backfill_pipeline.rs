@@ -77,7 +77,7 @@ async fn a_backfilled_repo_lands_in_postgres_as_exactly_its_forwarded_records() 
         hosted.push((account, repo));
     }
 
-    let indexer = RunningIndexer::start(indexer_config(&db.url(), &streams)).await;
+    let indexer = Running::start(config(&db.url(), &streams, &[("INDEXER_MODE", "stream")])).await;
     let registry = Registry::new();
     let backfiller_metrics =
         Arc::new(BackfillerMetrics::register(&registry).expect("register backfiller metrics"));

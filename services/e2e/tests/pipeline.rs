@@ -105,7 +105,7 @@ async fn rows_per_table_equal_what_the_relay_sent_and_the_counters_agree() {
 
     let db = test_db().await;
     let streams = TestStreams::new();
-    let indexer = RunningIndexer::start(indexer_config(&db.url(), &streams)).await;
+    let indexer = Running::start(config(&db.url(), &streams, &[("INDEXER_MODE", "stream")])).await;
     let ingester_registry = Registry::new();
     let ingester_metrics = Arc::new(IngesterMetrics::register(&ingester_registry).unwrap());
     let ingester_config = rsky_ingester::Config::from_pairs([

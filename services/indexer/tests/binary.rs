@@ -2,11 +2,8 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use common::*;
-use rsky_testkit::binary::{self, free_port};
+use rsky_testkit::binary;
 
 const BIN: &str = env!("CARGO_BIN_EXE_indexer");
 
@@ -70,24 +67,16 @@ fn a_bad_value_exits_2_naming_the_variable() {
 async fn health_answers_while_running_and_sigterm_drains_and_exits_zero_with_json_logs() {
     let db = test_db().await;
     let streams = TestStreams::new();
-    let port = free_port();
-    assert_eq!(binary::health(BIN, port).status.code(), Some(1));
-    let child = Command::new(BIN)
-        .env("REDIS_URL", redis_url())
-        .env("DATABASE_URL", db.url())
-        .env("REDIS_KEY_PREFIX", &streams.prefix)
-        .env("INDEXER_CONSUMER", "binary-test")
-        .env("INDEXER_BLOCK_MS", "100")
-        .env("METRICS_ADDR", "127.0.0.1")
-        .env("METRICS_PORT", port.to_string())
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    binary::wait_healthy(BIN, port, Duration::from_secs(30)).await;
-    let output = binary::terminate(child, Duration::from_secs(20)).await;
-    assert_eq!(output.status.code(), Some(0));
-    binary::assert_json_lines(&output.stderr);
-    assert_eq!(binary::health(BIN, port).status.code(), Some(1));
+    binary::assert_serves_health_and_stops_on_sigterm(
+        BIN,
+        "indexer",
+        &[
+            ("REDIS_URL", redis_url()),
+            ("DATABASE_URL", db.url()),
+            ("REDIS_KEY_PREFIX", streams.prefix.clone()),
+            ("INDEXER_CONSUMER", "binary-test".to_owned()),
+            ("INDEXER_BLOCK_MS", "100".to_owned()),
+        ],
+    )
+    .await;
 }

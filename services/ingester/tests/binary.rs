@@ -34,7 +34,7 @@ async fn the_scrape_passes_promtool_and_sigterm_flushes_then_exits_zero() {
     let relay = relay_with_identities(5).await;
     let prefix = unique_prefix("binary");
     let port = free_port();
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .env("REDIS_URL", redis_url())
         .env("REDIS_KEY_PREFIX", &prefix)
         .env("INGESTER_MODE", "firehose")
@@ -60,22 +60,9 @@ async fn the_scrape_passes_promtool_and_sigterm_flushes_then_exits_zero() {
     testing::assert_promtool_clean(&body);
     assert!(body.contains("ingester_build_info{version="));
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the ingester did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = binary::terminate(child, Duration::from_secs(20))
+        .await
+        .status;
     assert_eq!(status.code(), Some(0));
     let streams = Streams::new(&prefix);
     let mut conn = redis().await;
@@ -143,34 +130,19 @@ fn version_prints_the_package_version() {
 }
 
 #[tokio::test]
-async fn health_answers_for_a_running_ingester_and_json_logs_are_one_object_per_line() {
+async fn health_answers_while_running_and_sigterm_exits_zero_with_json_logs() {
     let relay = relay_with_identities(1).await;
     let prefix = unique_prefix("binary-health");
-    let port = free_port();
-    let unhealthy = binary::health(BIN, port);
-    assert_eq!(unhealthy.status.code(), Some(1));
-    let message = String::from_utf8_lossy(&unhealthy.stderr);
-    assert!(
-        message.starts_with("ingester: unhealthy: GET http://127.0.0.1:"),
-        "{message}"
-    );
-
-    let child = Command::new(BIN)
-        .env("REDIS_URL", redis_url())
-        .env("REDIS_KEY_PREFIX", &prefix)
-        .env("INGESTER_MODE", "firehose")
-        .env("INGESTER_RELAY_HOSTS", relay.ws_url())
-        .env("METRICS_ADDR", "127.0.0.1")
-        .env("METRICS_PORT", port.to_string())
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    binary::wait_healthy(BIN, port, Duration::from_secs(20)).await;
-    let output = binary::terminate(child, Duration::from_secs(20)).await;
-    assert_eq!(output.status.code(), Some(0));
-    binary::assert_json_lines(&output.stderr);
-    assert_eq!(binary::health(BIN, port).status.code(), Some(1));
+    binary::assert_serves_health_and_stops_on_sigterm(
+        BIN,
+        "ingester",
+        &[
+            ("REDIS_URL", redis_url()),
+            ("REDIS_KEY_PREFIX", prefix.clone()),
+            ("INGESTER_MODE", "firehose".to_owned()),
+            ("INGESTER_RELAY_HOSTS", relay.ws_url()),
+        ],
+    )
+    .await;
     delete_prefix(&mut redis().await, &prefix).await;
 }

@@ -119,3 +119,42 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free loopback port")
 }
+
+/// Starts `bin` with `env` (plus a free metrics port, `LOG_FORMAT=json`, `RUST_LOG=info`) and
+/// checks the lifecycle every service shares: `health` fails before it runs (naming the URL),
+/// answers 200 while it runs, SIGTERM stops it with exit 0, every log line is one JSON object,
+/// and `health` fails again afterwards.
+pub async fn assert_serves_health_and_stops_on_sigterm(
+    bin: &str,
+    name: &str,
+    env: &[(&str, String)],
+) {
+    let port = free_port();
+    let before = health(bin, port);
+    assert_eq!(before.status.code(), Some(1), "health before start");
+    let message = String::from_utf8_lossy(&before.stderr);
+    assert!(
+        message.starts_with(&format!(
+            "{name}: unhealthy: GET http://127.0.0.1:{port}/health"
+        )),
+        "{message}"
+    );
+    let child = Command::new(bin)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("METRICS_ADDR", "127.0.0.1")
+        .env("METRICS_PORT", port.to_string())
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("start {bin}: {err}"));
+    wait_healthy(bin, port, Duration::from_secs(30)).await;
+    let output = terminate(child, Duration::from_secs(20)).await;
+    assert_eq!(output.status.code(), Some(0), "exit after SIGTERM");
+    assert_json_lines(&output.stderr);
+    assert_eq!(
+        health(bin, port).status.code(),
+        Some(1),
+        "health after stop"
+    );
+}
