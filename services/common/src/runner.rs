@@ -153,21 +153,7 @@ where
             std::env::remove_var(&var);
         }
     }
-    main_from(service, std::env::args_os(), run)
-}
-
-/// [`main`] with the arguments given (tests).
-pub fn main_from<C, S, F, Fut, E, I, T>(service: Service, args: I, run: F) -> ExitCode
-where
-    C: Settings,
-    S: MetricSet,
-    F: FnOnce(C, Arc<S>, Shutdown) -> Fut,
-    Fut: Future<Output = Result<(), E>>,
-    E: Display,
-    I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
-{
-    let (common, settings, health) = match parse::<C, _, _>(&service, args) {
+    let (common, settings, health) = match parse::<C, _, _>(&service, std::env::args_os()) {
         Ok(parsed) => parsed,
         Err(code) => return code,
     };
@@ -327,11 +313,11 @@ pub fn probe_health(addr: IpAddr, port: u16, timeout: Duration) -> Result<String
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .map_err(|err| format!("GET {url}: {err}"))?;
-    write!(
-        stream,
-        "GET /health HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|err| format!("GET {url}: cannot send: {err}"))?;
+    // One write: a request in fragments is a request in several segments.
+    let request = format!("GET /health HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|err| format!("GET {url}: cannot send: {err}"))?;
     let mut status = String::new();
     BufReader::new(stream.take(1024))
         .read_line(&mut status)
@@ -418,8 +404,15 @@ mod tests {
             let port = listener.local_addr().unwrap().port();
             std::thread::spawn(move || {
                 if let Ok((mut conn, _)) = listener.accept() {
+                    // The whole request, so that closing does not reset the connection.
+                    let mut request = Vec::new();
                     let mut buf = [0u8; 512];
-                    let _ = conn.read(&mut buf);
+                    while !request.ends_with(b"\r\n\r\n") {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
                     let _ = conn.write_all(answer.as_bytes());
                 }
             });
