@@ -1,12 +1,13 @@
-//! The backfiller's configuration, read from the environment in one place.
-//!
-//! Every variable, its default and its meaning is listed in the service's README. A bad value
-//! stops start-up with one line naming the variable, the value and what was expected.
+//! The backfiller's configuration: one `clap` derive, every setting a flag and an environment
+//! variable. `backfiller --help` and the service's README list each with its default; a bad
+//! value stops start-up with one line naming the variable, the value and what was expected.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+pub use rsky_common::config::ConfigError;
+use rsky_common::config::{at_least, boolean, millis_at_least, seconds_at_least, Settings};
 use rsky_common::streams::{Streams, PREFIX_ENV};
+use rsky_common::worker::RetryPolicy;
 
 /// The consumer group that every backfiller joins on `repo_backfill`.
 pub const GROUP: &str = "repo_backfill_group";
@@ -14,118 +15,89 @@ pub const GROUP: &str = "repo_backfill_group";
 /// How many `create` events go into one atomic pipeline.
 pub const CHUNK_SIZE: usize = 500;
 
-/// A variable that is set to something the backfiller cannot use.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{var}={value:?} is invalid: {expected}")]
-pub struct ConfigError {
-    /// The environment variable.
-    pub var: &'static str,
-    /// Its value.
-    pub value: String,
-    /// What would have been accepted.
-    pub expected: &'static str,
-}
-
-/// Everything the backfiller reads from its environment.
-#[derive(Clone, Debug, PartialEq)]
+/// Everything the backfiller reads from its settings: every field a flag and an environment
+/// variable (`backfiller --help`). `METRICS_ADDR` and `METRICS_PORT` are the runner's.
+#[derive(Clone, Debug, PartialEq, clap::Args)]
 pub struct Config {
-    /// `REDIS_URL`: the Redis that holds the streams and the DID cache.
+    /// The Redis that holds the streams and the DID cache.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
-    /// `BACKFILLER_CONSUMER`: this process's name in the consumer group.
+    /// This process's name in the consumer group.
+    #[arg(long, env = "BACKFILLER_CONSUMER", default_value = "backfiller")]
     pub consumer: String,
-    /// `BACKFILLER_CONCURRENCY`: repositories processed at the same time.
+    /// Repositories processed at the same time.
+    #[arg(long, env = "BACKFILLER_CONCURRENCY", default_value = "50", value_parser = at_least(1usize))]
     pub concurrency: usize,
-    /// `BACKFILLER_MAX_RETRIES`: retries after the first failed attempt before dead-lettering.
+    /// Retries after the first failed attempt before dead-lettering.
+    #[arg(long, env = "BACKFILLER_MAX_RETRIES", default_value = "3", value_parser = at_least(0u32))]
     pub max_retries: u32,
-    /// `BACKFILLER_HIGH_WATER_MARK`: reading waits while `firehose_backfill` is this long.
+    /// Reading waits while `firehose_backfill` is this long.
+    #[arg(long, env = "BACKFILLER_HIGH_WATER_MARK", default_value = "500000", value_parser = at_least(1usize))]
     pub high_water_mark: usize,
-    /// `BACKFILLER_PLC_URL`: the PLC directory that resolves `did:plc` DIDs.
+    /// The PLC directory that resolves `did:plc` DIDs.
+    #[arg(long, env = "BACKFILLER_PLC_URL", default_value = "https://plc.directory", value_parser = http_url)]
     pub plc_url: String,
-    /// `BACKFILLER_DID_WEB_INSECURE`: fetch `did:web` documents over plain HTTP (tests on loopback).
+    /// Fetch `did:web` documents over plain HTTP (tests on loopback).
+    #[arg(long, env = "BACKFILLER_DID_WEB_INSECURE", default_value = "false", value_parser = boolean, action = clap::ArgAction::Set)]
     pub did_web_insecure: bool,
-    /// `REDIS_KEY_PREFIX`: prepended to every stream and key name (tests use their own).
+    /// Prepended to every stream and key name (tests use their own).
+    #[arg(long = "redis-key-prefix", env = PREFIX_ENV, default_value = "", hide_default_value = true)]
     pub key_prefix: String,
-    /// `METRICS_ADDR` and `METRICS_PORT`: where `/metrics` listens.
-    pub metrics_addr: SocketAddr,
-    /// `BACKFILLER_FETCH_TIMEOUT_MS`: the whole `getRepo` request, download included.
+    /// The whole `getRepo` request, download included (ms).
+    #[arg(long = "fetch-timeout-ms", env = "BACKFILLER_FETCH_TIMEOUT_MS", default_value = "120000", value_parser = millis_at_least(0))]
     pub fetch_timeout: Duration,
-    /// `BACKFILLER_RESOLVE_TIMEOUT_MS`: one DID document request.
+    /// One DID document request (ms).
+    #[arg(long = "resolve-timeout-ms", env = "BACKFILLER_RESOLVE_TIMEOUT_MS", default_value = "10000", value_parser = millis_at_least(0))]
     pub resolve_timeout: Duration,
-    /// `BACKFILLER_DID_CACHE_TTL_SECONDS`: how long a resolved PDS and key stay cached.
+    /// How long a resolved PDS and key stay cached (seconds).
+    #[arg(long = "did-cache-ttl-seconds", env = "BACKFILLER_DID_CACHE_TTL_SECONDS", default_value = "86400", value_parser = seconds_at_least(1))]
     pub did_cache_ttl: Duration,
-    /// `BACKFILLER_RECLAIM_IDLE_MS`: entries idle this long in another consumer are taken over.
+    /// Entries idle this long in another consumer are taken over (ms).
+    #[arg(long = "reclaim-idle-ms", env = "BACKFILLER_RECLAIM_IDLE_MS", default_value = "300000", value_parser = millis_at_least(0))]
     pub reclaim_idle: Duration,
-    /// `BACKFILLER_RETRY_BACKOFF_MS`: the wait before the first retry; it doubles each retry.
+    /// The wait before the first retry; it doubles each retry (ms).
+    #[arg(long = "retry-backoff-ms", env = "BACKFILLER_RETRY_BACKOFF_MS", default_value = "1000", value_parser = millis_at_least(0))]
     pub retry_backoff: Duration,
-    /// `BACKFILLER_RETRY_BACKOFF_MAX_MS`: the longest wait between retries.
+    /// The longest wait between retries (ms).
+    #[arg(long = "retry-backoff-max-ms", env = "BACKFILLER_RETRY_BACKOFF_MAX_MS", default_value = "60000", value_parser = millis_at_least(0))]
     pub retry_backoff_max: Duration,
-    /// `BACKFILLER_READ_BLOCK_MS`: how long one read waits for new entries.
+    /// How long one read waits for new entries (ms).
+    #[arg(long = "read-block-ms", env = "BACKFILLER_READ_BLOCK_MS", default_value = "5000", value_parser = millis_at_least(0))]
     pub read_block: Duration,
-    /// `BACKFILLER_BACKPRESSURE_POLL_MS`: how often a full output stream is checked again.
+    /// How often a full output stream is checked again (ms).
+    #[arg(long = "backpressure-poll-ms", env = "BACKFILLER_BACKPRESSURE_POLL_MS", default_value = "1000", value_parser = millis_at_least(0))]
     pub backpressure_poll: Duration,
-    /// `BACKFILLER_TRIM_INTERVAL_MS`: how often the input stream is trimmed.
+    /// How often the input stream is trimmed (ms).
+    #[arg(long = "trim-interval-ms", env = "BACKFILLER_TRIM_INTERVAL_MS", default_value = "60000", value_parser = millis_at_least(0))]
     pub trim_interval: Duration,
-    /// `BACKFILLER_SAMPLE_INTERVAL_MS`: how often the stream-length gauges are sampled.
+    /// How often the stream-length gauges are sampled (ms).
+    #[arg(long = "sample-interval-ms", env = "BACKFILLER_SAMPLE_INTERVAL_MS", default_value = "10000", value_parser = millis_at_least(0))]
     pub sample_interval: Duration,
 }
 
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|var| std::env::var(var).ok())
-    }
+impl Settings for Config {}
 
-    /// Reads variables through `lookup` (tests pass a map). Unset and empty variables take
-    /// their defaults.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env(&lookup);
-        let metrics_ip = env.parse("METRICS_ADDR", IpAddr::V4(Ipv4Addr::UNSPECIFIED), |v| {
-            v.parse::<IpAddr>()
-                .map_err(|_| "expected an IP address such as 0.0.0.0, 127.0.0.1 or ::")
-        })?;
-        let metrics_port = env.parse("METRICS_PORT", 9090u16, |v| match v.parse::<u16>() {
-            Ok(0) | Err(_) => Err("expected a port number from 1 to 65535"),
-            Ok(port) => Ok(port),
-        })?;
-        let plc_url = env.parse(
-            "BACKFILLER_PLC_URL",
-            "https://plc.directory".to_owned(),
-            |v| {
-                if v.starts_with("http://") || v.starts_with("https://") {
-                    Ok(v.trim_end_matches('/').to_owned())
-                } else {
-                    Err("expected an http:// or https:// URL such as https://plc.directory")
-                }
-            },
-        )?;
-        Ok(Config {
-            redis_url: env.string("REDIS_URL", "redis://127.0.0.1:6379"),
-            consumer: env.string("BACKFILLER_CONSUMER", "backfiller"),
-            concurrency: env.parse("BACKFILLER_CONCURRENCY", 50, positive)?,
-            max_retries: env.parse("BACKFILLER_MAX_RETRIES", 3, |v| {
-                v.parse::<u32>()
-                    .map_err(|_| "expected a whole number, 0 or more")
-            })?,
-            high_water_mark: env.parse("BACKFILLER_HIGH_WATER_MARK", 500_000, positive)?,
-            plc_url,
-            did_web_insecure: env.parse("BACKFILLER_DID_WEB_INSECURE", false, boolean)?,
-            key_prefix: env.string(PREFIX_ENV, ""),
-            metrics_addr: SocketAddr::new(metrics_ip, metrics_port),
-            fetch_timeout: env.millis("BACKFILLER_FETCH_TIMEOUT_MS", 120_000)?,
-            resolve_timeout: env.millis("BACKFILLER_RESOLVE_TIMEOUT_MS", 10_000)?,
-            did_cache_ttl: Duration::from_secs(env.parse(
-                "BACKFILLER_DID_CACHE_TTL_SECONDS",
-                86_400u64,
-                |v| positive(v).map(|n: usize| n as u64),
-            )?),
-            reclaim_idle: env.millis("BACKFILLER_RECLAIM_IDLE_MS", 300_000)?,
-            retry_backoff: env.millis("BACKFILLER_RETRY_BACKOFF_MS", 1_000)?,
-            retry_backoff_max: env.millis("BACKFILLER_RETRY_BACKOFF_MAX_MS", 60_000)?,
-            read_block: env.millis("BACKFILLER_READ_BLOCK_MS", 5_000)?,
-            backpressure_poll: env.millis("BACKFILLER_BACKPRESSURE_POLL_MS", 1_000)?,
-            trim_interval: env.millis("BACKFILLER_TRIM_INTERVAL_MS", 60_000)?,
-            sample_interval: env.millis("BACKFILLER_SAMPLE_INTERVAL_MS", 10_000)?,
-        })
+/// The backfiller's `/metrics` port unless `METRICS_PORT` says otherwise.
+pub const DEFAULT_METRICS_PORT: u16 = 9090;
+
+fn http_url(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.starts_with("http://") || value.starts_with("https://") {
+        Ok(value.trim_end_matches('/').to_owned())
+    } else {
+        Err("expected an http:// or https:// URL such as https://plc.directory".to_owned())
+    }
+}
+
+impl Config {
+    /// The shared retry rule: `BACKFILLER_MAX_RETRIES` retries after the first attempt are
+    /// `max_retries + 1` deliveries.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_deliveries: u64::from(self.max_retries) + 1,
+            backoff: self.retry_backoff,
+            backoff_max: self.retry_backoff_max,
+        }
     }
 
     /// The stream and key names, with this configuration's prefix.
@@ -169,70 +141,12 @@ impl Keys {
     }
 }
 
-struct Env<'a, F>(&'a F);
-
-impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
-    fn get(&self, var: &str) -> Option<String> {
-        (self.0)(var)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    fn string(&self, var: &str, default: &str) -> String {
-        self.get(var).unwrap_or_else(|| default.to_owned())
-    }
-
-    fn parse<T>(
-        &self,
-        var: &'static str,
-        default: T,
-        parse: impl Fn(&str) -> Result<T, &'static str>,
-    ) -> Result<T, ConfigError> {
-        match self.get(var) {
-            None => Ok(default),
-            Some(value) => parse(&value).map_err(|expected| ConfigError {
-                var,
-                value,
-                expected,
-            }),
-        }
-    }
-
-    fn millis(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        self.parse(var, default, |v| {
-            v.parse::<u64>()
-                .map_err(|_| "expected a whole number of milliseconds")
-        })
-        .map(Duration::from_millis)
-    }
-}
-
-fn positive(v: &str) -> Result<usize, &'static str> {
-    match v.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err("expected a whole number, 1 or more"),
-    }
-}
-
-fn boolean(v: &str) -> Result<bool, &'static str> {
-    match v.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err("expected true or false"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|var| map.get(var).cloned())
+        Config::from_pairs(vars.iter().copied())
     }
 
     #[test]
@@ -241,7 +155,6 @@ mod tests {
         assert_eq!(config.concurrency, 50);
         assert_eq!(config.max_retries, 3);
         assert_eq!(config.high_water_mark, 500_000);
-        assert_eq!(config.metrics_addr.port(), 9090);
         assert_eq!(config.did_cache_ttl, Duration::from_secs(24 * 3600));
         assert_eq!(config.reclaim_idle, Duration::from_secs(300));
         assert_eq!(config.keys().repo_backfill, "repo_backfill");
@@ -253,10 +166,13 @@ mod tests {
         let err = config(&[("BACKFILLER_CONCURRENCY", "lots")]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "BACKFILLER_CONCURRENCY=\"lots\" is invalid: expected a whole number, 1 or more"
+            r#"invalid BACKFILLER_CONCURRENCY="lots": expected a non-negative whole number"#
         );
-        let err = config(&[("METRICS_PORT", "0")]).unwrap_err();
-        assert_eq!(err.var, "METRICS_PORT");
+        let err = config(&[("BACKFILLER_CONCURRENCY", "0")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"invalid BACKFILLER_CONCURRENCY="0": must be at least 1"#
+        );
         let err = config(&[("BACKFILLER_PLC_URL", "plc.directory")]).unwrap_err();
         assert_eq!(err.var, "BACKFILLER_PLC_URL");
     }

@@ -2,7 +2,7 @@
 //! the `repo_backfill_group` consumer group), downloads each from its PDS, verifies it and writes
 //! its records to `firehose_backfill`.
 //!
-//! One module per stage: [`config`] (the environment), [`resolve`] (DID to PDS and key, cached in
+//! One module per stage: [`config`] (the settings: flags and environment variables), [`resolve`] (DID to PDS and key, cached in
 //! Redis), [`fetch`] (`getRepo`), [`repo`] (CAR, commit, signature, MST, records), [`sink`]
 //! (atomic pipelines to the output stream), [`worker`] (the consumer-group loop, retries,
 //! dead letters, trimming) and [`metrics`].
@@ -16,5 +16,18 @@ pub mod sink;
 pub mod worker;
 
 pub use config::{Config, ConfigError, Keys};
-pub use metrics::{BackfillerMetrics, SharedMetrics};
+pub use metrics::BackfillerMetrics;
 pub use worker::{Backfiller, WorkerError};
+
+/// Connects, runs until `shutdown`, finishes the repositories in flight: what the `backfiller`
+/// binary runs.
+pub async fn run(
+    config: Config,
+    metrics: std::sync::Arc<BackfillerMetrics>,
+    shutdown: rsky_common::shutdown::Shutdown,
+) -> Result<(), WorkerError> {
+    Backfiller::connect(config, metrics)
+        .await?
+        .run(shutdown)
+        .await
+}

@@ -50,35 +50,3 @@ pub struct BackfillerMetrics {
     /// Processing attempts of a repository, first tries and retries (each ends in repos_processed or repos_failed)
     pub repo_attempts: IntCounter,
 }
-
-/// The metric set a backfiller reports to: the process-wide one or a test's own.
-#[derive(Clone)]
-pub enum SharedMetrics {
-    /// [`BackfillerMetrics::global`], in the default registry.
-    Global(&'static BackfillerMetrics),
-    /// A set registered in a registry of its own.
-    Owned(std::sync::Arc<BackfillerMetrics>),
-}
-
-impl std::ops::Deref for SharedMetrics {
-    type Target = BackfillerMetrics;
-
-    fn deref(&self) -> &BackfillerMetrics {
-        match self {
-            SharedMetrics::Global(metrics) => metrics,
-            SharedMetrics::Owned(metrics) => metrics,
-        }
-    }
-}
-
-impl From<&'static BackfillerMetrics> for SharedMetrics {
-    fn from(metrics: &'static BackfillerMetrics) -> Self {
-        SharedMetrics::Global(metrics)
-    }
-}
-
-impl From<BackfillerMetrics> for SharedMetrics {
-    fn from(metrics: BackfillerMetrics) -> Self {
-        SharedMetrics::Owned(std::sync::Arc::new(metrics))
-    }
-}

@@ -4,7 +4,14 @@
 //!
 //! Delivery counts live in Redis (the group's pending entries list), so retries survive a
 //! restart: an entry is delivered at most `1 + BACKFILLER_MAX_RETRIES` times before it is
-//! dead-lettered, whether those deliveries happened in one process or several.
+//! dead-lettered, whether those deliveries happened in one process or several. The rule, the
+//! backoff and the housekeeping schedule are `rsky_common::worker`'s ([`RetryPolicy`] with
+//! `max_deliveries = BACKFILLER_MAX_RETRIES + 1`, [`Housekeeping`]), shared with the indexer.
+//! The loop itself is still the backfiller's own: a repository is a long task (seconds to
+//! minutes) retried in place with backoff, so entries are handed to tasks as permits free up
+//! rather than read and settled in batches.
+//!
+//! [`RetryPolicy`]: rsky_common::worker::RetryPolicy
 //!
 //! The consumer-group operations themselves (reads, claims, acknowledgements, dead letters,
 //! safe trimming) are [`rsky_common::consumer`]'s, shared with the indexer.
@@ -18,6 +25,7 @@ use redis::AsyncCommands;
 use rsky_common::consumer::{ConsumerConfig, ConsumerError, GroupConsumer, StreamEntry};
 use rsky_common::event::BackfillEvent;
 use rsky_common::streams::REPO_FIELD;
+use rsky_common::worker::Housekeeping;
 use rsky_metrics_runtime::counted;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -25,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Keys, GROUP};
 use crate::fetch::{self, FetchError};
-use crate::metrics::SharedMetrics;
+use crate::metrics::BackfillerMetrics;
 use crate::repo::{self, LoadError};
 use crate::resolve::{ResolveError, Resolver};
 use crate::sink;
@@ -103,13 +111,16 @@ struct Inner {
     reader: GroupConsumer,
     http: reqwest::Client,
     resolver: Resolver,
-    metrics: SharedMetrics,
+    metrics: Arc<BackfillerMetrics>,
     in_flight: Mutex<HashSet<String>>,
 }
 
 impl Backfiller {
     /// Connects to Redis and prepares the HTTP client. Nothing is read until [`Backfiller::run`].
-    pub async fn connect(config: Config, metrics: SharedMetrics) -> Result<Self, WorkerError> {
+    pub async fn connect(
+        config: Config,
+        metrics: Arc<BackfillerMetrics>,
+    ) -> Result<Self, WorkerError> {
         let keys = config.keys();
         let redis_err = |what| {
             let stream = keys.repo_backfill.clone();
@@ -185,20 +196,22 @@ impl Backfiller {
         let mut tasks = JoinSet::new();
         // Our own pending entries first (walked once, from id 0), then new ones (`>`).
         let mut history: Option<String> = Some("0".to_owned());
-        let mut last_trim = Instant::now();
-        let mut last_sample: Option<Instant> = None;
+        let mut housekeeping = Housekeeping::new(
+            inner.config.trim_interval,
+            inner.config.trim_interval,
+            inner.config.sample_interval,
+        );
         while !shutdown.is_cancelled() {
             while let Some(done) = tasks.try_join_next() {
                 log_task_end(done);
             }
-            if last_sample.is_none_or(|t| t.elapsed() >= inner.config.sample_interval) {
+            let due = housekeeping.due();
+            if due.sample {
                 if let Err(err) = self.sample_gauges().await {
                     tracing::warn!(error = %err, "sampling the stream lengths failed");
                 }
-                last_sample = Some(Instant::now());
             }
-            if last_trim.elapsed() >= inner.config.trim_interval {
-                last_trim = Instant::now();
+            if due.claim || due.trim {
                 self.periodic_maintenance(&semaphore, &mut tasks, &shutdown)
                     .await;
             }
@@ -402,17 +415,14 @@ impl Backfiller {
                     return;
                 }
             };
-            if attempts > inner.config.max_retries as u64 {
+            let policy = inner.config.retry_policy();
+            if policy.exhausted(attempts) {
                 tracing::warn!(did = %event.did, id = %entry.id, attempts, reason = %failure, "dead-lettering after the last retry");
                 entry.deliveries = attempts;
                 self.dead_letter(&entry, &failure).await;
                 return;
             }
-            let backoff = backoff(
-                inner.config.retry_backoff,
-                inner.config.retry_backoff_max,
-                attempts,
-            );
+            let backoff = policy.backoff(attempts);
             tracing::info!(did = %event.did, id = %entry.id, attempts, ?backoff, reason = %failure, "retrying after backoff");
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
@@ -549,13 +559,6 @@ fn parse_entry(entry: &StreamEntry) -> Result<BackfillEvent, Failure> {
     serde_json::from_str(payload).map_err(|e| Failure::Malformed(e.to_string()))
 }
 
-/// The wait before the retry that follows delivery number `attempts`: `base * 2^(attempts-1)`,
-/// at most `max`.
-pub fn backoff(base: Duration, max: Duration, attempts: u64) -> Duration {
-    let exponent = attempts.saturating_sub(1).min(20) as u32;
-    base.saturating_mul(2u32.saturating_pow(exponent)).min(max)
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -571,14 +574,16 @@ fn log_task_end(done: Result<(), tokio::task::JoinError>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rsky_common::config::Settings;
 
     #[test]
-    fn backoff_doubles_from_the_base_up_to_the_maximum() {
-        let base = Duration::from_millis(100);
-        let max = Duration::from_secs(1);
-        assert_eq!(backoff(base, max, 1), Duration::from_millis(100));
-        assert_eq!(backoff(base, max, 2), Duration::from_millis(200));
-        assert_eq!(backoff(base, max, 3), Duration::from_millis(400));
-        assert_eq!(backoff(base, max, 10), max);
+    fn max_retries_r_is_the_shared_rule_with_r_plus_one_deliveries() {
+        let config = Config::from_pairs([("BACKFILLER_MAX_RETRIES", "3")]).unwrap();
+        let policy = config.retry_policy();
+        // Deliveries 1..=3 are the first attempt and two retries; the fourth is the third retry,
+        // after which the entry is dead-lettered.
+        assert!(!policy.exhausted(3));
+        assert!(policy.exhausted(4));
+        assert_eq!(policy.backoff(2), config.retry_backoff * 2);
     }
 }

@@ -1,22 +1,33 @@
-//! Configuration from the environment: each variable read in one place, a default when it is
-//! unset, and one clear error line naming the variable when its value is wrong.
+//! Configuration: one `clap` derive per service ([`Settings`]), every setting both a flag and an
+//! environment variable, and one clear error line naming the variable when its value is wrong.
 //!
-//! The readers take a `lookup` function rather than reading the process environment directly,
-//! so that services and tests can pass a map instead of mutating global state.
+//! A service's settings struct derives `clap::Args` with `env = "..."` and a default on every
+//! field; the value parsers here ([`at_least`], [`millis_at_least`], [`one_of`]) give the same
+//! reasons in every service. [`Settings::from_pairs`] reads the same struct from a fixed map
+//! (tests), without the process environment.
 //!
 //! ```
-//! use rsky_common::config::{Env, var_or};
+//! use rsky_common::config::{at_least, Settings};
 //!
-//! let env = Env::from_pairs([("BATCH_SIZE", "250")]);
-//! assert_eq!(var_or(&env, "BATCH_SIZE", 500usize).unwrap(), 250);
-//! assert_eq!(var_or(&env, "OTHER", 500usize).unwrap(), 500);
-//! let err = var_or::<usize>(&Env::from_pairs([("BATCH_SIZE", "many")]), "BATCH_SIZE", 1).unwrap_err();
+//! #[derive(clap::Args, Debug)]
+//! struct Demo {
+//!     /// Entries per read.
+//!     #[arg(long, env = "BATCH_SIZE", default_value = "500", value_parser = at_least(1usize))]
+//!     batch_size: usize,
+//! }
+//! impl Settings for Demo {}
+//!
+//! assert_eq!(Demo::from_pairs([("BATCH_SIZE", "250")]).unwrap().batch_size, 250);
+//! assert_eq!(Demo::from_pairs([("OTHER", "1")]).unwrap().batch_size, 500);
+//! let err = Demo::from_pairs([("BATCH_SIZE", "many")]).unwrap_err();
 //! assert_eq!(err.to_string(), r#"invalid BATCH_SIZE="many": expected a non-negative whole number"#);
+//! let err = Demo::from_pairs([("BATCH_SIZE", "0")]).unwrap_err();
+//! assert_eq!(err.to_string(), r#"invalid BATCH_SIZE="0": must be at least 1"#);
 //! ```
-
-use std::collections::HashMap;
+//!
 use std::fmt::Display;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// A variable whose value cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -41,125 +52,161 @@ impl ConfigError {
     }
 }
 
-/// Where variables come from: the process environment or a fixed map (tests).
-#[derive(Clone, Debug, Default)]
-pub struct Env {
-    fixed: Option<HashMap<String, String>>,
-}
-
-impl Env {
-    /// The process environment.
-    pub fn process() -> Self {
-        Env { fixed: None }
+/// A service's settings: a `clap::Args` struct whose every field has `env = "..."` and a default.
+pub trait Settings: clap::Args + clap::FromArgMatches + Sized {
+    /// Checks that span several fields (a value parser sees one).
+    fn check(&self) -> Result<(), ConfigError> {
+        Ok(())
     }
 
-    /// A fixed set of variables; everything else is unset.
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+    /// Reads the settings from `pairs` of variable and value alone (the process environment is
+    /// not read): what tests use. A blank value counts as unset, as in the environment.
+    fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
         pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
-        Env {
-            fixed: Some(
-                pairs
-                    .into_iter()
-                    .map(|(k, v)| (k.into(), v.into()))
-                    .collect(),
-            ),
-        }
-    }
-
-    /// The value of `var`; an empty or whitespace-only value counts as unset.
-    pub fn get(&self, var: &str) -> Option<String> {
-        let value = match &self.fixed {
-            Some(map) => map.get(var).cloned(),
-            None => std::env::var(var).ok(),
-        }?;
-        if value.trim().is_empty() {
-            None
-        } else {
-            Some(value)
-        }
-    }
-}
-
-/// `var` parsed as `T`, or `default` when unset.
-pub fn var_or<T>(env: &Env, var: &str, default: T) -> Result<T, ConfigError>
-where
-    T: FromStr,
-    T::Err: Display,
-{
-    match env.get(var) {
-        None => Ok(default),
-        Some(value) => value
-            .trim()
-            .parse()
-            .map_err(|_| ConfigError::new(var, &value, format!("expected {}", short_type::<T>()))),
-    }
-}
-
-/// `var` as a string, or `default` when unset.
-pub fn string_or(env: &Env, var: &str, default: &str) -> String {
-    env.get(var).unwrap_or_else(|| default.to_owned())
-}
-
-/// `var` parsed as `T`, which must be at least `min`; `default` when unset.
-pub fn var_at_least<T>(env: &Env, var: &str, default: T, min: T) -> Result<T, ConfigError>
-where
-    T: FromStr + PartialOrd + Display + Copy,
-    T::Err: Display,
-{
-    let value = var_or(env, var, default)?;
-    if value < min {
-        return Err(ConfigError::new(
-            var,
-            &value.to_string(),
-            format!("must be at least {min}"),
-        ));
-    }
-    Ok(value)
-}
-
-/// `var` as a comma-separated list (items trimmed, empty items dropped), or `default` when unset.
-/// An explicitly set list with no items is an error.
-pub fn list_or(env: &Env, var: &str, default: &[&str]) -> Result<Vec<String>, ConfigError> {
-    match env.get(var) {
-        None => Ok(default.iter().map(|s| (*s).to_owned()).collect()),
-        Some(value) => {
-            let items: Vec<String> = value
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
-            if items.is_empty() {
-                Err(ConfigError::new(
-                    var,
-                    &value,
-                    "expected a comma-separated list with at least one item",
-                ))
-            } else {
-                Ok(items)
+    ) -> Result<Self, ConfigError> {
+        let command = Self::augment_args(clap::Command::new("settings").no_binary_name(true));
+        let vars = env_names(&command);
+        let command = command.mut_args(|arg| arg.env(None::<&'static str>));
+        let mut args = Vec::new();
+        for (var, value) in pairs {
+            let (var, value) = (var.as_ref(), value.as_ref());
+            if value.trim().is_empty() {
+                continue;
+            }
+            if let Some((long, _)) = vars.iter().find(|(_, env)| env == var) {
+                args.push(format!("--{long}={value}"));
             }
         }
+        let matches = command
+            .try_get_matches_from(args)
+            .map_err(|err| config_error(&err, &vars))?;
+        let settings = Self::from_arg_matches(&matches).map_err(|err| config_error(&err, &vars))?;
+        settings.check()?;
+        Ok(settings)
     }
 }
 
-/// `var` as one of `choices` (case-insensitive), or `default` when unset.
-pub fn choice_or(
-    env: &Env,
-    var: &str,
-    default: &str,
-    choices: &[&str],
-) -> Result<String, ConfigError> {
-    let value = string_or(env, var, default);
-    let lower = value.trim().to_ascii_lowercase();
-    if choices.contains(&lower.as_str()) {
-        Ok(lower)
+/// `(long flag, environment variable)` of every argument of `command` that has both.
+pub fn env_names(command: &clap::Command) -> Vec<(String, String)> {
+    command
+        .get_arguments()
+        .filter_map(|arg| {
+            Some((
+                arg.get_long()?.to_owned(),
+                arg.get_env()?.to_string_lossy().into_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// The variable, value and reason of a clap error about one value; `vars` maps flags to
+/// variables.
+pub fn config_error(err: &clap::Error, vars: &[(String, String)]) -> ConfigError {
+    use clap::error::{ContextKind, ContextValue};
+    let context = |kind| match err.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(list)) => Some(list.join(" | ")),
+        _ => None,
+    };
+    let arg = context(ContextKind::InvalidArg).unwrap_or_default();
+    // "--batch-size <INGESTER_BATCH_SIZE>" -> the variable of --batch-size.
+    let long = arg
+        .trim_start_matches('-')
+        .split([' ', '=', '<'])
+        .next()
+        .unwrap_or_default();
+    let var = vars
+        .iter()
+        .find(|(l, _)| l == long)
+        .map_or(arg.clone(), |(_, env)| env.clone());
+    let value = context(ContextKind::InvalidValue).unwrap_or_default();
+    let reason = match (
+        std::error::Error::source(err),
+        context(ContextKind::ValidValue),
+    ) {
+        (Some(source), _) => source.to_string(),
+        (None, Some(valid)) => format!("expected one of {valid}"),
+        (None, None) => err
+            .render()
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_owned(),
+    };
+    ConfigError { var, value, reason }
+}
+
+/// A value parser: a number of type `T` at least `min`.
+pub fn at_least<T>(min: T) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: FromStr + PartialOrd + Display + Copy + Send + Sync + 'static,
+{
+    move |value: &str| {
+        let number: T = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("expected {}", short_type::<T>()))?;
+        if number < min {
+            return Err(format!("must be at least {min}"));
+        }
+        Ok(number)
+    }
+}
+
+/// A value parser: a whole number of milliseconds, at least `min`, as a [`Duration`].
+pub fn millis_at_least(
+    min: u64,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    let number = at_least(min);
+    move |value: &str| number(value).map(Duration::from_millis)
+}
+
+/// A value parser: a whole number of seconds, at least `min`, as a [`Duration`].
+pub fn seconds_at_least(
+    min: u64,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    let number = at_least(min);
+    move |value: &str| number(value).map(Duration::from_secs)
+}
+
+/// A value parser: `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+pub fn boolean(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+/// A value parser: one of `choices`, case-insensitive, returned in lower case.
+pub fn one_of(
+    choices: &'static [&'static str],
+) -> impl Fn(&str) -> Result<String, String> + Clone + Send + Sync + 'static {
+    move |value: &str| {
+        let lower = value.trim().to_ascii_lowercase();
+        if choices.contains(&lower.as_str()) {
+            Ok(lower)
+        } else {
+            Err(format!("expected one of {}", choices.join(" | ")))
+        }
+    }
+}
+
+/// A value parser: a comma-separated list (items trimmed, empty items dropped) with at least one
+/// item.
+pub fn list(value: &str) -> Result<Vec<String>, String> {
+    let items: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if items.is_empty() {
+        Err("expected a comma-separated list with at least one item".to_owned())
     } else {
-        Err(ConfigError::new(
-            var,
-            &value,
-            format!("expected one of {}", choices.join(" | ")),
-        ))
+        Ok(items)
     }
 }
 
@@ -178,43 +225,58 @@ fn short_type<T>() -> &'static str {
 mod tests {
     use super::*;
 
+    #[derive(clap::Args, Debug)]
+    struct Demo {
+        #[arg(long, env = "HOSTS", default_value = "x", value_parser = list)]
+        hosts: ::std::vec::Vec<String>,
+        #[arg(long, env = "MODE", default_value = "all", value_parser = one_of(&["all", "firehose"]))]
+        mode: String,
+        #[arg(long, env = "SIZE", default_value = "500", value_parser = at_least(1usize))]
+        size: usize,
+        #[arg(long, env = "WAIT_MS", default_value = "1000", value_parser = millis_at_least(1))]
+        wait: Duration,
+        #[arg(long, env = "ON", default_value = "false", value_parser = boolean, action = clap::ArgAction::Set)]
+        on: bool,
+    }
+    impl Settings for Demo {}
+
     #[test]
     fn unset_and_blank_variables_take_the_default() {
-        let env = Env::from_pairs([("BLANK", "  ")]);
-        assert_eq!(var_or(&env, "BLANK", 7u64).unwrap(), 7);
-        assert_eq!(var_or(&env, "MISSING", 8u64).unwrap(), 8);
+        let demo = Demo::from_pairs([("SIZE", "  ")]).unwrap();
+        assert_eq!(demo.size, 500);
+        assert_eq!(demo.wait, Duration::from_secs(1));
+        assert!(!demo.on);
     }
 
     #[test]
     fn a_value_below_the_minimum_names_the_variable_and_the_minimum() {
-        let env = Env::from_pairs([("SIZE", "0")]);
-        let err = var_at_least(&env, "SIZE", 500usize, 1).unwrap_err();
+        let err = Demo::from_pairs([("SIZE", "0")]).unwrap_err();
         assert_eq!(err.to_string(), r#"invalid SIZE="0": must be at least 1"#);
+        let err = Demo::from_pairs([("ON", "maybe")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"invalid ON="maybe": expected true or false"#
+        );
     }
 
     #[test]
     fn lists_are_split_on_commas_and_trimmed() {
-        let env = Env::from_pairs([("HOSTS", " a.example , ws://127.0.0.1:1 ,, ")]);
-        assert_eq!(
-            list_or(&env, "HOSTS", &["x"]).unwrap(),
-            ["a.example", "ws://127.0.0.1:1"]
-        );
-        assert_eq!(list_or(&env, "UNSET", &["x"]).unwrap(), ["x"]);
-        let err = list_or(&Env::from_pairs([("HOSTS", ",")]), "HOSTS", &["x"]).unwrap_err();
+        let demo = Demo::from_pairs([("HOSTS", " a.example , ws://127.0.0.1:1 ,, ")]).unwrap();
+        assert_eq!(demo.hosts, ["a.example", "ws://127.0.0.1:1"]);
+        assert_eq!(Demo::from_pairs([("X", "1")]).unwrap().hosts, ["x"]);
+        let err = Demo::from_pairs([("HOSTS", ",")]).unwrap_err();
         assert!(err.to_string().starts_with("invalid HOSTS=\",\""), "{err}");
     }
 
     #[test]
     fn a_choice_outside_the_list_names_the_choices() {
-        let env = Env::from_pairs([("MODE", "everything")]);
-        let err = choice_or(&env, "MODE", "all", &["all", "firehose"]).unwrap_err();
+        let err = Demo::from_pairs([("MODE", "everything")]).unwrap_err();
         assert_eq!(
             err.to_string(),
             r#"invalid MODE="everything": expected one of all | firehose"#
         );
-        let env = Env::from_pairs([("MODE", "Firehose")]);
         assert_eq!(
-            choice_or(&env, "MODE", "all", &["all", "firehose"]).unwrap(),
+            Demo::from_pairs([("MODE", "Firehose")]).unwrap().mode,
             "firehose"
         );
     }

@@ -777,9 +777,7 @@ mod tests {
         assert_eq!(entry.added_at_ms(), Some(1_700_000_000_123));
     }
 
-    // Against the Redis on 127.0.0.1:6379, each test under keys of its own.
-
-    const REDIS: &str = "redis://127.0.0.1:6379";
+    // Against the tests' Redis (`TEST_REDIS_URL`), each test under keys of its own.
 
     struct Keys {
         stream: String,
@@ -791,12 +789,8 @@ mod tests {
 
     impl Keys {
         async fn new(test: &str) -> Keys {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos();
-            let prefix = format!("t:consumer:{test}:{}:{nanos}:", std::process::id());
-            let client = redis::Client::open(REDIS).unwrap();
+            let prefix = rsky_testkit::support::unique_prefix(&format!("consumer:{test}"));
+            let client = redis::Client::open(rsky_testkit::support::redis_url()).unwrap();
             let conn = client.get_connection_manager().await.unwrap();
             Keys {
                 stream: format!("{prefix}s"),

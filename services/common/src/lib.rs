@@ -4,17 +4,23 @@
 //! - [`event`]: the JSON payloads of the streams.
 //! - [`streams`]: stream names, fields, cursor keys, and [`streams::Streams`] (names under a prefix).
 //! - [`store`]: Redis helpers: connecting, atomic XADD pipelines with their cursor, cursors, XLEN.
-//! - [`config`]: reading configuration from the environment, one clear error per bad variable.
+//! - [`runner`]: the one service skeleton: command line, settings, logs, `/metrics`, signals,
+//!   exit codes and the `health` subcommand; a `main.rs` is one call to [`runner::main`].
+//! - [`config`]: settings (one `clap` derive per service), value parsers, one clear error per bad
+//!   variable.
 //! - [`shutdown`]: SIGINT/SIGTERM handling as a cancellation token.
-//! - [`startup`]: starting a service's `/metrics` server.
 //! - [`time`]: RFC 3339 timestamps for the `time` field of events.
+//! - [`worker`]: the one stream worker: read a batch, hand it to a [`worker::Processor`], settle
+//!   each entry (ack, retry, pause, defer, dead-letter), one [`worker::RetryPolicy`], one
+//!   housekeeping schedule (claim stale entries, safe trimming, sampling).
 //! - [`consumer`]: consumer groups: pending-first reads, XAUTOCLAIM, ack (XACK + XDEL), dead letters, safe trim.
 
 pub mod config;
 pub mod consumer;
 pub mod event;
+pub mod runner;
 pub mod shutdown;
-pub mod startup;
 pub mod store;
 pub mod streams;
 pub mod time;
+pub mod worker;

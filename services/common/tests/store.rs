@@ -1,22 +1,17 @@
-//! The Redis helpers against a real Redis (127.0.0.1:6379), each test under its own prefix.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! The Redis helpers against a real Redis (`TEST_REDIS_URL`), each test under its own prefix.
 
 use rsky_common::store::{connect, read_cursor, stream_len, AtomicBatch, StoreError};
 use rsky_common::streams::Streams;
+use rsky_testkit::support::{redis_url, unique_prefix};
 
 fn streams(test: &str) -> Streams {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    Streams::new(format!("t:common:{test}:{}:{nanos}:", std::process::id()))
+    Streams::new(unique_prefix(&format!("common:{test}")))
 }
 
 #[tokio::test]
 async fn a_batch_writes_its_entries_in_order_and_its_cursor() {
     let streams = streams("batch");
-    let mut conn = connect("redis://127.0.0.1:6379").await.unwrap();
+    let mut conn = connect(&redis_url()).await.unwrap();
     let cursor_key = streams.cursor_key(&streams.firehose_live, "relay.test");
     let mut batch = AtomicBatch::new();
     batch
@@ -49,7 +44,7 @@ async fn a_batch_writes_its_entries_in_order_and_its_cursor() {
 #[tokio::test]
 async fn a_missing_stream_has_length_zero_and_a_missing_cursor_is_none() {
     let streams = streams("missing");
-    let mut conn = connect("redis://127.0.0.1:6379").await.unwrap();
+    let mut conn = connect(&redis_url()).await.unwrap();
     assert_eq!(stream_len(&mut conn, &streams.label_live).await.unwrap(), 0);
     assert_eq!(
         read_cursor(&mut conn, &streams.key("nothing"))
@@ -62,7 +57,7 @@ async fn a_missing_stream_has_length_zero_and_a_missing_cursor_is_none() {
 #[tokio::test]
 async fn a_failed_command_names_itself_and_its_key() {
     let streams = streams("wrongtype");
-    let mut conn = connect("redis://127.0.0.1:6379").await.unwrap();
+    let mut conn = connect(&redis_url()).await.unwrap();
     let key = streams.key("a-string");
     let _: () = redis::cmd("SET")
         .arg(&key)

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rsky_common::config::Env;
+use rsky_common::config::Settings;
 use rsky_common::event::{RecordEvent, StreamEvent};
 use rsky_common::shutdown::Shutdown;
 use rsky_indexer::{Config, Indexer, IndexerMetrics};
@@ -116,7 +116,7 @@ async fn measure(batch: usize, backlog: u64, rate: u64, seconds: u64) -> Result<
     admin
         .batch_execute(&format!("CREATE DATABASE {db}"))
         .await?;
-    let config = Config::from_env(&Env::from_pairs([
+    let config = Config::from_pairs([
         (
             "DATABASE_URL",
             format!("postgres://postgres@127.0.0.1:5432/{db}"),
@@ -126,7 +126,7 @@ async fn measure(batch: usize, backlog: u64, rate: u64, seconds: u64) -> Result<
         ("INDEXER_BATCH_SIZE", batch.to_string()),
         ("INDEXER_CONSUMER", "bench".into()),
         ("INDEXER_BLOCK_MS", "50".into()),
-    ]))?;
+    ])?;
     let registry = Registry::new();
     let metrics = Arc::new(IndexerMetrics::register(&registry)?);
     let indexer = Indexer::connect(config, metrics.clone()).await?;

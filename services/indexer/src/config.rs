@@ -1,15 +1,14 @@
-//! The indexer's configuration, read from the environment in one place.
-//!
-//! Every variable, its default and its meaning are listed in the service's README. A bad value
+//! The indexer's configuration: one `clap` derive, every setting a flag and an environment
+//! variable. `indexer --help` and the service's README list each with its default; a bad value
 //! is one error line naming the variable, its value and what was expected.
 
 use std::time::Duration;
 
-use rsky_common::config::{choice_or, list_or, string_or, var_at_least, ConfigError, Env};
-use rsky_common::streams::{Streams, FIREHOSE_BACKFILL, FIREHOSE_LIVE, LABEL_LIVE, PREFIX_ENV};
+use rsky_common::config::{at_least, list, millis_at_least, Settings};
+use rsky_common::streams::{Streams, LABEL_LIVE, PREFIX_ENV};
 
 /// Which streams an indexer process consumes (`INDEXER_MODE`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// The firehose streams and the label stream.
     All,
@@ -19,99 +18,88 @@ pub enum Mode {
     Label,
 }
 
-/// Everything the indexer needs to run.
-#[derive(Clone, Debug, PartialEq)]
+/// Everything the indexer needs to run: every field a flag and an environment variable
+/// (`indexer --help`).
+#[derive(Clone, Debug, PartialEq, clap::Args)]
 pub struct Config {
-    /// `REDIS_URL`.
+    /// The Redis the streams are in.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
-    /// `DATABASE_URL` (a libpq-style URL or key=value string).
+    /// The PostgreSQL database (a libpq-style URL or key=value string).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/bsky"
+    )]
     pub database_url: String,
-    /// `REDIS_KEY_PREFIX`: prepended to every stream name (empty in production).
+    /// Prepended to every stream name (tests; empty in production).
+    #[arg(long = "redis-key-prefix", env = PREFIX_ENV, default_value = "", hide_default_value = true)]
     pub prefix: String,
-    /// `INDEXER_STREAMS`: the firehose streams, without the prefix.
-    pub streams: Vec<String>,
-    /// `INDEXER_LABEL_STREAM`: the label stream, without the prefix.
+    /// The firehose streams, without the prefix (comma-separated).
+    #[arg(long, env = "INDEXER_STREAMS", default_value = "firehose_live,firehose_backfill", value_parser = list)]
+    pub streams: ::std::vec::Vec<String>,
+    /// The label stream, without the prefix.
+    #[arg(long, env = "INDEXER_LABEL_STREAM", default_value = LABEL_LIVE)]
     pub label_stream: String,
-    /// `INDEXER_GROUP`: the consumer group on the firehose streams.
+    /// The consumer group on the firehose streams.
+    #[arg(long, env = "INDEXER_GROUP", default_value = "firehose_group")]
     pub group: String,
-    /// `INDEXER_LABEL_GROUP`: the consumer group on the label stream.
+    /// The consumer group on the label stream.
+    #[arg(long, env = "INDEXER_LABEL_GROUP", default_value = "label_group")]
     pub label_group: String,
-    /// `INDEXER_CONSUMER`: this process's consumer name within the groups.
+    /// This process's consumer name within the groups (default `indexer-{hostname}`).
+    #[arg(long, env = "INDEXER_CONSUMER", default_value_t = default_consumer_name())]
     pub consumer: String,
-    /// `INDEXER_MODE`.
+    /// Which streams this process consumes.
+    #[arg(
+        long,
+        env = "INDEXER_MODE",
+        value_enum,
+        default_value = "all",
+        ignore_case = true
+    )]
     pub mode: Mode,
-    /// `INDEXER_CONCURRENCY`: events indexed at the same time, over all streams.
+    /// Events indexed at the same time, over all streams.
+    #[arg(long, env = "INDEXER_CONCURRENCY", default_value = "32", value_parser = at_least(1usize))]
     pub concurrency: usize,
-    /// `INDEXER_BATCH_SIZE`: entries read per XREADGROUP.
+    /// Entries read per XREADGROUP.
+    #[arg(long, env = "INDEXER_BATCH_SIZE", default_value = "500", value_parser = at_least(1usize))]
     pub batch_size: usize,
-    /// `DB_POOL_MAX_SIZE`: database connections at most.
+    /// Database connections at most.
+    #[arg(long, env = "DB_POOL_MAX_SIZE", default_value = "20", value_parser = at_least(1usize))]
     pub db_pool_max_size: usize,
-    /// `INDEXER_MAX_DELIVERIES`: deliveries after which a failing entry is dead-lettered.
+    /// Deliveries after which a failing entry is dead-lettered.
+    #[arg(long, env = "INDEXER_MAX_DELIVERIES", default_value = "5", value_parser = at_least(1u64))]
     pub max_deliveries: u64,
-    /// `INDEXER_DEAD_LETTER_SUFFIX`: the dead-letter stream of `s` is `s` + this suffix.
+    /// The dead-letter stream of `s` is `s` + this suffix.
+    #[arg(long, env = "INDEXER_DEAD_LETTER_SUFFIX", default_value = "_dlq")]
     pub dead_letter_suffix: String,
-    /// `INDEXER_BLOCK_MS`: how long one read waits for new entries.
+    /// How long one read waits for new entries (ms).
+    #[arg(long = "block-ms", env = "INDEXER_BLOCK_MS", default_value = "1000", value_parser = millis_at_least(1))]
     pub block: Duration,
-    /// `INDEXER_CLAIM_IDLE_MS`: idle time after which another consumer's pending entry is claimed.
+    /// Idle time after which another consumer's pending entry is claimed (ms).
+    #[arg(long = "claim-idle-ms", env = "INDEXER_CLAIM_IDLE_MS", default_value = "300000", value_parser = millis_at_least(1))]
     pub claim_min_idle: Duration,
-    /// `INDEXER_CLAIM_INTERVAL_MS`: how often stale entries are claimed.
+    /// How often stale entries are claimed (ms).
+    #[arg(long = "claim-interval-ms", env = "INDEXER_CLAIM_INTERVAL_MS", default_value = "30000", value_parser = millis_at_least(1))]
     pub claim_interval: Duration,
-    /// `INDEXER_TRIM_INTERVAL_MS`: how often streams are safely trimmed.
+    /// How often streams are safely trimmed (ms).
+    #[arg(long = "trim-interval-ms", env = "INDEXER_TRIM_INTERVAL_MS", default_value = "60000", value_parser = millis_at_least(1))]
     pub trim_interval: Duration,
-    /// `INDEXER_SAMPLE_INTERVAL_MS`: how often pending counts and pool gauges are sampled.
+    /// How often pending counts and pool gauges are sampled (ms).
+    #[arg(long = "sample-interval-ms", env = "INDEXER_SAMPLE_INTERVAL_MS", default_value = "5000", value_parser = millis_at_least(1))]
     pub sample_interval: Duration,
-    /// `INDEXER_RETRY_BACKOFF_MS`: first pause after a failed batch (doubles up to 30 s).
+    /// First pause after a failed batch (ms; doubles up to 30 s).
+    #[arg(long = "retry-backoff-ms", env = "INDEXER_RETRY_BACKOFF_MS", default_value = "200", value_parser = millis_at_least(1))]
     pub retry_backoff: Duration,
 }
+
+impl Settings for Config {}
 
 /// The default metrics port (`METRICS_PORT` overrides it).
 pub const DEFAULT_METRICS_PORT: u16 = 9090;
 
-fn millis(env: &Env, var: &str, default: u64, min: u64) -> Result<Duration, ConfigError> {
-    var_at_least(env, var, default, min).map(Duration::from_millis)
-}
-
 impl Config {
-    /// Reads the configuration from `env`.
-    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
-        let mode =
-            match choice_or(env, "INDEXER_MODE", "all", &["all", "stream", "label"])?.as_str() {
-                "stream" => Mode::Stream,
-                "label" => Mode::Label,
-                _ => Mode::All,
-            };
-        let consumer = match env.get("INDEXER_CONSUMER") {
-            Some(name) => name.trim().to_owned(),
-            None => default_consumer_name(),
-        };
-        Ok(Config {
-            redis_url: string_or(env, "REDIS_URL", "redis://127.0.0.1:6379"),
-            database_url: string_or(
-                env,
-                "DATABASE_URL",
-                "postgres://postgres@127.0.0.1:5432/bsky",
-            ),
-            prefix: string_or(env, PREFIX_ENV, ""),
-            streams: list_or(env, "INDEXER_STREAMS", &[FIREHOSE_LIVE, FIREHOSE_BACKFILL])?,
-            label_stream: string_or(env, "INDEXER_LABEL_STREAM", LABEL_LIVE),
-            group: string_or(env, "INDEXER_GROUP", "firehose_group"),
-            label_group: string_or(env, "INDEXER_LABEL_GROUP", "label_group"),
-            consumer,
-            mode,
-            concurrency: var_at_least(env, "INDEXER_CONCURRENCY", 32usize, 1)?,
-            batch_size: var_at_least(env, "INDEXER_BATCH_SIZE", 500usize, 1)?,
-            db_pool_max_size: var_at_least(env, "DB_POOL_MAX_SIZE", 20usize, 1)?,
-            max_deliveries: var_at_least(env, "INDEXER_MAX_DELIVERIES", 5u64, 1)?,
-            dead_letter_suffix: string_or(env, "INDEXER_DEAD_LETTER_SUFFIX", "_dlq"),
-            block: millis(env, "INDEXER_BLOCK_MS", 1000, 1)?,
-            claim_min_idle: millis(env, "INDEXER_CLAIM_IDLE_MS", 300_000, 1)?,
-            claim_interval: millis(env, "INDEXER_CLAIM_INTERVAL_MS", 30_000, 1)?,
-            trim_interval: millis(env, "INDEXER_TRIM_INTERVAL_MS", 60_000, 1)?,
-            sample_interval: millis(env, "INDEXER_SAMPLE_INTERVAL_MS", 5_000, 1)?,
-            retry_backoff: millis(env, "INDEXER_RETRY_BACKOFF_MS", 200, 1)?,
-        })
-    }
-
     /// The stream names this process consumes, with the prefix, and the group of each.
     pub fn consumed_streams(&self) -> Vec<(String, String, StreamKind)> {
         let names = Streams::new(self.prefix.clone());
@@ -168,7 +156,7 @@ mod tests {
 
     #[test]
     fn defaults_match_the_original_indexer() {
-        let config = Config::from_env(&Env::from_pairs([("INDEXER_CONSUMER", "c1")])).unwrap();
+        let config = Config::from_pairs([("INDEXER_CONSUMER", "c1")]).unwrap();
         assert_eq!(config.streams, ["firehose_live", "firehose_backfill"]);
         assert_eq!(config.group, "firehose_group");
         assert_eq!(config.batch_size, 500);
@@ -187,11 +175,8 @@ mod tests {
 
     #[test]
     fn the_prefix_applies_to_every_consumed_stream_and_its_dead_letters() {
-        let config = Config::from_env(&Env::from_pairs([
-            ("REDIS_KEY_PREFIX", "t7:"),
-            ("INDEXER_MODE", "stream"),
-        ]))
-        .unwrap();
+        let config =
+            Config::from_pairs([("REDIS_KEY_PREFIX", "t7:"), ("INDEXER_MODE", "stream")]).unwrap();
         let streams = config.consumed_streams();
         assert_eq!(streams[0].0, "t7:firehose_live");
         assert_eq!(streams.len(), 2);
@@ -203,12 +188,12 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_variable() {
-        let err = Config::from_env(&Env::from_pairs([("INDEXER_BATCH_SIZE", "0")])).unwrap_err();
+        let err = Config::from_pairs([("INDEXER_BATCH_SIZE", "0")]).unwrap_err();
         assert_eq!(
             err.to_string(),
             r#"invalid INDEXER_BATCH_SIZE="0": must be at least 1"#
         );
-        let err = Config::from_env(&Env::from_pairs([("INDEXER_MODE", "both")])).unwrap_err();
+        let err = Config::from_pairs([("INDEXER_MODE", "both")]).unwrap_err();
         assert!(
             err.to_string().starts_with("invalid INDEXER_MODE=\"both\""),
             "{err}"

@@ -2,7 +2,7 @@
 //! writes them into PostgreSQL in the AppView layout, measuring everything it does.
 //!
 //! Stages, one module each:
-//! - [`config`]: the environment, read in one place;
+//! - [`config`]: the settings (flags and environment variables), read in one place;
 //! - [`source`] (private): one worker per stream: read (pending first), index, acknowledge,
 //!   dead-letter, trim, sample;
 //! - [`decode`]: entries to validated events (bad input is an expected error);
@@ -11,14 +11,17 @@
 //! - [`labels`]: `label_live` -> `label`;
 //! - [`metrics`]: the `indexer_*` metric set.
 //!
+//! The binary is `rsky_common::runner::main` over [`run`]; in a test or another program:
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
+//! use rsky_common::config::Settings;
 //! use rsky_indexer::{Config, Indexer, IndexerMetrics};
-//! use rsky_common::config::Env;
+//! use rsky_metrics_runtime::Registry;
 //!
-//! let config = Config::from_env(&Env::process())?;
-//! let metrics = Arc::new(IndexerMetrics::global().clone());
+//! let config = Config::from_pairs([("DATABASE_URL", "postgres://postgres@127.0.0.1/bsky")])?;
+//! let metrics = Arc::new(IndexerMetrics::register(&Registry::new())?);
 //! let indexer = Indexer::connect(config, metrics).await?;
 //! indexer.run(rsky_common::shutdown::on_signal()).await?;
 //! # Ok(()) }
@@ -46,7 +49,8 @@ pub use config::{Config, Mode, StreamKind};
 pub use db::DbError;
 pub use metrics::IndexerMetrics;
 
-use source::{Shared, StreamWorker};
+use rsky_common::worker::{Housekeeping, RetryPolicy, Worker};
+use source::{IndexProcessor, Shared};
 
 /// Why the indexer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -117,9 +121,27 @@ impl Indexer {
                 block: config.block,
                 claim_min_idle: config.claim_min_idle,
             };
+            let stream = consumer_config.stream.clone();
             let mut consumer = GroupConsumer::connect(&self.redis, consumer_config).await?;
             consumer.create_group().await?;
-            workers.push(StreamWorker::new(self.shared.clone(), consumer, kind, slot));
+            let processor = IndexProcessor::new(self.shared.clone(), stream, kind, slot);
+            let policy = RetryPolicy {
+                max_deliveries: config.max_deliveries,
+                backoff: config.retry_backoff,
+                backoff_max: source::MAX_BACKOFF,
+            };
+            let housekeeping = Housekeeping::new(
+                config.claim_interval,
+                config.trim_interval,
+                config.sample_interval,
+            );
+            workers.push(Worker::new(
+                consumer,
+                processor,
+                policy,
+                housekeeping,
+                config.batch_size,
+            ));
         }
         let sampler = tokio::spawn(sample_pool(self.shared.clone(), shutdown.clone()));
         let tasks: Vec<_> = workers
@@ -135,6 +157,15 @@ impl Indexer {
         let _ = sampler.await;
         Ok(())
     }
+}
+
+/// Connects, runs until `shutdown`, drains: what the `indexer` binary runs.
+pub async fn run(
+    config: Config,
+    metrics: Arc<IndexerMetrics>,
+    shutdown: Shutdown,
+) -> Result<(), IndexerError> {
+    Indexer::connect(config, metrics).await?.run(shutdown).await
 }
 
 /// Samples the pool's size, idle connections and waiting tasks into their gauges.

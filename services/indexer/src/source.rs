@@ -1,6 +1,11 @@
-//! One worker per consumed stream: read a batch (own pending entries first), index it with a
-//! concurrency limit, acknowledge what is done, dead-letter what keeps failing, and keep the
-//! stream's housekeeping (claiming stale entries, safe trimming, sampling the pending count).
+//! What the entries of a consumed stream mean: the indexer's [`Processor`] for the shared
+//! stream worker (`rsky_common::worker`), which reads a batch (own pending entries first),
+//! settles each entry as decided here, and keeps the stream's housekeeping.
+//!
+//! A batch is indexed with a concurrency limit: events of one DID in order, DIDs concurrently;
+//! labels in stream order. A database that cannot be reached pauses the worker (no entry is
+//! charged for it); an entry the database refuses is retried and dead-lettered by the shared
+//! retry policy.
 //!
 //! An entry is acknowledged (XACK + XDEL) only after its transaction committed, or when it was
 //! rejected as invalid input. Entries whose work failed otherwise stay pending and are
@@ -10,15 +15,15 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::Pool;
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use rsky_common::consumer::{ConsumerError, GroupConsumer, StreamEntry};
+use rsky_common::consumer::StreamEntry;
 use rsky_common::event::Label;
-use rsky_common::shutdown::Shutdown;
 use rsky_common::time::now_rfc3339;
+use rsky_common::worker::{Processor, Settle};
 use rsky_metrics_runtime::{counted, CountOutcome};
 use tokio::sync::Semaphore;
 
@@ -30,9 +35,7 @@ use crate::labels::{index_labels, LabelsWritten};
 use crate::metrics::IndexerMetrics;
 
 /// Longest pause between retries of a failing batch.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Longest pause between probes of an unreachable database.
-const MAX_DB_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the workers of one indexer share.
 pub(crate) struct Shared {
@@ -73,182 +76,71 @@ impl CountOutcome for Outcome {
     }
 }
 
-/// The worker of one stream.
-pub(crate) struct StreamWorker {
-    shared: Arc<Shared>,
-    consumer: GroupConsumer,
-    kind: StreamKind,
-    slot: usize,
-    backoff: Duration,
-    next_claim: Instant,
-    next_trim: Instant,
-    next_sample: Instant,
+impl Outcome {
+    /// What the stream worker does with the entry.
+    fn settle(self) -> Settle {
+        match self {
+            Outcome::Done | Outcome::Rejected => Settle::Ack,
+            Outcome::Deferred => Settle::Defer,
+            Outcome::Failed {
+                class: FailureClass::Unavailable,
+                reason,
+            } => Settle::Pause { reason },
+            Outcome::Failed { reason, .. } => Settle::Retry { reason },
+        }
+    }
 }
 
-impl StreamWorker {
-    pub fn new(
-        shared: Arc<Shared>,
-        consumer: GroupConsumer,
-        kind: StreamKind,
-        slot: usize,
-    ) -> Self {
-        let now = Instant::now();
-        let backoff = shared.config.retry_backoff;
-        StreamWorker {
+/// The indexer's half of the stream worker of one stream: what its entries mean.
+pub(crate) struct IndexProcessor {
+    shared: Arc<Shared>,
+    kind: StreamKind,
+    slot: usize,
+    stream: String,
+}
+
+impl Processor for IndexProcessor {
+    async fn process(&self, entries: &[StreamEntry]) -> Vec<Settle> {
+        let outcomes = match self.kind {
+            StreamKind::Firehose => self.index_events(entries).await,
+            StreamKind::Labels => self.index_label_entries(entries).await,
+        };
+        outcomes.into_iter().map(Outcome::settle).collect()
+    }
+
+    async fn recovered(&self) -> bool {
+        db::is_reachable(&self.shared.pool).await
+    }
+
+    fn dead_lettered(&self, _entry: &StreamEntry, _reason: &str) {
+        self.shared.metrics.dead_lettered.inc();
+    }
+
+    fn ack_failed(&self, entries: usize) {
+        self.shared.metrics.ack_failures.inc_by(entries as u64);
+    }
+
+    fn trimmed(&self, entries: u64) {
+        self.shared.metrics.trimmed_entries.inc_by(entries);
+    }
+
+    fn sampled_pending(&self, pending: u64) {
+        self.shared.set_pending(self.slot, pending);
+    }
+}
+
+impl IndexProcessor {
+    pub fn new(shared: Arc<Shared>, stream: String, kind: StreamKind, slot: usize) -> Self {
+        IndexProcessor {
             shared,
-            consumer,
             kind,
             slot,
-            backoff,
-            next_claim: now,
-            next_trim: now + Duration::from_secs(1),
-            next_sample: now,
+            stream,
         }
     }
 
     fn stream(&self) -> &str {
-        &self.consumer.config().stream
-    }
-
-    /// Runs until `shutdown`; the batch in hand is finished and acknowledged before returning.
-    pub async fn run(mut self, shutdown: Shutdown) {
-        tracing::info!(stream = self.stream(), group = %self.consumer.config().group,
-            consumer = %self.consumer.config().consumer, "consuming");
-        while !shutdown.is_cancelled() {
-            self.housekeeping().await;
-            let batch = match self.consumer.read(self.shared.config.batch_size).await {
-                Ok(batch) => batch,
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot read the stream; retrying");
-                    self.pause(&shutdown).await;
-                    continue;
-                }
-            };
-            if batch.is_empty() {
-                continue;
-            }
-            let entries: Vec<StreamEntry> = batch.pending.into_iter().chain(batch.new).collect();
-            let outcomes = match self.kind {
-                StreamKind::Firehose => self.index_events(&entries).await,
-                StreamKind::Labels => self.index_label_entries(&entries).await,
-            };
-            self.settle(&entries, outcomes, &shutdown).await;
-        }
-        // One last sample so the gauge shows what this worker leaves behind.
-        self.next_sample = Instant::now();
-        self.housekeeping().await;
-        tracing::info!(stream = self.stream(), "drained and stopped");
-    }
-
-    /// Acknowledges what is done, dead-letters what failed too often, and waits when the
-    /// batch failed.
-    async fn settle(
-        &mut self,
-        entries: &[StreamEntry],
-        outcomes: Vec<Outcome>,
-        shutdown: &Shutdown,
-    ) {
-        let metrics = &self.shared.metrics;
-        let mut ack = Vec::new();
-        let mut unavailable = false;
-        let mut failed = false;
-        for (entry, outcome) in entries.iter().zip(outcomes) {
-            match outcome {
-                Outcome::Done | Outcome::Rejected => ack.push(entry.id.clone()),
-                Outcome::Deferred => {}
-                Outcome::Failed { class, reason } => {
-                    failed = true;
-                    unavailable |= class == FailureClass::Unavailable;
-                    if class == FailureClass::Unexpected
-                        && entry.deliveries >= self.shared.config.max_deliveries
-                    {
-                        match self.consumer.dead_letter(entry, &reason).await {
-                            Ok(()) => {
-                                metrics.dead_lettered.inc();
-                                tracing::error!(stream = self.stream(), id = %entry.id,
-                                    deliveries = entry.deliveries, %reason, "entry dead-lettered");
-                            }
-                            Err(err) => {
-                                metrics.ack_failures.inc();
-                                tracing::warn!(error = %err, id = %entry.id, "cannot dead-letter");
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if let Err(err) = self.consumer.ack(&ack).await {
-            metrics.ack_failures.inc_by(ack.len() as u64);
-            tracing::warn!(error = %err, entries = ack.len(),
-                "acknowledgement failed; the entries stay pending and will be indexed again");
-        }
-        if unavailable {
-            self.wait_for_database(shutdown).await;
-        } else if failed {
-            self.pause(shutdown).await;
-        } else {
-            self.backoff = self.shared.config.retry_backoff;
-        }
-    }
-
-    /// Sleeps the current backoff (or until shutdown) and doubles it.
-    async fn pause(&mut self, shutdown: &Shutdown) {
-        tokio::select! {
-            _ = tokio::time::sleep(self.backoff) => {}
-            _ = shutdown.cancelled() => {}
-        }
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-    }
-
-    /// Waits until the database answers again, without reading more entries meanwhile.
-    async fn wait_for_database(&mut self, shutdown: &Shutdown) {
-        let mut interval = self.shared.config.retry_backoff;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = shutdown.cancelled() => return,
-            }
-            self.housekeeping().await;
-            if db::is_reachable(&self.shared.pool).await {
-                tracing::info!(stream = self.stream(), "the database is reachable again");
-                return;
-            }
-            tracing::warn!(stream = self.stream(), "the database is still unreachable");
-            interval = (interval * 2).min(MAX_DB_PROBE_INTERVAL);
-        }
-    }
-
-    /// Claims stale entries, trims safely and samples the pending count, each when it is due.
-    async fn housekeeping(&mut self) {
-        let now = Instant::now();
-        if now >= self.next_claim {
-            self.next_claim = now + self.shared.config.claim_interval;
-            match self
-                .consumer
-                .claim_stale(self.shared.config.batch_size)
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => {
-                    tracing::info!(stream = self.stream(), claimed = n, "claimed stale entries")
-                }
-                Err(err) => log_housekeeping("claim stale entries", &err),
-            }
-        }
-        if now >= self.next_trim {
-            self.next_trim = now + self.shared.config.trim_interval;
-            match self.consumer.trim_safe().await {
-                Ok(n) => self.shared.metrics.trimmed_entries.inc_by(n),
-                Err(err) => log_housekeeping("trim", &err),
-            }
-        }
-        if now >= self.next_sample {
-            self.next_sample = now + self.shared.config.sample_interval;
-            match self.consumer.pending_count().await {
-                Ok(n) => self.shared.set_pending(self.slot, n),
-                Err(err) => log_housekeeping("sample the pending count", &err),
-            }
-        }
+        &self.stream
     }
 
     /// Indexes firehose entries: events of one DID in order, DIDs concurrently.
@@ -430,7 +322,7 @@ impl StreamWorker {
     }
 
     /// One label entry's transaction, run while it holds a permit; counted like
-    /// [`StreamWorker::write_event`]. `Err` is the entry's outcome when the transaction failed.
+    /// [`IndexProcessor::write_event`]. `Err` is the entry's outcome when the transaction failed.
     #[counted(metrics = &self.shared.metrics, events = write_attempts, errors = errors,
               in_flight = active_tasks)]
     async fn write_labels(
@@ -526,8 +418,4 @@ impl StreamWorker {
                 .observe(now_ms.saturating_sub(added_ms) as f64 / 1000.0);
         }
     }
-}
-
-fn log_housekeeping(what: &str, err: &ConsumerError) {
-    tracing::warn!(error = %err, "cannot {what}; will try again");
 }

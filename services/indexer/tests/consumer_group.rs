@@ -14,7 +14,7 @@ async fn consumer(
     name: &str,
     claim_idle_ms: u64,
 ) -> GroupConsumer {
-    let client = redis::Client::open(common::REDIS).unwrap();
+    let client = redis::Client::open(common::redis_url()).unwrap();
     let mut consumer = GroupConsumer::connect(
         &client,
         ConsumerConfig {

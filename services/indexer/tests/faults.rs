@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
@@ -86,7 +85,7 @@ impl SlowPostGate {
 #[tokio::test]
 async fn while_the_database_is_unreachable_nothing_is_acknowledged_and_afterwards_nothing_is_lost()
 {
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let streams = TestStreams::new();
     let proxy = TcpProxy::start(pg_addr()).await;
     let indexer = Running::start(config(&db.url_on(proxy.port), &streams, &[])).await;
@@ -213,9 +212,9 @@ async fn every_write_attempt_is_counted_each_failed_one_is_an_error_and_none_sta
 
 #[tokio::test]
 async fn a_failed_acknowledgement_is_counted_and_the_entry_is_indexed_again() {
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let streams = TestStreams::new();
-    let redis_proxy = TcpProxy::start("127.0.0.1:6379".parse::<SocketAddr>().unwrap()).await;
+    let redis_proxy = TcpProxy::start(redis_addr()).await;
     let redis_url = format!("redis://127.0.0.1:{}", redis_proxy.port);
     let indexer = Running::start(config(&db.url(), &streams, &[("REDIS_URL", &redis_url)])).await;
     let gate = SlowPostGate::close(&db, 4242).await;
@@ -269,7 +268,7 @@ async fn shutdown_drains_the_batch_in_hand_before_returning() {
 
 #[tokio::test]
 async fn two_indexers_in_one_group_index_everything_exactly_once() {
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let streams = TestStreams::new();
     let a = Running::start(config(
         &db.url(),

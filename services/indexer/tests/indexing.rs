@@ -548,7 +548,7 @@ async fn invalid_labels_are_expected_errors_and_the_valid_ones_are_written() {
 
 #[tokio::test]
 async fn migrations_are_recorded_and_run_once() {
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let streams = TestStreams::new();
     let first = Running::start(config(&db.url(), &streams, &[])).await;
     first.stop().await;

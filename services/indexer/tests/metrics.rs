@@ -65,7 +65,7 @@ async fn every_spec_metric_is_on_the_first_scrape_at_zero_and_promtool_is_clean(
     assert_promtool_clean(&body);
 
     // After real work (including an error and labels) the scrape is still clean.
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let streams = TestStreams::new();
     let indexer =
         Running::start_with(config(&db.url(), &streams, &[]), metrics.clone(), registry).await;

@@ -14,9 +14,10 @@
 //! `perf record --control fifo:CTL -D -1` with `PERF_CTL_FIFO=CTL`: the bench enables perf when
 //! the ingester starts and disables it when the last event is written (see BENCHMARKS.md).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rsky_common::config::Env;
+use rsky_common::config::Settings;
 use rsky_common::shutdown::Shutdown;
 use rsky_common::store::{self, read_cursor, stream_len};
 use rsky_ingester::decode::decode_frame;
@@ -115,20 +116,18 @@ async fn main() {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     let prefix = format!("bench:{nanos}:");
-    let config = Config::from(&Env::from_pairs([
+    let config = Config::from_pairs([
         ("REDIS_URL", redis_url.as_str()),
         ("REDIS_KEY_PREFIX", prefix.as_str()),
         ("INGESTER_MODE", "firehose"),
         ("INGESTER_RELAY_HOSTS", relay.ws_url().as_str()),
         ("INGESTER_HIGH_WATER_MARK", "100000000"),
-    ]))
+    ])
     .expect("valid configuration");
     let streams = config.streams.clone();
     let cursor_key = streams.cursor_key(&streams.firehose_live, &relay.addr().to_string());
     let registry = Registry::new();
-    let metrics: &'static IngesterMetrics = Box::leak(Box::new(
-        IngesterMetrics::register(&registry).expect("a fresh registry"),
-    ));
+    let metrics = Arc::new(IngesterMetrics::register(&registry).expect("a fresh registry"));
     let mut conn = store::connect(&redis_url)
         .await
         .expect("Redis is reachable");
@@ -138,7 +137,11 @@ async fn main() {
     let redis_before = redis_cpu(&mut conn).await;
     perf_control("enable");
     let started = Instant::now();
-    let task = tokio::spawn(rsky_ingester::run(config, metrics, shutdown.clone()));
+    let task = tokio::spawn(rsky_ingester::run(
+        config,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let target = last_seq.to_string();
     loop {
         if read_cursor(&mut conn, &cursor_key)

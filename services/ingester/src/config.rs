@@ -1,14 +1,13 @@
-//! The ingester's configuration, read from the environment in one place.
-//!
-//! Every variable, its default and its meaning are listed in the service's README.
+//! The ingester's configuration: one `clap` derive, every setting a flag and an environment
+//! variable. `ingester --help` and the service's README list each with its default.
 
 use std::time::Duration;
 
-use rsky_common::config::{choice_or, list_or, string_or, var_at_least, ConfigError, Env};
+use rsky_common::config::{at_least, list, millis_at_least, ConfigError, Settings};
 use rsky_common::streams::{Streams, PREFIX_ENV};
 
 /// Which parts of the ingester run (`INGESTER_MODE`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// Firehose, plus listRepos backfill, plus labelers when `INGESTER_LABELER_HOSTS` is set.
     All,
@@ -86,116 +85,105 @@ impl Host {
     }
 }
 
-/// The ingester's configuration.
-#[derive(Clone, Debug)]
+/// The ingester's configuration: every field a flag and an environment variable (`--help`).
+#[derive(Clone, Debug, clap::Args)]
 pub struct Config {
-    /// `REDIS_URL`.
+    /// The Redis the streams and cursors are in.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
-    /// `INGESTER_RELAY_HOSTS`: relays to subscribe to and to list repositories from.
-    pub relay_hosts: Vec<Host>,
-    /// `INGESTER_LABELER_HOSTS`: labelers to subscribe to.
-    pub labeler_hosts: Vec<Host>,
-    /// `INGESTER_MODE`.
+    /// Relays to subscribe to and to list repositories from (comma-separated).
+    #[arg(long, env = "INGESTER_RELAY_HOSTS", default_value = "bsky.network", value_parser = hosts)]
+    pub relay_hosts: ::std::vec::Vec<Host>,
+    /// Labelers to subscribe to (comma-separated; none by default).
+    #[arg(long, env = "INGESTER_LABELER_HOSTS", default_value = "", hide_default_value = true, value_parser = hosts_or_none)]
+    pub labeler_hosts: ::std::vec::Vec<Host>,
+    /// Which parts run.
+    #[arg(
+        long,
+        env = "INGESTER_MODE",
+        value_enum,
+        default_value = "all",
+        ignore_case = true
+    )]
     pub mode: Mode,
-    /// `INGESTER_BATCH_SIZE`: events per Redis write at most.
+    /// Events per Redis write at most.
+    #[arg(long, env = "INGESTER_BATCH_SIZE", default_value = "500", value_parser = at_least(1usize))]
     pub batch_size: usize,
-    /// `INGESTER_BATCH_TIMEOUT_MS`: how long a partial batch waits for more events.
+    /// How long a partial batch waits for more events (ms).
+    #[arg(long = "batch-timeout-ms", env = "INGESTER_BATCH_TIMEOUT_MS", default_value = "1000", value_parser = millis_at_least(1))]
     pub batch_timeout: Duration,
-    /// `INGESTER_HIGH_WATER_MARK`: `firehose_live` length at which writing pauses.
+    /// `firehose_live` length at which writing pauses.
+    #[arg(long, env = "INGESTER_HIGH_WATER_MARK", default_value = "100000", value_parser = at_least(1u64))]
     pub high_water_mark: u64,
-    /// `INGESTER_BACKPRESSURE_POLL_MS`: how often a paused writer checks the length again.
+    /// How often a paused writer checks the length again (ms).
+    #[arg(long = "backpressure-poll-ms", env = "INGESTER_BACKPRESSURE_POLL_MS", default_value = "1000", value_parser = millis_at_least(1))]
     pub backpressure_poll: Duration,
-    /// `INGESTER_CHANNEL_CAPACITY`: decoded frames buffered between a socket and its writer.
+    /// Decoded frames buffered between a socket and its writer.
+    #[arg(long, env = "INGESTER_CHANNEL_CAPACITY", default_value = "1000", value_parser = at_least(1usize))]
     pub channel_capacity: usize,
-    /// `INGESTER_SAMPLE_INTERVAL_MS`: how often stream lengths are sampled.
+    /// How often stream lengths are sampled (ms).
+    #[arg(long = "sample-interval-ms", env = "INGESTER_SAMPLE_INTERVAL_MS", default_value = "10000", value_parser = millis_at_least(1))]
     pub sample_interval: Duration,
-    /// `INGESTER_RECONNECT_MIN_MS`: first reconnect delay (doubles up to the max).
+    /// First reconnect delay (ms; doubles up to the max).
+    #[arg(long = "reconnect-min-ms", env = "INGESTER_RECONNECT_MIN_MS", default_value = "1000", value_parser = millis_at_least(1))]
     pub reconnect_min: Duration,
-    /// `INGESTER_RECONNECT_MAX_MS`: longest reconnect delay.
+    /// Longest reconnect delay (ms).
+    #[arg(long = "reconnect-max-ms", env = "INGESTER_RECONNECT_MAX_MS", default_value = "30000", value_parser = millis_at_least(1))]
     pub reconnect_max: Duration,
-    /// `INGESTER_LIST_REPOS_LIMIT`: repositories per listRepos page.
+    /// Repositories per listRepos page (at most 1000).
+    #[arg(long, env = "INGESTER_LIST_REPOS_LIMIT", default_value = "1000", value_parser = at_least(1u32))]
     pub list_repos_limit: u32,
-    /// `REDIS_KEY_PREFIX`: stream and key names.
+    /// Prefix of every stream and key name (tests; empty in production).
+    #[arg(long = "redis-key-prefix", env = PREFIX_ENV, default_value = "", hide_default_value = true, value_parser = streams)]
     pub streams: Streams,
 }
 
-impl Config {
-    /// Reads the configuration from the process environment.
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Self::from(&Env::process())
-    }
+fn hosts(value: &str) -> Result<Vec<Host>, String> {
+    list(value)?
+        .iter()
+        .map(|h| Host::parse("", h).map_err(|err| err.reason))
+        .collect()
+}
 
-    /// Reads the configuration from `env`.
-    pub fn from(env: &Env) -> Result<Config, ConfigError> {
-        let hosts = |var: &str, default: &[&str]| -> Result<Vec<Host>, ConfigError> {
-            list_or(env, var, default)?
-                .iter()
-                .map(|h| Host::parse(var, h))
-                .collect()
-        };
-        let millis = |var: &str, default: u64, min: u64| -> Result<Duration, ConfigError> {
-            var_at_least(env, var, default, min).map(Duration::from_millis)
-        };
-        let mode = match choice_or(
-            env,
-            "INGESTER_MODE",
-            "all",
-            &["all", "firehose", "backfill", "labeler"],
-        )?
-        .as_str()
-        {
-            "firehose" => Mode::Firehose,
-            "backfill" => Mode::Backfill,
-            "labeler" => Mode::Labeler,
-            _ => Mode::All,
-        };
-        let labeler_hosts = match env.get("INGESTER_LABELER_HOSTS") {
-            None => Vec::new(),
-            Some(_) => hosts("INGESTER_LABELER_HOSTS", &[])?,
-        };
-        if mode == Mode::Labeler && labeler_hosts.is_empty() {
+fn hosts_or_none(value: &str) -> Result<Vec<Host>, String> {
+    if value.trim().is_empty() {
+        Ok(Vec::new())
+    } else {
+        hosts(value)
+    }
+}
+
+fn streams(prefix: &str) -> Result<Streams, String> {
+    Ok(Streams::new(prefix.trim()))
+}
+
+impl Settings for Config {
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.mode == Mode::Labeler && self.labeler_hosts.is_empty() {
             return Err(ConfigError::new(
                 "INGESTER_LABELER_HOSTS",
                 "",
                 "INGESTER_MODE=labeler needs at least one labeler host",
             ));
         }
-        let reconnect_min = millis("INGESTER_RECONNECT_MIN_MS", 1_000, 1)?;
-        let reconnect_max = millis("INGESTER_RECONNECT_MAX_MS", 30_000, 1)?;
-        if reconnect_max < reconnect_min {
+        if self.reconnect_max < self.reconnect_min {
             return Err(ConfigError::new(
                 "INGESTER_RECONNECT_MAX_MS",
-                &reconnect_max.as_millis().to_string(),
+                &self.reconnect_max.as_millis().to_string(),
                 format!(
                     "must be at least INGESTER_RECONNECT_MIN_MS ({})",
-                    reconnect_min.as_millis()
+                    self.reconnect_min.as_millis()
                 ),
             ));
         }
-        let list_repos_limit = var_at_least(env, "INGESTER_LIST_REPOS_LIMIT", 1000u32, 1)?;
-        if list_repos_limit > 1000 {
+        if self.list_repos_limit > 1000 {
             return Err(ConfigError::new(
                 "INGESTER_LIST_REPOS_LIMIT",
-                &list_repos_limit.to_string(),
+                &self.list_repos_limit.to_string(),
                 "listRepos serves at most 1000 repositories per page",
             ));
         }
-        Ok(Config {
-            redis_url: string_or(env, "REDIS_URL", "redis://127.0.0.1:6379"),
-            relay_hosts: hosts("INGESTER_RELAY_HOSTS", &["bsky.network"])?,
-            labeler_hosts,
-            mode,
-            batch_size: var_at_least(env, "INGESTER_BATCH_SIZE", 500usize, 1)?,
-            batch_timeout: millis("INGESTER_BATCH_TIMEOUT_MS", 1_000, 1)?,
-            high_water_mark: var_at_least(env, "INGESTER_HIGH_WATER_MARK", 100_000u64, 1)?,
-            backpressure_poll: millis("INGESTER_BACKPRESSURE_POLL_MS", 1_000, 1)?,
-            channel_capacity: var_at_least(env, "INGESTER_CHANNEL_CAPACITY", 1_000usize, 1)?,
-            sample_interval: millis("INGESTER_SAMPLE_INTERVAL_MS", 10_000, 1)?,
-            reconnect_min,
-            reconnect_max,
-            list_repos_limit,
-            streams: Streams::new(string_or(env, PREFIX_ENV, "")),
-        })
+        Ok(())
     }
 }
 
@@ -205,7 +193,7 @@ mod tests {
 
     #[test]
     fn defaults_match_the_spec() {
-        let config = Config::from(&Env::from_pairs::<&str, &str>([])).unwrap();
+        let config = Config::from_pairs::<&str, &str>([]).unwrap();
         assert_eq!(config.redis_url, "redis://127.0.0.1:6379");
         assert_eq!(
             config.relay_hosts,
@@ -255,7 +243,7 @@ mod tests {
             ),
         ];
         for (var, value, reason) in cases {
-            let err = Config::from(&Env::from_pairs([(var, value)])).unwrap_err();
+            let err = Config::from_pairs([(var, value)]).unwrap_err();
             let line = err.to_string();
             assert!(line.starts_with(&format!("invalid {var}=")), "{line}");
             assert!(line.contains(reason), "{line}");
@@ -265,13 +253,13 @@ mod tests {
 
     #[test]
     fn labeler_mode_needs_labeler_hosts() {
-        let err = Config::from(&Env::from_pairs([("INGESTER_MODE", "labeler")])).unwrap_err();
+        let err = Config::from_pairs([("INGESTER_MODE", "labeler")]).unwrap_err();
         assert_eq!(err.var, "INGESTER_LABELER_HOSTS");
     }
 
     #[test]
     fn the_prefix_applies_to_every_stream() {
-        let config = Config::from(&Env::from_pairs([("REDIS_KEY_PREFIX", "t7:")])).unwrap();
+        let config = Config::from_pairs([("REDIS_KEY_PREFIX", "t7:")]).unwrap();
         assert_eq!(config.streams.firehose_live, "t7:firehose_live");
     }
 }

@@ -54,7 +54,7 @@ pub enum IngesterError {
 /// with their cursors and returns.
 pub async fn run(
     config: Config,
-    metrics: &'static IngesterMetrics,
+    metrics: Arc<IngesterMetrics>,
     shutdown: Shutdown,
 ) -> Result<(), IngesterError> {
     let conn = store::connect(&config.redis_url).await?;
@@ -63,11 +63,12 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     {
         let (config, conn, shutdown) = (config.clone(), conn.clone(), shutdown.clone());
+        let metrics = metrics.clone();
         tasks.spawn(async move {
             sink::sample_stream_lengths(
                 conn,
                 &config.streams,
-                metrics,
+                &metrics,
                 config.sample_interval,
                 &shutdown,
             )
@@ -77,18 +78,22 @@ pub async fn run(
     if config.mode.firehose() {
         for host in config.relay_hosts.clone() {
             let (config, conn, shutdown) = (config.clone(), conn.clone(), shutdown.clone());
+            let metrics = metrics.clone();
             tasks.spawn(async move { run_firehose(host, config, conn, metrics, shutdown).await });
         }
     }
     if config.mode.backfill() {
         let (config, conn, shutdown) = (config.clone(), conn.clone(), shutdown.clone());
-        tasks.spawn(async move { backfill::run_backfill(&config, conn, metrics, &shutdown).await });
+        let metrics = metrics.clone();
+        tasks
+            .spawn(async move { backfill::run_backfill(&config, conn, &metrics, &shutdown).await });
     }
     if config.mode.labeler() {
         for host in config.labeler_hosts.clone() {
             let (config, conn, shutdown) = (config.clone(), conn.clone(), shutdown.clone());
+            let metrics = metrics.clone();
             tasks.spawn(async move {
-                labeler::run_labeler(&host, &config, conn, metrics, &shutdown).await
+                labeler::run_labeler(&host, &config, conn, &metrics, &shutdown).await
             });
         }
     }
@@ -106,12 +111,12 @@ pub async fn run(
 /// when the writer waits, `send` waits, and the socket is not read.
 struct FirehoseReader {
     tx: mpsc::Sender<Decoded>,
-    metrics: &'static IngesterMetrics,
+    metrics: Arc<IngesterMetrics>,
 }
 
 impl FrameHandler for FirehoseReader {
     async fn handle(&mut self, frame: Vec<u8>) -> Option<i64> {
-        let decoded = decode_frame(&frame, &now_rfc3339(), self.metrics);
+        let decoded = decode_frame(&frame, &now_rfc3339(), &self.metrics);
         let seq = decoded.seq;
         if seq.is_none() && decoded.events.is_empty() {
             return None;
@@ -132,22 +137,22 @@ pub async fn run_firehose(
     host: Host,
     config: Arc<Config>,
     conn: Connection,
-    metrics: &'static IngesterMetrics,
+    metrics: Arc<IngesterMetrics>,
     shutdown: Shutdown,
 ) {
     let cursor_key = config
         .streams
         .cursor_key(&config.streams.firehose_live, &host.name);
-    let cursor = sink::stored_seq(&mut conn.clone(), &cursor_key, metrics, &shutdown).await;
+    let cursor = sink::stored_seq(&mut conn.clone(), &cursor_key, &metrics, &shutdown).await;
     tracing::info!(host = %host.name, ?cursor, "firehose starting");
     let (tx, mut rx) = mpsc::channel::<Decoded>(config.channel_capacity);
     let writer = {
-        let (config, shutdown) = (config.clone(), shutdown.clone());
+        let (config, shutdown, metrics) = (config.clone(), shutdown.clone(), metrics.clone());
         tokio::spawn(async move {
             let mut sink = FirehoseSink {
                 conn,
                 streams: &config.streams,
-                metrics,
+                metrics: &metrics,
                 high_water_mark: config.high_water_mark,
                 poll: config.backpressure_poll,
             };
@@ -165,8 +170,11 @@ pub async fn run_firehose(
         reconnect_min: config.reconnect_min,
         reconnect_max: config.reconnect_max,
     };
-    let mut reader = FirehoseReader { tx, metrics };
-    source::run(&subscription, cursor, &mut reader, metrics, &shutdown).await;
+    let mut reader = FirehoseReader {
+        tx,
+        metrics: metrics.clone(),
+    };
+    source::run(&subscription, cursor, &mut reader, &metrics, &shutdown).await;
     // Closing the channel lets the writer drain what is left, write it, and end.
     drop(reader);
     if let Err(err) = writer.await {

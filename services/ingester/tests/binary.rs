@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rsky_common::streams::{cursor_key, Streams};
 use rsky_metrics_runtime::testing;
+use rsky_testkit::binary::{self, free_port};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -28,20 +29,13 @@ async fn scrape(port: u16) -> Option<String> {
         .map(|(_, body)| body.to_owned())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn the_scrape_passes_promtool_and_sigterm_flushes_then_exits_zero() {
     let relay = relay_with_identities(5).await;
     let prefix = unique_prefix("binary");
     let port = free_port();
-    let mut child = Command::new(BIN)
-        .env("REDIS_URL", REDIS_URL)
+    let child = Command::new(BIN)
+        .env("REDIS_URL", redis_url())
         .env("REDIS_KEY_PREFIX", &prefix)
         .env("INGESTER_MODE", "firehose")
         .env("INGESTER_RELAY_HOSTS", relay.ws_url())
@@ -53,31 +47,22 @@ async fn the_scrape_passes_promtool_and_sigterm_flushes_then_exits_zero() {
         .spawn()
         .unwrap();
 
-    wait_until("5 events in memory on /metrics", 20, || async {
-        let body = scrape(port).await.unwrap_or_default();
-        sample(&body, "ingester_events_in_memory") == Some(5.0)
-    })
+    wait_until(
+        Duration::from_secs(20),
+        "5 events in memory on /metrics",
+        || async {
+            let body = scrape(port).await.unwrap_or_default();
+            sample(&body, "ingester_events_in_memory") == Some(5.0)
+        },
+    )
     .await;
     let body = scrape(port).await.unwrap();
     testing::assert_promtool_clean(&body);
     assert!(body.contains("ingester_build_info{version="));
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the ingester did not exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = binary::terminate(child, Duration::from_secs(20))
+        .await
+        .status;
     assert_eq!(status.code(), Some(0));
     let streams = Streams::new(&prefix);
     let mut conn = redis().await;
@@ -99,14 +84,65 @@ async fn the_scrape_passes_promtool_and_sigterm_flushes_then_exits_zero() {
 
 #[test]
 fn a_bad_variable_stops_the_ingester_with_one_line_naming_it() {
-    let output = Command::new(BIN)
-        .env("INGESTER_BATCH_SIZE", "lots")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        stderr.trim(),
-        r#"ingester: invalid INGESTER_BATCH_SIZE="lots": expected a non-negative whole number"#
+    binary::assert_bad_value(
+        BIN,
+        "INGESTER_BATCH_SIZE",
+        "lots",
+        r#"ingester: invalid INGESTER_BATCH_SIZE="lots": expected a non-negative whole number"#,
     );
+    binary::assert_bad_value(
+        BIN,
+        "INGESTER_RECONNECT_MAX_MS",
+        "10",
+        r#"ingester: invalid INGESTER_RECONNECT_MAX_MS="10": must be at least INGESTER_RECONNECT_MIN_MS (1000)"#,
+    );
+}
+
+#[test]
+fn help_lists_every_setting_with_its_variable_and_default() {
+    binary::assert_help_lists(
+        BIN,
+        &[
+            ("REDIS_URL", Some("redis://127.0.0.1:6379")),
+            ("INGESTER_RELAY_HOSTS", Some("bsky.network")),
+            ("INGESTER_LABELER_HOSTS", None),
+            ("INGESTER_MODE", Some("all")),
+            ("INGESTER_BATCH_SIZE", Some("500")),
+            ("INGESTER_BATCH_TIMEOUT_MS", Some("1000")),
+            ("INGESTER_HIGH_WATER_MARK", Some("100000")),
+            ("INGESTER_BACKPRESSURE_POLL_MS", Some("1000")),
+            ("INGESTER_CHANNEL_CAPACITY", Some("1000")),
+            ("INGESTER_SAMPLE_INTERVAL_MS", Some("10000")),
+            ("INGESTER_RECONNECT_MIN_MS", Some("1000")),
+            ("INGESTER_RECONNECT_MAX_MS", Some("30000")),
+            ("INGESTER_LIST_REPOS_LIMIT", Some("1000")),
+            ("REDIS_KEY_PREFIX", None),
+            ("METRICS_ADDR", Some("0.0.0.0")),
+            ("METRICS_PORT", Some("4100")),
+            ("LOG_FORMAT", Some("text")),
+        ],
+    );
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    binary::assert_version(BIN, "ingester", env!("CARGO_PKG_VERSION"));
+}
+
+#[tokio::test]
+async fn health_answers_while_running_and_sigterm_exits_zero_with_json_logs() {
+    let relay = relay_with_identities(1).await;
+    let prefix = unique_prefix("binary-health");
+    binary::assert_serves_health_and_stops_on_sigterm(
+        BIN,
+        "ingester",
+        &[
+            ("REDIS_URL", redis_url()),
+            ("REDIS_KEY_PREFIX", prefix.clone()),
+            ("INGESTER_MODE", "firehose".to_owned()),
+            ("INGESTER_RELAY_HOSTS", relay.ws_url()),
+        ],
+    )
+    .await;
+    delete_prefix(&mut redis().await, &prefix).await;
 }

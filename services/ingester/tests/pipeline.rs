@@ -125,11 +125,13 @@ async fn end_to_end_the_stream_holds_exactly_what_the_relay_sent() {
     ))
     .await;
     let live = ingester.streams.firehose_live.clone();
-    wait_until("7 events in firehose_live", 15, || async {
-        ingester.len(&live).await >= 7
-    })
+    wait_until(
+        Duration::from_secs(15),
+        "7 events in firehose_live",
+        || async { ingester.len(&live).await >= 7 },
+    )
     .await;
-    wait_until("the cursor at 108", 5, || async {
+    wait_until(Duration::from_secs(5), "the cursor at 108", || async {
         ingester
             .get(&ingester.streams.cursor_key(&live, &host_name(&relay)))
             .await
@@ -187,9 +189,11 @@ async fn end_to_end_the_stream_holds_exactly_what_the_relay_sent() {
         assert_eq!(event["rev"].as_str().unwrap().len(), 13);
     }
 
-    wait_until("the firehose_live length sampled", 5, || async {
-        ingester.value("ingester_firehose_live_length") == 7.0
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "the firehose_live length sampled",
+        || async { ingester.value("ingester_firehose_live_length") == 7.0 },
+    )
     .await;
     assert_eq!(
         ingester.value("ingester_firehose_events_total"),
@@ -231,9 +235,11 @@ async fn backpressure_pauses_writing_and_loses_nothing() {
     ))
     .await;
     let live = ingester.streams.firehose_live.clone();
-    wait_until("the backpressure gauge at 1", 10, || async {
-        ingester.value("ingester_backpressure_active") == 1.0
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the backpressure gauge at 1",
+        || async { ingester.value("ingester_backpressure_active") == 1.0 },
+    )
     .await;
     // Paused: the stream stays at the mark while events wait in memory and on the socket.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -284,9 +290,11 @@ async fn backpressure_pauses_writing_and_loses_nothing() {
         (1..=60).collect::<Vec<_>>(),
         "none lost, none duplicated, in order"
     );
-    wait_until("the backpressure gauge back at 0", 5, || async {
-        ingester.value("ingester_backpressure_active") == 0.0
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "the backpressure gauge back at 0",
+        || async { ingester.value("ingester_backpressure_active") == 0.0 },
+    )
     .await;
     let _: () = redis::cmd("DEL")
         .arg(&live)
@@ -309,7 +317,7 @@ async fn a_disconnect_resumes_from_the_cursor_with_no_gap_and_no_duplicate() {
     let config = config(&prefix, &[("INGESTER_RELAY_HOSTS", &relay.ws_url())]);
     let mut ingester = Running::start(config.clone()).await;
     let live = ingester.streams.firehose_live.clone();
-    wait_until("20 events", 15, || async {
+    wait_until(Duration::from_secs(15), "20 events", || async {
         ingester.len(&live).await >= 20
     })
     .await;
@@ -329,9 +337,11 @@ async fn a_disconnect_resumes_from_the_cursor_with_no_gap_and_no_duplicate() {
         ingester.value("ingester_errors_total") >= 1.0,
         "the cut is counted"
     );
-    wait_until("one open connection again", 5, || async {
-        ingester.value("ingester_websocket_connections") == 1.0
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "one open connection again",
+        || async { ingester.value("ingester_websocket_connections") == 1.0 },
+    )
     .await;
 
     // A restart resumes from the stored cursor.
@@ -343,7 +353,7 @@ async fn a_disconnect_resumes_from_the_cursor_with_no_gap_and_no_duplicate() {
     }
     relay.push(script.take_items());
     let ingester = Running::start(config).await;
-    wait_until("25 events", 15, || async {
+    wait_until(Duration::from_secs(15), "25 events", || async {
         ingester.len(&live).await >= 25
     })
     .await;
@@ -417,9 +427,11 @@ async fn bad_input_is_counted_or_filtered_and_the_stream_goes_on() {
     .await;
     let live = ingester.streams.firehose_live.clone();
     let cursor_key = ingester.streams.cursor_key(&live, &host_name(&relay));
-    wait_until("the good commit after the bad input", 20, || async {
-        ingester.get(&cursor_key).await == Some(last.to_string())
-    })
+    wait_until(
+        Duration::from_secs(20),
+        "the good commit after the bad input",
+        || async { ingester.get(&cursor_key).await == Some(last.to_string()) },
+    )
     .await;
     let events = ingester.entries(&live, EVENT_FIELD).await;
     assert_eq!(events.len(), 1, "only the valid event: {events:?}");
@@ -452,7 +464,7 @@ async fn shutdown_flushes_the_batch_in_hand_with_its_cursor() {
         ],
     ))
     .await;
-    wait_until("5 events in memory", 10, || async {
+    wait_until(Duration::from_secs(10), "5 events in memory", || async {
         ingester.value("ingester_events_in_memory") == 5.0
     })
     .await;
@@ -490,7 +502,7 @@ async fn backfill_lists_every_repo_into_repo_backfill_then_skips_a_finished_host
     ];
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut ingester = Running::start(config(&prefix, &vars)).await;
-    wait_until("backfill complete", 15, || async {
+    wait_until(Duration::from_secs(15), "backfill complete", || async {
         ingester.value("ingester_backfill_complete") == 1.0
     })
     .await;
@@ -520,17 +532,21 @@ async fn backfill_lists_every_repo_into_repo_backfill_then_skips_a_finished_host
     // One refused request, then pages of 3, 3 and 1.
     assert_eq!(ingester.value("ingester_list_repos_requests_total"), 4.0);
     assert_eq!(ingester.value("ingester_list_repos_seconds_count"), 4.0);
-    wait_until("repo_backfill length sampled", 5, || async {
-        ingester.value("ingester_repo_backfill_length") == 7.0
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "repo_backfill length sampled",
+        || async { ingester.value("ingester_repo_backfill_length") == 7.0 },
+    )
     .await;
     ingester.stop().await;
 
     let requests = relay.list_requests();
     let again = Running::start(config(&prefix, &vars)).await;
-    wait_until("backfill complete again", 10, || async {
-        again.value("ingester_backfill_complete") == 1.0
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "backfill complete again",
+        || async { again.value("ingester_backfill_complete") == 1.0 },
+    )
     .await;
     assert_eq!(again.value("ingester_backfill_cursor_skips_total"), 1.0);
     assert_eq!(
@@ -583,7 +599,7 @@ async fn labeler_writes_each_labels_frame_with_its_cursor() {
     .await;
     let stream = ingester.streams.label_live.clone();
     let cursor_key = ingester.streams.cursor_key(&stream, &host_name(&relay));
-    wait_until("the label cursor at 2", 10, || async {
+    wait_until(Duration::from_secs(10), "the label cursor at 2", || async {
         ingester.get(&cursor_key).await.as_deref() == Some("2")
     })
     .await;
@@ -596,9 +612,11 @@ async fn labeler_writes_each_labels_frame_with_its_cursor() {
     assert_eq!(ingester.value("ingester_labeler_events_total"), 3.0);
     assert_eq!(ingester.value("ingester_labels_written_total"), 3.0);
     assert_eq!(ingester.value("ingester_errors_total"), 1.0);
-    wait_until("label_live length sampled", 5, || async {
-        ingester.value("ingester_label_live_length") == 2.0
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "label_live length sampled",
+        || async { ingester.value("ingester_label_live_length") == 2.0 },
+    )
     .await;
     ingester.finish().await;
 }
@@ -625,9 +643,11 @@ async fn the_firehose_backfill_length_is_sampled_too() {
             .await
             .unwrap();
     }
-    wait_until("firehose_backfill length sampled", 5, || async {
-        ingester.value("ingester_firehose_backfill_length") == 3.0
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "firehose_backfill length sampled",
+        || async { ingester.value("ingester_firehose_backfill_length") == 3.0 },
+    )
     .await;
     assert!(
         ingester.value("ingester_errors_total") >= 1.0,
@@ -665,9 +685,11 @@ async fn a_wss_host_is_reached_through_tls_and_a_failed_handshake_is_counted() {
         .unwrap()
         .unwrap();
     assert_eq!(accepted, 2, "it connected, failed, and retried");
-    wait_until("the failed handshakes counted", 5, || async {
-        ingester.value("ingester_errors_total") >= 2.0
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "the failed handshakes counted",
+        || async { ingester.value("ingester_errors_total") >= 2.0 },
+    )
     .await;
     assert!(ingester.is_running());
     ingester.finish().await;

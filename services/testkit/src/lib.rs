@@ -11,9 +11,15 @@
 //! - [`pds`]: [`TestPds`], serving `listRepos`, `getRepo` (signed repository CARs with an MST)
 //!   and a did:web document, with every failure a backfiller must handle.
 //! - [`plc`]: [`TestPlc`], a PLC directory serving DID documents.
+//! - [`binary`]: the checks every service binary passes (`--help`, `--version`, a bad value,
+//!   `health`, SIGTERM, JSON logs).
 //! - [`spec`]: the metric names the services' spec fixes, one list per service.
+//! - [`support`]: what every test shares: the Redis and PostgreSQL servers (`TEST_REDIS_URL`,
+//!   `TEST_DATABASE_URL`), unique names, [`support::wait_until`], a database and stream names per
+//!   test, and a TCP proxy that can be cut.
 #![warn(missing_docs)]
 
+pub mod binary;
 pub mod firehose;
 pub mod labels;
 pub mod load;
@@ -22,6 +28,7 @@ pub mod pds;
 pub mod plc;
 pub mod relay;
 pub mod spec;
+pub mod support;
 
 pub use firehose::{FirehoseScript, Op, RawOp};
 pub use log::Item;

@@ -3,12 +3,15 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use rsky_backfiller::config::GROUP;
-use rsky_backfiller::{Backfiller, BackfillerMetrics, Config, SharedMetrics};
+use std::sync::Arc;
+
+use rsky_backfiller::{Backfiller, BackfillerMetrics, Config};
+use rsky_common::config::Settings;
 use rsky_common::event::{BackfillEvent, StreamEvent};
 use rsky_metrics_runtime::Registry;
 use rsky_testkit::pds::{Behaviour, HostedRepo, TestAccount, TestPds};
@@ -16,7 +19,7 @@ use rsky_testkit::plc::TestPlc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+use rsky_testkit::support::{redis_url, unique_prefix};
 
 /// A test's world: PLC, PDS, Redis under a prefix of its own.
 pub struct World {
@@ -35,12 +38,8 @@ impl World {
                 .with_test_writer()
                 .try_init();
         }
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let prefix = format!("bftest:{test}:{}:{nanos}:", std::process::id());
-        let client = redis::Client::open(REDIS_URL).unwrap();
+        let prefix = unique_prefix(&format!("backfiller:{test}"));
+        let client = redis::Client::open(redis_url()).unwrap();
         let redis = ConnectionManager::new(client).await.unwrap();
         World {
             prefix,
@@ -54,7 +53,7 @@ impl World {
     /// The environment a backfiller of this world runs with (fast timings for tests).
     pub fn env(&self, consumer: &str) -> HashMap<String, String> {
         [
-            ("REDIS_URL", REDIS_URL.to_owned()),
+            ("REDIS_URL", redis_url()),
             ("REDIS_KEY_PREFIX", self.prefix.clone()),
             ("BACKFILLER_PLC_URL", self.plc.url()),
             ("BACKFILLER_DID_WEB_INSECURE", "true".to_owned()),
@@ -66,7 +65,6 @@ impl World {
             ("BACKFILLER_BACKPRESSURE_POLL_MS", "50".to_owned()),
             ("BACKFILLER_TRIM_INTERVAL_MS", "200".to_owned()),
             ("BACKFILLER_SAMPLE_INTERVAL_MS", "100".to_owned()),
-            ("METRICS_ADDR", "127.0.0.1".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -78,7 +76,7 @@ impl World {
         for (k, v) in overrides {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
-        Config::from_lookup(|var| env.get(var).cloned()).unwrap()
+        Config::from_pairs(env).unwrap()
     }
 
     /// Hosts `account` with `behaviour` and queues it in `repo_backfill`.
@@ -202,7 +200,7 @@ impl World {
 /// A backfiller running in this process with a registry of its own.
 pub struct Running {
     pub backfiller: Backfiller,
-    pub metrics: SharedMetrics,
+    pub metrics: Arc<BackfillerMetrics>,
     pub registry: Registry,
     stop: CancellationToken,
     task: JoinHandle<Result<(), rsky_backfiller::WorkerError>>,
@@ -211,7 +209,7 @@ pub struct Running {
 impl Running {
     pub async fn start(config: Config) -> Running {
         let registry = Registry::new();
-        let metrics: SharedMetrics = BackfillerMetrics::register(&registry).unwrap().into();
+        let metrics = Arc::new(BackfillerMetrics::register(&registry).unwrap());
         let backfiller = Backfiller::connect(config, metrics.clone()).await.unwrap();
         let stop = CancellationToken::new();
         let task = tokio::spawn({
@@ -229,7 +227,7 @@ impl Running {
     }
 
     /// Asks for a graceful shutdown and waits for it.
-    pub async fn stop(self) -> SharedMetrics {
+    pub async fn stop(self) -> Arc<BackfillerMetrics> {
         self.stop.cancel();
         tokio::time::timeout(Duration::from_secs(30), self.task)
             .await

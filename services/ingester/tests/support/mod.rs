@@ -3,10 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
-use rsky_common::config::Env;
+use rsky_common::config::Settings;
 use rsky_common::shutdown::Shutdown;
 use rsky_common::store::{self, Connection};
 use rsky_common::streams::Streams;
@@ -15,7 +15,7 @@ use rsky_metrics_runtime::{encode_text, Registry};
 use rsky_testkit::{FirehoseScript, TestRelay};
 use tokio::task::JoinHandle;
 
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub use rsky_testkit::support::{delete_prefix, redis_url, unique_prefix, wait_until};
 
 /// A test relay whose firehose log holds `n` identity events, for `did:plc:user0` onwards.
 pub async fn relay_with_identities(n: usize) -> TestRelay {
@@ -30,33 +30,24 @@ pub async fn relay_with_identities(n: usize) -> TestRelay {
     relay
 }
 
-/// A prefix no other test (or test run) uses.
-pub fn unique_prefix(test: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("t:{test}:{}:{nanos}:", std::process::id())
-}
-
-/// A metric set in a registry of its own. Leaked: the service holds it for `'static`, and a test
-/// process leaks one small set per test.
-pub fn fresh_metrics() -> (Registry, &'static IngesterMetrics) {
+/// A metric set in a registry of its own.
+pub fn fresh_metrics() -> (Registry, Arc<IngesterMetrics>) {
     let registry = Registry::new();
     let metrics = IngesterMetrics::register(&registry).expect("a fresh registry has no clashes");
-    (registry, Box::leak(Box::new(metrics)))
+    (registry, Arc::new(metrics))
 }
 
 pub async fn redis() -> Connection {
-    store::connect(REDIS_URL)
+    let url = redis_url();
+    store::connect(&url)
         .await
-        .expect("the tests need Redis on 127.0.0.1:6379")
+        .unwrap_or_else(|err| panic!("the tests need Redis at {url}: {err}"))
 }
 
 /// Test defaults: short timeouts so tests are quick. `vars` override them.
 pub fn config(prefix: &str, vars: &[(&str, &str)]) -> Config {
     let mut pairs: Vec<(String, String)> = [
-        ("REDIS_URL", REDIS_URL),
+        ("REDIS_URL", redis_url().as_str()),
         ("REDIS_KEY_PREFIX", prefix),
         ("INGESTER_MODE", "firehose"),
         ("INGESTER_BATCH_TIMEOUT_MS", "50"),
@@ -72,13 +63,13 @@ pub fn config(prefix: &str, vars: &[(&str, &str)]) -> Config {
         pairs.retain(|(key, _)| key != k);
         pairs.push((k.to_string(), v.to_string()));
     }
-    Config::from(&Env::from_pairs(pairs)).expect("test configuration is valid")
+    Config::from_pairs(pairs).expect("test configuration is valid")
 }
 
 /// A running ingester.
 pub struct Running {
     pub registry: Registry,
-    pub metrics: &'static IngesterMetrics,
+    pub metrics: Arc<IngesterMetrics>,
     pub streams: Streams,
     pub conn: Connection,
     shutdown: Shutdown,
@@ -95,11 +86,15 @@ impl Running {
     pub async fn start_with(
         config: Config,
         registry: Registry,
-        metrics: &'static IngesterMetrics,
+        metrics: Arc<IngesterMetrics>,
     ) -> Running {
         let streams = config.streams.clone();
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(rsky_ingester::run(config, metrics, shutdown.clone()));
+        let task = tokio::spawn(rsky_ingester::run(
+            config,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
         Running {
             registry,
             metrics,
@@ -168,19 +163,6 @@ impl Drop for Running {
     }
 }
 
-/// Deletes every key that starts with `prefix`.
-pub async fn delete_prefix(conn: &mut Connection, prefix: &str) {
-    assert!(!prefix.is_empty(), "refusing to delete every key");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(conn)
-        .await
-        .unwrap_or_default();
-    if !keys.is_empty() {
-        let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(conn).await;
-    }
-}
-
 /// The value of `name` (an unlabeled series) in a text scrape.
 pub fn sample(scrape: &str, name: &str) -> Option<f64> {
     scrape.lines().find_map(|line| {
@@ -209,21 +191,6 @@ pub async fn entries(conn: &mut Connection, stream: &str, field: &str) -> Vec<se
             serde_json::from_str(&json).unwrap()
         })
         .collect()
-}
-
-/// Polls `check` until it holds, or panics naming `what` after `secs` seconds.
-pub async fn wait_until<F, Fut>(what: &str, secs: u64, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {secs} s waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Reads the non-comment, non-empty lines of a syntax fixture (the interop vectors kept in rsky-atproto).

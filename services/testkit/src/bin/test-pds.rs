@@ -23,46 +23,38 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use rsky_common::config::{var_or, ConfigError, Env};
+use rsky_common::config::{at_least, Settings};
+use rsky_common::runner::settings_or_exit;
 use rsky_testkit::pds::{host_load_accounts, TestPds};
 use rsky_testkit::plc::TestPlc;
 
-struct Settings {
+/// The test PDS's settings.
+#[derive(clap::Args)]
+struct TestPdsSettings {
+    /// Where the PDS listens.
+    #[arg(long, env = "TEST_PDS_ADDR", default_value = "127.0.0.1:2583")]
     addr: SocketAddr,
+    /// Where the PLC directory listens.
+    #[arg(long, env = "TEST_PDS_PLC_ADDR", default_value = "127.0.0.1:2582")]
     plc_addr: SocketAddr,
+    /// Accounts hosted (served normally).
+    #[arg(long, env = "TEST_PDS_ACCOUNTS", default_value = "20", value_parser = at_least(0usize))]
     accounts: usize,
+    /// Records in each repository.
+    #[arg(long, env = "TEST_PDS_RECORDS", default_value = "30", value_parser = at_least(0usize))]
     records: usize,
+    /// Seed of the generated records.
+    #[arg(long, env = "TEST_PDS_SEED", default_value = "1", value_parser = at_least(0u64))]
     seed: u64,
 }
 
-fn settings(env: &Env) -> Result<Settings, ConfigError> {
-    Ok(Settings {
-        addr: var_or(
-            env,
-            "TEST_PDS_ADDR",
-            SocketAddr::from(([127, 0, 0, 1], 2583)),
-        )?,
-        plc_addr: var_or(
-            env,
-            "TEST_PDS_PLC_ADDR",
-            SocketAddr::from(([127, 0, 0, 1], 2582)),
-        )?,
-        accounts: var_or(env, "TEST_PDS_ACCOUNTS", 20)?,
-        records: var_or(env, "TEST_PDS_RECORDS", 30)?,
-        seed: var_or(env, "TEST_PDS_SEED", 1)?,
-    })
-}
+impl Settings for TestPdsSettings {}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    rsky_common::startup::init_tracing();
-    let settings = match settings(&Env::process()) {
-        Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("test-pds: {err}");
-            return ExitCode::from(2);
-        }
-    };
+    rsky_common::runner::init_tracing(rsky_common::runner::LogFormat::Text);
+    let settings: TestPdsSettings =
+        settings_or_exit("test-pds", "A test PDS and PLC directory on loopback");
     // Listening on SIGINT/SIGTERM starts before anything is served.
     let shutdown = rsky_common::shutdown::on_signal();
     let plc = match TestPlc::start_on(settings.plc_addr).await {

@@ -21,49 +21,50 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use rsky_common::config::{var_or, ConfigError, Env};
+use rsky_common::config::{at_least, Settings};
+use rsky_common::runner::settings_or_exit;
 use rsky_testkit::labels::load_labels_frame;
 use rsky_testkit::load::{load_did, LoadGenerator};
 use rsky_testkit::relay::{ListedRepo, TestRelay};
 
-struct Settings {
+/// The test relay's settings.
+#[derive(clap::Args)]
+struct TestRelaySettings {
+    /// Where to listen.
+    #[arg(long, env = "TEST_RELAY_ADDR", default_value = "127.0.0.1:2470")]
     addr: SocketAddr,
+    /// Events per second (0: the preload, then quiet).
+    #[arg(long, env = "TEST_RELAY_RATE", default_value = "200", value_parser = at_least(0u64))]
     rate: u64,
+    /// Simulated accounts.
+    #[arg(long, env = "TEST_RELAY_ACCOUNTS", default_value = "1000", value_parser = at_least(0usize))]
     accounts: usize,
+    /// Events in the log before the first subscriber.
+    #[arg(long, env = "TEST_RELAY_PRELOAD", default_value = "0", value_parser = at_least(0usize))]
     preload: usize,
+    /// Frames kept for cursor resume.
+    #[arg(long, env = "TEST_RELAY_LOG_CAPACITY", default_value = "1000000", value_parser = at_least(0usize))]
     capacity: usize,
+    /// Seed of the random mix.
+    #[arg(long, env = "TEST_RELAY_SEED", default_value = "1", value_parser = at_least(0u64))]
     seed: u64,
+    /// Accounts listed by listRepos.
+    #[arg(long, env = "TEST_RELAY_LIST_REPOS", default_value = "0", value_parser = at_least(0usize))]
     list_repos: usize,
+    /// `#labels` frames per second on subscribeLabels.
+    #[arg(long, env = "TEST_RELAY_LABELS_RATE", default_value = "0", value_parser = at_least(0u64))]
     labels_rate: u64,
 }
 
-fn settings(env: &Env) -> Result<Settings, ConfigError> {
-    Ok(Settings {
-        addr: var_or(
-            env,
-            "TEST_RELAY_ADDR",
-            SocketAddr::from(([127, 0, 0, 1], 2470)),
-        )?,
-        rate: var_or(env, "TEST_RELAY_RATE", 200)?,
-        accounts: var_or(env, "TEST_RELAY_ACCOUNTS", 1000)?,
-        preload: var_or(env, "TEST_RELAY_PRELOAD", 0)?,
-        capacity: var_or(env, "TEST_RELAY_LOG_CAPACITY", 1_000_000)?,
-        seed: var_or(env, "TEST_RELAY_SEED", 1)?,
-        list_repos: var_or(env, "TEST_RELAY_LIST_REPOS", 0)?,
-        labels_rate: var_or(env, "TEST_RELAY_LABELS_RATE", 0)?,
-    })
-}
+impl Settings for TestRelaySettings {}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    rsky_common::startup::init_tracing();
-    let settings = match settings(&Env::process()) {
-        Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("test-relay: {err}");
-            return ExitCode::from(2);
-        }
-    };
+    rsky_common::runner::init_tracing(rsky_common::runner::LogFormat::Text);
+    let settings: TestRelaySettings = settings_or_exit(
+        "test-relay",
+        "A loopback relay emitting a steady, realistic firehose",
+    );
     let relay = match TestRelay::start_with_capacity(settings.addr, settings.capacity).await {
         Ok(relay) => relay,
         Err(err) => {

@@ -3,18 +3,21 @@
 //! What lands in the tables is exactly each repository's forwarded records, and the counters
 //! say so too.
 
-mod common;
+mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use common::*;
-use rsky_backfiller::{Backfiller, BackfillerMetrics, SharedMetrics};
+use std::sync::Arc;
+
+use rsky_backfiller::{Backfiller, BackfillerMetrics};
+use rsky_common::config::Settings;
 use rsky_common::event::BackfillEvent;
 use rsky_metrics_runtime::Registry;
 use rsky_testkit::pds::{Behaviour, HostedRepo, TestAccount, TestPds};
 use rsky_testkit::plc::TestPlc;
 use serde_json::Value;
+use support::*;
 use tokio_util::sync::CancellationToken;
 
 const DRAIN: Duration = Duration::from_secs(60);
@@ -25,7 +28,7 @@ const INDEXER_GROUP: &str = "firehose_group";
 /// A backfiller configuration on the test's PLC and key prefix, with quick timings.
 fn backfiller_config(plc: &TestPlc, prefix: &str) -> rsky_backfiller::Config {
     let env: HashMap<&str, String> = [
-        ("REDIS_URL", REDIS.to_owned()),
+        ("REDIS_URL", redis_url()),
         ("REDIS_KEY_PREFIX", prefix.to_owned()),
         ("BACKFILLER_PLC_URL", plc.url()),
         ("BACKFILLER_DID_WEB_INSECURE", "true".to_owned()),
@@ -37,12 +40,10 @@ fn backfiller_config(plc: &TestPlc, prefix: &str) -> rsky_backfiller::Config {
         ("BACKFILLER_BACKPRESSURE_POLL_MS", "50".to_owned()),
         ("BACKFILLER_TRIM_INTERVAL_MS", "200".to_owned()),
         ("BACKFILLER_SAMPLE_INTERVAL_MS", "100".to_owned()),
-        ("METRICS_ADDR", "127.0.0.1".to_owned()),
     ]
     .into_iter()
     .collect();
-    rsky_backfiller::Config::from_lookup(|var| env.get(var).cloned())
-        .expect("backfiller test configuration")
+    rsky_backfiller::Config::from_pairs(env).expect("backfiller test configuration")
 }
 
 /// The table a collection's rows go to, if it has one.
@@ -57,7 +58,7 @@ fn table_of(collection: &str) -> Option<&'static str> {
 async fn a_backfilled_repo_lands_in_postgres_as_exactly_its_forwarded_records() {
     let plc = TestPlc::start().await.expect("test PLC");
     let pds = TestPds::start().await.expect("test PDS");
-    let db = TestDb::create().await;
+    let db = test_db().await;
     // One prefix for both services: the indexer reads the stream the backfiller writes.
     let streams = TestStreams::new();
 
@@ -78,9 +79,8 @@ async fn a_backfilled_repo_lands_in_postgres_as_exactly_its_forwarded_records() 
 
     let indexer = Running::start(config(&db.url(), &streams, &[("INDEXER_MODE", "stream")])).await;
     let registry = Registry::new();
-    let backfiller_metrics: SharedMetrics = BackfillerMetrics::register(&registry)
-        .expect("register backfiller metrics")
-        .into();
+    let backfiller_metrics =
+        Arc::new(BackfillerMetrics::register(&registry).expect("register backfiller metrics"));
     let backfiller = Backfiller::connect(
         backfiller_config(&plc, &streams.prefix),
         backfiller_metrics.clone(),

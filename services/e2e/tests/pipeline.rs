@@ -1,18 +1,19 @@
 //! The whole pipeline on real sockets: test relay (real signed commits with CAR blocks) ->
 //! ingester -> Redis -> indexer -> PostgreSQL. What lands in the tables is what the relay sent.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
-use rsky_common::config::Env;
+use rsky_common::config::Settings;
 use rsky_common::shutdown::Shutdown;
 use rsky_ingester::IngesterMetrics;
 use rsky_metrics_runtime::Registry;
 use rsky_testkit::{FirehoseScript, Op, TestRelay};
 use serde_json::json;
+use support::*;
 
 fn created_at() -> &'static str {
     "2024-01-01T00:00:00.000Z"
@@ -102,25 +103,23 @@ async fn rows_per_table_equal_what_the_relay_sent_and_the_counters_agree() {
     let (creates, updates, deletes) = (20u64, 1u64, 2u64);
     let total = creates + updates + deletes + 2;
 
-    let db = TestDb::create().await;
+    let db = test_db().await;
     let streams = TestStreams::new();
     let indexer = Running::start(config(&db.url(), &streams, &[("INDEXER_MODE", "stream")])).await;
     let ingester_registry = Registry::new();
-    let ingester_metrics: &'static IngesterMetrics = Box::leak(Box::new(
-        IngesterMetrics::register(&ingester_registry).unwrap(),
-    ));
-    let ingester_config = rsky_ingester::Config::from(&Env::from_pairs([
-        ("REDIS_URL", REDIS.to_owned()),
+    let ingester_metrics = Arc::new(IngesterMetrics::register(&ingester_registry).unwrap());
+    let ingester_config = rsky_ingester::Config::from_pairs([
+        ("REDIS_URL", redis_url()),
         ("REDIS_KEY_PREFIX", streams.prefix.clone()),
         ("INGESTER_MODE", "firehose".to_owned()),
         ("INGESTER_RELAY_HOSTS", relay.ws_url()),
         ("INGESTER_BATCH_TIMEOUT_MS", "50".to_owned()),
-    ]))
+    ])
     .unwrap();
     let ingester_shutdown = Shutdown::new();
     let ingester = tokio::spawn(rsky_ingester::run(
         ingester_config,
-        ingester_metrics,
+        ingester_metrics.clone(),
         ingester_shutdown.clone(),
     ));
 

@@ -1,0 +1,437 @@
+//! The one service skeleton: a `main.rs` is a call to [`main`] with the service's name, its
+//! [`Settings`], its metric set and the function that runs it.
+//!
+//! [`main`] gives every service the same command line and lifecycle:
+//! - settings from flags and environment variables (`--help` lists each with its variable and
+//!   default; `--version`); a bad value exits 2 with one line naming the variable and value;
+//! - `METRICS_ADDR`, `METRICS_PORT` (the `/metrics` server) and `LOG_FORMAT` (`text`, or `json`
+//!   for one JSON object per line), shared by every service; logs go to stderr, filtered by
+//!   `RUST_LOG` (default `info`);
+//! - the metric set registered in a registry of its own, served on `/metrics` and `/health`,
+//!   handed to the service as an `Arc`;
+//! - SIGINT/SIGTERM cancel the [`Shutdown`] token; the service drains and returns;
+//! - exit 0 on a clean stop, 1 on a runtime failure (including a `/metrics` port that cannot be
+//!   bound), 2 on a bad setting or command line;
+//! - a `health` subcommand: `GET /health` on the service's own metrics port with a short
+//!   timeout, exit 0 on 200, else 1 with a message (what a container HEALTHCHECK calls).
+//!
+//! The health probe is a hand-written HTTP/1.1 request over `std::net::TcpStream`: one request
+//! to loopback, with connect, read and write timeouts, needs neither a runtime nor an HTTP client
+//! dependency in every image.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, FromArgMatches, Subcommand, ValueEnum};
+use rsky_metrics_runtime::{MetricSet, MetricsServer, Registry};
+
+use crate::config::{at_least, config_error, env_names, Settings};
+use crate::shutdown::{on_signal, Shutdown};
+
+/// What a service tells the runner about itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Service {
+    /// The binary's name (`ingester`).
+    pub name: &'static str,
+    /// Its version (`env!("CARGO_PKG_VERSION")`).
+    pub version: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// The `/metrics` port unless `METRICS_PORT` says otherwise.
+    pub metrics_port: u16,
+}
+
+/// The log line format (`LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`, `span`).
+    Json,
+}
+
+/// The settings every service has.
+#[derive(Args, Clone, Debug)]
+pub struct Common {
+    /// The address the /metrics server listens on.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0")]
+    pub metrics_addr: IpAddr,
+    /// The /metrics port (also what `health` asks).
+    #[arg(long, env = "METRICS_PORT", value_parser = at_least(1u16))]
+    pub metrics_port: u16,
+    /// Log lines as text, or as one JSON object per line.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        ignore_case = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Subcommand, Clone, Debug)]
+enum Command {
+    /// GET /health on this service's metrics port: exit 0 if it answers 200, else 1.
+    Health {
+        /// How long the probe waits, connect and answer each.
+        #[arg(long, default_value = "2000", value_parser = crate::config::millis_at_least(1))]
+        timeout_ms: Duration,
+    },
+}
+
+const AFTER_HELP: &str = "Every setting is a flag or the environment variable in brackets; a flag \
+wins over its variable. RUST_LOG filters the logs (default info); logs go to stderr.";
+
+/// The service's command line: its settings, the common ones and `health`.
+pub fn command<C: Settings>(service: &Service) -> clap::Command {
+    let command = clap::Command::new(service.name);
+    let command = Command::augment_subcommands(C::augment_args(Common::augment_args(command)));
+    // After the settings, whose doc comment would otherwise become the about line.
+    command
+        .version(service.version)
+        .about(service.about)
+        .long_about(None::<&'static str>)
+        .after_help(AFTER_HELP)
+        .mut_arg("metrics_port", |arg| {
+            arg.default_value(service.metrics_port.to_string())
+                .required(false)
+        })
+        .mut_args(name_value_by_variable)
+}
+
+/// "--batch-size <INGESTER_BATCH_SIZE>": help and errors name the variable.
+fn name_value_by_variable(arg: clap::Arg) -> clap::Arg {
+    match arg.get_env() {
+        Some(env) => {
+            let env = env.to_string_lossy().into_owned();
+            arg.value_name(env)
+        }
+        None => arg,
+    }
+}
+
+/// What a clap error means: help or version (printed, exit 0), a bad value (one line naming the
+/// variable, exit 2), or another usage error (clap's message, exit 2).
+fn usage_exit(name: &str, err: &clap::Error, vars: &[(String, String)]) -> ExitCode {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
+            eprintln!("{name}: {}", config_error(err, vars));
+            ExitCode::from(2)
+        }
+        _ => {
+            let _ = err.print();
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Parses the command line and the environment, then runs the service (or `health`): what a
+/// service's `main` returns.
+pub fn main<C, S, F, Fut, E>(service: Service, run: F) -> ExitCode
+where
+    C: Settings,
+    S: MetricSet,
+    F: FnOnce(C, Arc<S>, Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    // A blank variable counts as unset, as it always has; clap would read it as a value. This
+    // runs before any thread is started, so changing the environment here is sound.
+    for (_, var) in env_names(&command::<C>(&service)) {
+        if std::env::var_os(&var).is_some_and(|value| value.to_string_lossy().trim().is_empty()) {
+            std::env::remove_var(&var);
+        }
+    }
+    let (common, settings, health) = match parse::<C, _, _>(&service, std::env::args_os()) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
+    if let Some(timeout) = health {
+        return match probe_health(common.metrics_addr, common.metrics_port, timeout) {
+            Ok(target) => {
+                println!("{}: healthy ({target})", service.name);
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("{}: unhealthy: {message}", service.name);
+                ExitCode::FAILURE
+            }
+        };
+    }
+    init_tracing(common.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve::<C, S, F, Fut, E>(service, common, settings, run))
+}
+
+/// Settings alone, for a tool that is not a service (the test relay and PDS): `--help`, then the
+/// settings from flags and the environment; a bad value exits 2 with one line naming it.
+pub fn settings_or_exit<C: Settings>(name: &'static str, about: &'static str) -> C {
+    let command = C::augment_args(clap::Command::new(name))
+        .about(about)
+        .long_about(None::<&'static str>)
+        .mut_args(name_value_by_variable);
+    let vars = env_names(&command);
+    let parsed = command
+        .try_get_matches()
+        .and_then(|matches| C::from_arg_matches(&matches));
+    let settings = match parsed {
+        Ok(settings) => settings,
+        Err(err) => {
+            let code = usage_exit(name, &err, &vars);
+            std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 2 })
+        }
+    };
+    if let Err(err) = settings.check() {
+        eprintln!("{name}: {err}");
+        std::process::exit(2);
+    }
+    settings
+}
+
+fn parse<C: Settings, I, T>(
+    service: &Service,
+    args: I,
+) -> Result<(Common, C, Option<Duration>), ExitCode>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let command = command::<C>(service);
+    let vars = env_names(&command);
+    let bad_setting = |err: &clap::Error| usage_exit(service.name, err, &vars);
+    let matches = command
+        .try_get_matches_from(args)
+        .map_err(|err| bad_setting(&err))?;
+    let common = Common::from_arg_matches(&matches).map_err(|err| bad_setting(&err))?;
+    let settings = C::from_arg_matches(&matches).map_err(|err| bad_setting(&err))?;
+    if let Err(err) = settings.check() {
+        eprintln!("{}: {err}", service.name);
+        return Err(ExitCode::from(2));
+    }
+    let health = match Command::from_arg_matches(&matches) {
+        Ok(Command::Health { timeout_ms }) => Some(timeout_ms),
+        Err(_) => None,
+    };
+    Ok((common, settings, health))
+}
+
+async fn serve<C, S, F, Fut, E>(service: Service, common: Common, settings: C, run: F) -> ExitCode
+where
+    C: Settings,
+    S: MetricSet,
+    F: FnOnce(C, Arc<S>, Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let registry = Registry::new();
+    let metrics = match S::register(&registry) {
+        Ok(metrics) => Arc::new(metrics),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot register the metrics");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = SocketAddr::new(common.metrics_addr, common.metrics_port);
+    let server = match MetricsServer::for_set::<S>()
+        .registry(registry)
+        .listen(addr)
+        .version(service.version)
+        .bind()
+        .await
+    {
+        Ok(server) => server.spawn(),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot serve /metrics");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(service = service.name, version = service.version, metrics = %server.local_addr(), "starting");
+    let shutdown = on_signal();
+    let result = run(settings, metrics, shutdown).await;
+    if let Err(err) = server.shutdown().await {
+        tracing::warn!(error = %err, "the /metrics server did not stop cleanly");
+    }
+    match result {
+        Ok(()) => {
+            tracing::info!(service = service.name, "stopped");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!(service = service.name, error = %err, "stopped on a failure");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), as text or one JSON object per line.
+/// Calling it twice is harmless (the first wins).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// `GET /health` on the metrics port: `Ok(target)` on a 200 answer, else what went wrong.
+/// An unspecified `addr` (`0.0.0.0`, `::`) is asked on loopback.
+pub fn probe_health(addr: IpAddr, port: u16, timeout: Duration) -> Result<String, String> {
+    let ip = match addr {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let target = SocketAddr::new(ip, port);
+    let url = format!("http://{target}/health");
+    let mut stream = TcpStream::connect_timeout(&target, timeout)
+        .map_err(|err| format!("GET {url}: cannot connect: {err}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|err| format!("GET {url}: {err}"))?;
+    // One write: a request in fragments is a request in several segments.
+    let request = format!("GET /health HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|err| format!("GET {url}: cannot send: {err}"))?;
+    let mut status = String::new();
+    BufReader::new(stream.take(1024))
+        .read_line(&mut status)
+        .map_err(|err| format!("GET {url}: no answer: {err}"))?;
+    let status = status.trim();
+    let code = status.split_whitespace().nth(1);
+    if status.starts_with("HTTP/") && code == Some("200") {
+        Ok(url)
+    } else if status.is_empty() {
+        Err(format!(
+            "GET {url}: the connection closed without an answer"
+        ))
+    } else {
+        Err(format!("GET {url} answered {status:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[derive(Args, Debug)]
+    struct Demo {
+        /// Entries per read.
+        #[arg(long, env = "DEMO_BATCH_SIZE", default_value = "500", value_parser = at_least(1usize))]
+        batch_size: usize,
+    }
+    impl Settings for Demo {}
+
+    const DEMO: Service = Service {
+        name: "demo",
+        version: "1.2.3",
+        about: "a demo service",
+        metrics_port: 4999,
+    };
+
+    fn parsed(args: &[&str]) -> Result<(Common, Demo, Option<Duration>), ExitCode> {
+        parse::<Demo, _, _>(&DEMO, std::iter::once("demo").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn help_names_every_variable_with_its_default() {
+        let help = command::<Demo>(&DEMO).render_long_help().to_string();
+        for needle in [
+            "DEMO_BATCH_SIZE",
+            "[default: 500]",
+            "METRICS_PORT",
+            "[default: 4999]",
+            "METRICS_ADDR",
+            "LOG_FORMAT",
+            "RUST_LOG",
+            "health",
+        ] {
+            assert!(help.contains(needle), "{needle} missing from:\n{help}");
+        }
+    }
+
+    #[test]
+    fn flags_override_defaults_and_health_is_a_subcommand() {
+        let (common, demo, health) = parsed(&["--batch-size", "7", "--metrics-port", "5000"])
+            .unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(demo.batch_size, 7);
+        assert_eq!(common.metrics_port, 5000);
+        assert!(health.is_none());
+        let (_, _, health) =
+            parsed(&["health", "--timeout-ms", "300"]).unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(health, Some(Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn a_bad_value_exits_2() {
+        assert_eq!(
+            parsed(&["--batch-size", "0"]).err(),
+            Some(ExitCode::from(2))
+        );
+        assert_eq!(parsed(&["--no-such-flag"]).err(), Some(ExitCode::from(2)));
+    }
+
+    #[test]
+    fn health_is_ok_on_200_and_names_the_answer_otherwise() {
+        let serve_once = |answer: &'static str| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            std::thread::spawn(move || {
+                if let Ok((mut conn, _)) = listener.accept() {
+                    // The whole request, so that closing does not reset the connection.
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 512];
+                    while !request.ends_with(b"\r\n\r\n") {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = conn.write_all(answer.as_bytes());
+                }
+            });
+            port
+        };
+        let local = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let timeout = Duration::from_secs(2);
+        let port = serve_once("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        assert!(probe_health(local, port, timeout).is_ok());
+        let port = serve_once("HTTP/1.1 503 Service Unavailable\r\n\r\n");
+        let err = probe_health(local, port, timeout).unwrap_err();
+        assert!(err.contains("503"), "{err}");
+        // A port nobody listens on.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = probe_health(local, port, timeout).unwrap_err();
+        assert!(err.contains("cannot connect"), "{err}");
+    }
+}

@@ -1,0 +1,393 @@
+//! The one stream worker: read a batch from a consumer group (own pending entries first), hand
+//! the whole batch to a [`Processor`], settle each entry as the processor decided, and keep the
+//! stream's housekeeping on one schedule.
+//!
+//! - **Settle** ([`Settle`]): acknowledge (XACK + XDEL), retry (leave pending; the next read
+//!   delivers it again), pause (a dependency is down: leave pending, wait until the processor
+//!   says it recovered), defer (not tried, to keep order behind a failure), or dead-letter now.
+//! - **Retry policy** ([`RetryPolicy`]), one for every service: an entry that failed is
+//!   dead-lettered, with its reason and delivery count, once the group has delivered it
+//!   `max_deliveries` times (`deliveries >= max_deliveries`). Delivery counts live in Redis (the
+//!   pending entries list), so the rule holds across restarts and consumers. The backfiller's
+//!   `BACKFILLER_MAX_RETRIES = r` is the same rule with `max_deliveries = r + 1`: "retries after
+//!   the first attempt" and "deliveries in all" differ by the first delivery only. Counting
+//!   deliveries, not retries, was chosen because it is what Redis stores: no second counter to
+//!   keep in step. The pause between failed batches doubles from `backoff` up to `backoff_max`.
+//! - **Housekeeping** ([`Housekeeping`]), one schedule: claim entries idle too long in another
+//!   consumer (`XAUTOCLAIM`), trim the stream below its oldest unfinished entry (never removing
+//!   what a group has not finished), and sample the pending count; each when due.
+//!
+//! A processor receives the whole read batch (so it can write it in one transaction, or split it
+//! by key) and returns one [`Settle`] per entry, in the batch's order.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::consumer::{ConsumerError, GroupConsumer, StreamEntry};
+use crate::shutdown::Shutdown;
+
+/// What to do with one entry after processing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// Done (or rejected as bad input, counted by the processor): acknowledge and delete.
+    Ack,
+    /// The entry failed: it stays pending and is delivered again; dead-lettered with `reason`
+    /// once [`RetryPolicy::exhausted`].
+    Retry {
+        /// Why, for the log and the dead letter.
+        reason: String,
+    },
+    /// A dependency is down (not the entry's fault): it stays pending; the worker reads no more
+    /// until [`Processor::recovered`].
+    Pause {
+        /// Why, for the log.
+        reason: String,
+    },
+    /// Not tried (it waits behind an earlier failure); stays pending.
+    Defer,
+    /// Can never succeed: to the dead-letter stream now, with `reason`.
+    DeadLetter {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The one retry rule: dead-letter after `max_deliveries` deliveries; pause between failed
+/// batches from `backoff`, doubling up to `backoff_max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Deliveries (the first included) after which a failing entry is dead-lettered.
+    pub max_deliveries: u64,
+    /// The first pause after a failure.
+    pub backoff: Duration,
+    /// The longest pause.
+    pub backoff_max: Duration,
+}
+
+impl RetryPolicy {
+    /// Whether an entry that failed on its `deliveries`-th delivery goes to the dead letters.
+    pub fn exhausted(&self, deliveries: u64) -> bool {
+        deliveries >= self.max_deliveries
+    }
+
+    /// The pause after the `failures`-th consecutive failure: `backoff * 2^(failures-1)`, at
+    /// most `backoff_max`.
+    pub fn backoff(&self, failures: u64) -> Duration {
+        let exponent = failures.saturating_sub(1).min(20) as u32;
+        self.backoff
+            .saturating_mul(2u32.saturating_pow(exponent))
+            .min(self.backoff_max)
+    }
+}
+
+/// When each housekeeping task is next due.
+#[derive(Clone, Debug)]
+pub struct Housekeeping {
+    claim_interval: Duration,
+    trim_interval: Duration,
+    sample_interval: Duration,
+    next_claim: Instant,
+    next_trim: Instant,
+    next_sample: Instant,
+}
+
+/// The housekeeping tasks that are due.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Due {
+    /// Claim stale entries of other consumers.
+    pub claim: bool,
+    /// Trim the stream safely.
+    pub trim: bool,
+    /// Sample the pending count (and the service's gauges).
+    pub sample: bool,
+}
+
+impl Housekeeping {
+    /// Claiming and sampling are due at once, trimming after a second (after the first reads).
+    pub fn new(claim: Duration, trim: Duration, sample: Duration) -> Self {
+        let now = Instant::now();
+        Housekeeping {
+            claim_interval: claim,
+            trim_interval: trim,
+            sample_interval: sample,
+            next_claim: now,
+            next_trim: now + Duration::from_secs(1).min(trim),
+            next_sample: now,
+        }
+    }
+
+    /// The tasks due now; each is scheduled again one interval later.
+    pub fn due(&mut self) -> Due {
+        let now = Instant::now();
+        let mut due = Due::default();
+        if now >= self.next_claim {
+            self.next_claim = now + self.claim_interval;
+            due.claim = true;
+        }
+        if now >= self.next_trim {
+            self.next_trim = now + self.trim_interval;
+            due.trim = true;
+        }
+        if now >= self.next_sample {
+            self.next_sample = now + self.sample_interval;
+            due.sample = true;
+        }
+        due
+    }
+
+    /// Makes the sample due now (a last sample at shutdown).
+    pub fn sample_now(&mut self) {
+        self.next_sample = Instant::now();
+    }
+}
+
+/// The domain half of a stream worker: what a batch means, and the service's metrics.
+pub trait Processor: Send + Sync {
+    /// Processes a whole read batch (retries first, then new entries, in stream order) and
+    /// returns one decision per entry, in the same order.
+    fn process(&self, entries: &[StreamEntry]) -> impl Future<Output = Vec<Settle>> + Send;
+
+    /// After a [`Settle::Pause`]: whether the dependency answers again. The worker asks with a
+    /// growing interval (at most [`Worker::MAX_PROBE_INTERVAL`]) until it does.
+    fn recovered(&self) -> impl Future<Output = bool> + Send {
+        async { true }
+    }
+
+    /// An entry went to the dead-letter stream.
+    fn dead_lettered(&self, _entry: &StreamEntry, _reason: &str) {}
+
+    /// `entries` could not be acknowledged (they stay pending and come back).
+    fn ack_failed(&self, _entries: usize) {}
+
+    /// Housekeeping trimmed `entries` from the stream.
+    fn trimmed(&self, _entries: u64) {}
+
+    /// Housekeeping sampled the group's pending count.
+    fn sampled_pending(&self, _pending: u64) {}
+}
+
+/// Read, process, settle, housekeeping: one consumer of one stream.
+pub struct Worker<P> {
+    consumer: GroupConsumer,
+    processor: P,
+    policy: RetryPolicy,
+    housekeeping: Housekeeping,
+    batch_size: usize,
+    failures: u64,
+}
+
+impl<P: Processor> Worker<P> {
+    /// The longest interval between two [`Processor::recovered`] probes.
+    pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+    /// A worker reading `batch_size` entries at a time.
+    pub fn new(
+        consumer: GroupConsumer,
+        processor: P,
+        policy: RetryPolicy,
+        housekeeping: Housekeeping,
+        batch_size: usize,
+    ) -> Self {
+        Worker {
+            consumer,
+            processor,
+            policy,
+            housekeeping,
+            batch_size,
+            failures: 0,
+        }
+    }
+
+    fn stream(&self) -> &str {
+        &self.consumer.config().stream
+    }
+
+    /// Runs until `shutdown`; the batch in hand is processed and settled before returning.
+    pub async fn run(mut self, shutdown: Shutdown) {
+        tracing::info!(stream = self.stream(), group = %self.consumer.config().group,
+            consumer = %self.consumer.config().consumer, "consuming");
+        while !shutdown.is_cancelled() {
+            self.housekeeping().await;
+            let batch = match self.consumer.read(self.batch_size).await {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(stream = self.stream(), error = %err, "cannot read the stream; retrying");
+                    self.pause(&shutdown).await;
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let entries: Vec<StreamEntry> = batch.pending.into_iter().chain(batch.new).collect();
+            let decisions = self.processor.process(&entries).await;
+            self.settle(&entries, decisions, &shutdown).await;
+        }
+        // One last sample so the gauges show what this worker leaves behind.
+        self.housekeeping.sample_now();
+        self.housekeeping().await;
+        tracing::info!(stream = self.stream(), "drained and stopped");
+    }
+
+    /// Acknowledges what is done, dead-letters what can never succeed or failed too often, and
+    /// waits after a failure.
+    async fn settle(
+        &mut self,
+        entries: &[StreamEntry],
+        decisions: Vec<Settle>,
+        shutdown: &Shutdown,
+    ) {
+        let mut ack = Vec::new();
+        let mut paused = false;
+        let mut failed = false;
+        for (entry, decision) in entries.iter().zip(decisions) {
+            match decision {
+                Settle::Ack => ack.push(entry.id.clone()),
+                Settle::Defer => {}
+                Settle::Pause { .. } => paused = true,
+                Settle::Retry { reason } => {
+                    failed = true;
+                    if self.policy.exhausted(entry.deliveries) {
+                        self.dead_letter(entry, &reason).await;
+                    }
+                }
+                Settle::DeadLetter { reason } => self.dead_letter(entry, &reason).await,
+            }
+        }
+        if let Err(err) = self.consumer.ack(&ack).await {
+            self.processor.ack_failed(ack.len());
+            tracing::warn!(stream = self.stream(), error = %err, entries = ack.len(),
+                "acknowledgement failed; the entries stay pending and will be processed again");
+        }
+        if paused {
+            self.wait_for_recovery(shutdown).await;
+        } else if failed {
+            self.pause(shutdown).await;
+        } else {
+            self.failures = 0;
+        }
+    }
+
+    async fn dead_letter(&mut self, entry: &StreamEntry, reason: &str) {
+        match self.consumer.dead_letter(entry, reason).await {
+            Ok(()) => {
+                self.processor.dead_lettered(entry, reason);
+                tracing::error!(stream = self.stream(), id = %entry.id,
+                    deliveries = entry.deliveries, %reason, "entry dead-lettered");
+            }
+            Err(err) => {
+                self.processor.ack_failed(1);
+                tracing::warn!(stream = self.stream(), error = %err, id = %entry.id,
+                    "cannot dead-letter; the entry stays pending");
+            }
+        }
+    }
+
+    /// Sleeps the policy's backoff for one more consecutive failure (or until shutdown).
+    async fn pause(&mut self, shutdown: &Shutdown) {
+        self.failures += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(self.policy.backoff(self.failures)) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+
+    /// Waits until the processor's dependency answers again, keeping the housekeeping going and
+    /// reading nothing meanwhile.
+    async fn wait_for_recovery(&mut self, shutdown: &Shutdown) {
+        let mut interval = self.policy.backoff;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            self.housekeeping().await;
+            if self.processor.recovered().await {
+                tracing::info!(stream = self.stream(), "the dependency answers again");
+                self.failures = 0;
+                return;
+            }
+            tracing::warn!(
+                stream = self.stream(),
+                "the dependency is still unavailable"
+            );
+            interval = (interval * 2).min(Self::MAX_PROBE_INTERVAL);
+        }
+    }
+
+    /// Claims stale entries, trims safely and samples the pending count, each when it is due.
+    async fn housekeeping(&mut self) {
+        let due = self.housekeeping.due();
+        if due.claim {
+            match self.consumer.claim_stale(self.batch_size).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(stream = self.stream(), claimed = n, "claimed stale entries")
+                }
+                Err(err) => log_housekeeping("claim stale entries", &err),
+            }
+        }
+        if due.trim {
+            match self.consumer.trim_safe().await {
+                Ok(n) => self.processor.trimmed(n),
+                Err(err) => log_housekeeping("trim", &err),
+            }
+        }
+        if due.sample {
+            match self.consumer.pending_count().await {
+                Ok(n) => self.processor.sampled_pending(n),
+                Err(err) => log_housekeeping("sample the pending count", &err),
+            }
+        }
+    }
+}
+
+fn log_housekeeping(what: &str, err: &ConsumerError) {
+    tracing::warn!(error = %err, "cannot {what}; will try again");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_is_exhausted_on_its_max_deliveries_th_delivery() {
+        let policy = RetryPolicy {
+            max_deliveries: 4,
+            backoff: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+        };
+        assert!(!policy.exhausted(3));
+        assert!(policy.exhausted(4));
+        assert!(policy.exhausted(5));
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_base_up_to_the_maximum() {
+        let policy = RetryPolicy {
+            max_deliveries: 1,
+            backoff: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+        };
+        assert_eq!(policy.backoff(1), Duration::from_millis(100));
+        assert_eq!(policy.backoff(2), Duration::from_millis(200));
+        assert_eq!(policy.backoff(3), Duration::from_millis(400));
+        assert_eq!(policy.backoff(5), Duration::from_secs(1));
+        assert_eq!(policy.backoff(u64::MAX), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn each_housekeeping_task_comes_due_once_per_interval() {
+        let mut schedule = Housekeeping::new(
+            Duration::from_secs(60),
+            Duration::from_millis(0),
+            Duration::from_secs(60),
+        );
+        let first = schedule.due();
+        assert!(first.claim && first.sample && first.trim);
+        let second = schedule.due();
+        assert!(!second.claim && !second.sample);
+        schedule.sample_now();
+        assert!(schedule.due().sample);
+    }
+}

@@ -1,0 +1,197 @@
+//! The shared stream worker against a real Redis (`TEST_REDIS_URL`): each decision of a
+//! processor settles its entry as documented, and the retry policy dead-letters on the
+//! `max_deliveries`-th delivery with the reason and the delivery count.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rsky_common::consumer::{ConsumerConfig, GroupConsumer, StreamEntry};
+use rsky_common::shutdown::Shutdown;
+use rsky_common::worker::{Housekeeping, Processor, RetryPolicy, Settle, Worker};
+use rsky_testkit::support::{wait_until, TestStreams};
+
+/// Decides by the entry's `value` field; remembers every batch it saw and what it was told.
+#[derive(Clone, Default)]
+struct Scripted {
+    seen: Arc<Mutex<Vec<(String, u64)>>>,
+    dead: Arc<AtomicU64>,
+    down: Arc<AtomicBool>,
+    probes: Arc<AtomicU64>,
+}
+
+impl Processor for Scripted {
+    async fn process(&self, entries: &[StreamEntry]) -> Vec<Settle> {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .map(|entry| {
+                let value = entry.field("value").unwrap_or_default().to_owned();
+                seen.push((value.clone(), entry.deliveries));
+                match value.as_str() {
+                    "ok" => Settle::Ack,
+                    "bad" => Settle::Retry {
+                        reason: "bad input".into(),
+                    },
+                    "poison" => Settle::DeadLetter {
+                        reason: "never".into(),
+                    },
+                    "outage" if self.down.load(Ordering::SeqCst) => Settle::Pause {
+                        reason: "down".into(),
+                    },
+                    "outage" => Settle::Ack,
+                    _ => Settle::Defer,
+                }
+            })
+            .collect()
+    }
+
+    async fn recovered(&self) -> bool {
+        self.probes.fetch_add(1, Ordering::SeqCst);
+        !self.down.load(Ordering::SeqCst)
+    }
+
+    fn dead_lettered(&self, _entry: &StreamEntry, _reason: &str) {
+        self.dead.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+async fn start(
+    streams: &TestStreams,
+    processor: Scripted,
+) -> (Shutdown, tokio::task::JoinHandle<()>) {
+    let client = redis::Client::open(rsky_testkit::support::redis_url()).unwrap();
+    let mut consumer = GroupConsumer::connect(
+        &client,
+        ConsumerConfig {
+            stream: streams.name("s"),
+            group: "g".into(),
+            consumer: "c".into(),
+            dead_letter_stream: streams.name("s_dlq"),
+            block: Duration::from_millis(50),
+            claim_min_idle: Duration::from_secs(60),
+        },
+    )
+    .await
+    .unwrap();
+    consumer.create_group().await.unwrap();
+    let policy = RetryPolicy {
+        max_deliveries: 3,
+        backoff: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(40),
+    };
+    let housekeeping = Housekeeping::new(
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    );
+    let shutdown = Shutdown::new();
+    let worker = Worker::new(consumer, processor, policy, housekeeping, 10);
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+    (shutdown, task)
+}
+
+async fn stop(shutdown: Shutdown, task: tokio::task::JoinHandle<()>) {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the worker stops within 10 s")
+        .expect("the worker did not panic");
+}
+
+fn fields(entry: &(String, Vec<(String, String)>)) -> HashMap<String, String> {
+    entry.1.iter().cloned().collect()
+}
+
+#[tokio::test]
+async fn acked_entries_leave_a_failing_one_is_dead_lettered_on_its_max_deliveries_th_delivery() {
+    let streams = TestStreams::new();
+    for value in ["ok", "bad", "poison", "ok"] {
+        streams.xadd_raw("s", "value", value).await;
+    }
+    let processor = Scripted::default();
+    let (shutdown, task) = start(&streams, processor.clone()).await;
+    wait_until(Duration::from_secs(10), "two dead letters", || async {
+        streams.xlen("s_dlq").await == 2
+    })
+    .await;
+    wait_until(Duration::from_secs(10), "the stream empty", || async {
+        streams.xlen("s").await == 0 && streams.pending("s", "g").await == 0
+    })
+    .await;
+    stop(shutdown, task).await;
+
+    let dead: Vec<_> = streams.entries("s_dlq").await.iter().map(fields).collect();
+    let poison = dead.iter().find(|f| f["value"] == "poison").unwrap();
+    assert_eq!(poison["reason"], "never");
+    assert_eq!(
+        poison["attempts"], "1",
+        "dead-lettered on its first delivery"
+    );
+    let bad = dead.iter().find(|f| f["value"] == "bad").unwrap();
+    assert_eq!(bad["reason"], "bad input");
+    assert_eq!(
+        bad["attempts"], "3",
+        "dead-lettered on delivery max_deliveries"
+    );
+    let seen = processor.seen.lock().unwrap().clone();
+    let bad_deliveries: Vec<u64> = seen
+        .iter()
+        .filter(|(v, _)| v == "bad")
+        .map(|(_, d)| *d)
+        .collect();
+    assert_eq!(bad_deliveries, [1, 2, 3]);
+    assert_eq!(
+        seen.iter().filter(|(v, _)| v == "ok").count(),
+        2,
+        "acked once each"
+    );
+    assert_eq!(processor.dead.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_paused_entry_costs_no_delivery_beyond_the_probe_and_is_processed_after_recovery() {
+    let streams = TestStreams::new();
+    streams.xadd_raw("s", "value", "outage").await;
+    let processor = Scripted::default();
+    processor.down.store(true, Ordering::SeqCst);
+    let (shutdown, task) = start(&streams, processor.clone()).await;
+    wait_until(
+        Duration::from_secs(10),
+        "the dependency probed twice",
+        || async { processor.probes.load(Ordering::SeqCst) >= 2 },
+    )
+    .await;
+    // While paused, nothing is read again: the entry was seen once.
+    assert_eq!(processor.seen.lock().unwrap().len(), 1);
+    assert_eq!(streams.pending("s", "g").await, 1);
+    processor.down.store(false, Ordering::SeqCst);
+    wait_until(
+        Duration::from_secs(10),
+        "the entry acknowledged",
+        || async { streams.xlen("s").await == 0 },
+    )
+    .await;
+    stop(shutdown, task).await;
+    assert_eq!(
+        streams.xlen("s_dlq").await,
+        0,
+        "an outage dead-letters nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_deferred_entry_stays_pending_and_shutdown_returns() {
+    let streams = TestStreams::new();
+    streams.xadd_raw("s", "value", "wait").await;
+    let processor = Scripted::default();
+    let (shutdown, task) = start(&streams, processor.clone()).await;
+    wait_until(Duration::from_secs(10), "the entry seen", || async {
+        !processor.seen.lock().unwrap().is_empty()
+    })
+    .await;
+    stop(shutdown, task).await;
+    assert_eq!(streams.pending("s", "g").await, 1);
+    assert_eq!(streams.xlen("s_dlq").await, 0);
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests of the pipeline, across services, on real sockets, Redis and PostgreSQL.
+//! The tests are in `tests/`: `pipeline.rs` (test relay -> ingester -> indexer) and
+//! `backfill_pipeline.rs` (test PLC and PDS -> backfiller -> indexer). Each service's own tests
+//! stay in its crate; shared test support is `rsky_testkit::support`.
