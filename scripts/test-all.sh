@@ -58,6 +58,26 @@ if ! psql "$TEST_DATABASE_URL" -qAtc 'select 1' >/dev/null 2>&1; then
     psql "$TEST_DATABASE_URL" -qAtc 'select 1' >/dev/null
 fi
 
+# The indexer's TLS tests (services/indexer/tests/tls.rs) need a server that serves TLS; a fresh
+# Debian cluster may have ssl off: turn it on with the snakeoil certificate and reload.
+if [ "$(psql "$TEST_DATABASE_URL" -qAtc 'show ssl')" != "on" ]; then
+    log "turning TLS on in PostgreSQL (snakeoil certificate)"
+    if [ ! -e /etc/ssl/certs/ssl-cert-snakeoil.pem ]; then
+        need_packages make-ssl-cert:ssl-cert
+        as_root make-ssl-cert generate-default-snakeoil
+    fi
+    # The server reads the key as postgres: Debian's ssl-cert group grants it.
+    as_root usermod -a -G ssl-cert postgres 2>/dev/null || true
+    psql "$TEST_DATABASE_URL" -qc "ALTER SYSTEM SET ssl_cert_file = '/etc/ssl/certs/ssl-cert-snakeoil.pem'" \
+        -c "ALTER SYSTEM SET ssl_key_file = '/etc/ssl/private/ssl-cert-snakeoil.key'" \
+        -c "ALTER SYSTEM SET ssl = on" -c "SELECT pg_reload_conf()" >/dev/null
+    for _ in $(seq 50); do [ "$(psql "$TEST_DATABASE_URL" -qAtc 'show ssl')" = "on" ] && break; sleep 0.1; done
+    if [ "$(psql "$TEST_DATABASE_URL" -qAtc 'show ssl')" != "on" ]; then
+        echo "PostgreSQL did not turn TLS on (see its log): the TLS tests would fail" >&2
+        exit 1
+    fi
+fi
+
 log "npm ci: the Grafana dashboard's type-check project (typescript, @grafana/schema)"
 npm ci --prefix grafana/typecheck --no-audit --no-fund --loglevel=error
 
