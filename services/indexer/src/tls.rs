@@ -125,18 +125,22 @@ pub fn split(database_url: &str) -> Result<(String, TlsSettings), TlsError> {
             match database_url.split_once('?') {
                 None => database_url.to_owned(),
                 Some((base, query)) => {
-                    let mut kept = form_urlencoded::Serializer::new(String::new());
-                    let mut any = false;
-                    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-                        if !take(&key, &value)? {
-                            kept.append_pair(&key, &value);
-                            any = true;
+                    // The other parameters are kept as written (re-encoding would turn %20
+                    // into +, which tokio-postgres does not decode).
+                    let mut kept = Vec::new();
+                    for raw in query.split('&').filter(|p| !p.is_empty()) {
+                        let ours = match form_urlencoded::parse(raw.as_bytes()).next() {
+                            Some((key, value)) => take(&key, &value)?,
+                            None => false,
+                        };
+                        if !ours {
+                            kept.push(raw);
                         }
                     }
-                    if any {
-                        format!("{base}?{}", kept.finish())
-                    } else {
+                    if kept.is_empty() {
                         base.to_owned()
+                    } else {
+                        format!("{base}?{}", kept.join("&"))
                     }
                 }
             }
@@ -376,6 +380,10 @@ mod tests {
         assert_eq!(rest, "postgres://u:p@db:5432/bsky?application_name=ix");
         assert_eq!(s.mode, SslMode::VerifyFull);
         assert_eq!(s.root_cert, Some(PathBuf::from("/ca/root.pem")));
+
+        let (rest, _) =
+            split("postgres://db/bsky?options=-c%20search_path%3Dx&sslmode=require").unwrap();
+        assert_eq!(rest, "postgres://db/bsky?options=-c%20search_path%3Dx");
 
         let (rest, s) = split("postgres://db/bsky?sslmode=require").unwrap();
         assert_eq!(rest, "postgres://db/bsky");
