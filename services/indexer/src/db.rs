@@ -1,10 +1,8 @@
 //! The PostgreSQL connection pool, and how database failures are classified.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
@@ -87,16 +85,16 @@ impl DbError {
 
 /// Creates the pool (connections are opened on demand, so this does not reach the database).
 pub fn pool(database_url: &str, max_size: usize) -> Result<Pool, DbError> {
-    let mut config =
-        tokio_postgres::Config::from_str(database_url).map_err(|e| DbError::Config {
-            reason: e.to_string(),
-        })?;
+    // sslmode and sslrootcert are read as libpq reads them (see the tls module).
+    let (mut config, tls) = crate::tls::parse(database_url).map_err(|e| DbError::Config {
+        reason: e.to_string(),
+    })?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(5));
     }
     let manager = Manager::from_config(
         config,
-        NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

@@ -35,6 +35,7 @@ pub mod labels;
 pub mod metrics;
 pub mod schema;
 mod source;
+pub mod tls;
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;

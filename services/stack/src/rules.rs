@@ -1,4 +1,4 @@
-//! The alerting rules: their names and expressions.
+//! The alerting and recording rules: their names and expressions.
 
 use std::path::Path;
 
@@ -10,6 +10,13 @@ use crate::{read, Error};
 pub const ALERTS_PATH: &str = "prometheus/alerts.yml";
 /// Their `promtool test rules` unit tests.
 pub const ALERT_TESTS_PATH: &str = "prometheus/alerts.test.yml";
+
+/// The recording rules, relative to the workspace root.
+pub const RECORDING_PATH: &str = "prometheus/recording.yml";
+/// Their `promtool test rules` unit tests.
+pub const RECORDING_TESTS_PATH: &str = "prometheus/recording.test.yml";
+/// prometheus.yml plus `remote_write` to a long-term store.
+pub const REMOTE_WRITE_CONFIG_PATH: &str = "prometheus/remote-write.yml";
 
 /// One alerting or recording rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +61,24 @@ pub fn load(path: &Path) -> Result<Vec<Rule>, Error> {
 /// The project's alert rules ([`ALERTS_PATH`]).
 pub fn project_alerts() -> Result<Vec<Rule>, Error> {
     load(&crate::workspace_root().join(ALERTS_PATH))
+}
+
+/// The project's recording rules ([`RECORDING_PATH`]).
+pub fn project_recording_rules() -> Result<Vec<Rule>, Error> {
+    load(&crate::workspace_root().join(RECORDING_PATH))
+}
+
+/// The rule names whose output a `promtool test rules` file checks (the metric name of each
+/// `promql_expr_test[].expr` that is a bare rule name).
+pub fn tested_expressions(path: &Path) -> Result<Vec<String>, Error> {
+    let yaml: Value = serde_yaml::from_str(&read(path)?).map_err(|e| Error::Format {
+        path: path.to_owned(),
+        message: format!("not valid YAML: {e}"),
+    })?;
+    Ok(seq(&yaml, "tests")
+        .flat_map(|test| seq(test, "promql_expr_test"))
+        .filter_map(|case| case["expr"].as_str().map(|e| e.trim().to_owned()))
+        .collect())
 }
 
 /// The alert names that a `promtool test rules` file checks (`alert_rule_test[].alertname`).

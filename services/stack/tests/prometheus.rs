@@ -1,9 +1,11 @@
-//! prometheus.yml and the alert rules: valid for promtool, the production layout, every alert
-//! unit-tested.
+//! prometheus.yml, the alert and recording rules: valid for promtool, the production layout,
+//! every alert and recording rule unit-tested, the dashboard's heavy queries recorded.
 
 use std::collections::BTreeMap;
 
-use rsky_stack::rules::{self, ALERTS_PATH, ALERT_TESTS_PATH};
+use rsky_stack::rules::{
+    self, ALERTS_PATH, ALERT_TESTS_PATH, RECORDING_PATH, RECORDING_TESTS_PATH,
+};
 use rsky_stack::tool::PROMTOOL;
 use rsky_stack::workspace_root;
 use serde_yaml::Value;
@@ -19,7 +21,7 @@ fn promtool_accepts_the_config_and_the_rule_files_it_names() {
     let out = PROMTOOL
         .run(&["check", "config", "prometheus.yml"], &workspace_root())
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.contains("1 rule files found"), "{out}");
+    assert!(out.contains("2 rule files found"), "{out}");
 }
 
 #[test]
@@ -127,7 +129,81 @@ fn the_config_loads_the_alert_rules() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(files, [ALERTS_PATH]);
+    assert_eq!(files, [ALERTS_PATH, RECORDING_PATH]);
+}
+
+#[test]
+fn promtool_accepts_the_recording_rules_and_their_unit_tests_pass() {
+    PROMTOOL
+        .run(&["check", "rules", RECORDING_PATH], &workspace_root())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = PROMTOOL
+        .run(&["test", "rules", RECORDING_TESTS_PATH], &workspace_root())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn recording_rules_are_named_level_metric_operations_and_tested_by_kind() {
+    let recorded = rules::project_recording_rules().unwrap();
+    assert!(!recorded.is_empty());
+    for rule in &recorded {
+        let parts: Vec<&str> = rule.name.split(':').collect();
+        assert_eq!(
+            parts.len(),
+            3,
+            "{} is not level:metric:operations",
+            rule.name
+        );
+        assert_eq!(parts[0], "job", "{}: aggregated by job", rule.name);
+        assert!(
+            rule.expr.contains("by (job") || rule.expr.starts_with("histogram_quantile("),
+            "{}: {}",
+            rule.name,
+            rule.expr
+        );
+    }
+    // Each kind of rule (bucket sum, each quantile, throughput) has a unit test of its output.
+    let tested = rules::tested_expressions(&workspace_root().join(RECORDING_TESTS_PATH)).unwrap();
+    for suffix in ["_bucket:rate5m", ":p50_rate5m", ":p99_rate5m", ":rate5m"] {
+        assert!(
+            tested
+                .iter()
+                .any(|t| t.ends_with(suffix) && recorded.iter().any(|r| &r.name == t)),
+            "no unit test of a {suffix} rule: {tested:?}"
+        );
+    }
+}
+
+#[test]
+fn every_latency_quantile_on_the_dashboard_has_its_buckets_recorded() {
+    let dashboard =
+        std::fs::read_to_string(workspace_root().join("grafana/dashboards/rsky-pipeline.json"))
+            .expect("the dashboard");
+    let recorded: Vec<String> = rules::project_recording_rules()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    let mut histograms = std::collections::BTreeSet::new();
+    for quantile in dashboard.split("histogram_quantile(").skip(1) {
+        let name = quantile
+            .split("rate(")
+            .nth(1)
+            .and_then(|rest| rest.split(['{', '[']).next())
+            .expect("histogram_quantile over rate(NAME_bucket...)");
+        histograms.insert(name.trim_end_matches("_bucket").to_owned());
+    }
+    assert!(histograms.len() >= 5, "{histograms:?}");
+    for histogram in &histograms {
+        for rule in [
+            format!("job:{histogram}_bucket:rate5m"),
+            format!("job:{histogram}:p50_rate5m"),
+            format!("job:{histogram}:p99_rate5m"),
+        ] {
+            assert!(recorded.contains(&rule), "{rule} is not recorded");
+        }
+    }
 }
 
 #[test]
