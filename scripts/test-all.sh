@@ -103,8 +103,8 @@ if [ "$(psql "$TEST_DATABASE_URL" -qAtc 'show ssl')" != "on" ]; then
     fi
 fi
 
-log "npm ci: the Grafana dashboard's type-check project (typescript, @grafana/schema)"
-npm ci --prefix grafana/typecheck --no-audit --no-fund --loglevel=error
+log "npm ci: the Grafana dashboard's Node project (typescript, @grafana/grafana-foundation-sdk, @grafana/schema)"
+npm ci --prefix grafana/dashboard-src --no-audit --no-fund --loglevel=error
 
 # Every step runs, so one run reports every failure; the exit status says whether any failed.
 failed=()

@@ -1,25 +1,42 @@
-//! The Grafana dashboard and its provisioning: Grafana's published schema accepts the dashboard,
-//! it has the variables and panels operators need, and Grafana loads it with no clicks.
+//! The Grafana dashboard and its provisioning: the committed JSON is what its TypeScript source
+//! generates, Grafana's published schema accepts it, it has the variables and panels operators
+//! need, and Grafana loads it with no clicks.
 
 use std::path::PathBuf;
 
 use rsky_stack::dashboard::{Dashboard, DASHBOARD_PATH};
-use rsky_stack::tool::{ToolError, NPX};
+use rsky_stack::tool::{Tool, ToolError, NPX};
 use rsky_stack::workspace_root;
 
+/// The dashboard's Node project: its source (`src/`), and the type-check of the JSON.
+const DASHBOARD_SRC: &str = "grafana/dashboard-src";
+
+/// Node.js, which runs the compiled dashboard source.
+const NODE: Tool = Tool {
+    program: "node",
+    install: "Debian's packages nodejs and npm (apt-get install nodejs npm; ./scripts/test-all.sh does it)",
+};
+
 fn typecheck_dir() -> PathBuf {
-    workspace_root().join("grafana/typecheck")
+    workspace_root().join(DASHBOARD_SRC)
+}
+
+fn assert_installed(root: &std::path::Path) {
+    assert!(
+        root.join("node_modules/@grafana/schema").is_dir()
+            && root
+                .join("node_modules/@grafana/grafana-foundation-sdk")
+                .is_dir(),
+        "{DASHBOARD_SRC}/node_modules is missing: run `npm ci --prefix {DASHBOARD_SRC}` \
+         (./scripts/test-all.sh does)"
+    );
 }
 
 /// Writes `json` as a `Dashboard`-typed object literal (so that unknown keys are errors) into
 /// `dir/name.ts` and type-checks `dir` with `tsc`.
 fn typecheck(json: &str, dir: &str, name: &str) -> Result<String, ToolError> {
     let root = typecheck_dir();
-    assert!(
-        root.join("node_modules/@grafana/schema").is_dir(),
-        "grafana/typecheck/node_modules is missing: run `npm ci --prefix grafana/typecheck` \
-         (./scripts/test-all.sh does)"
-    );
+    assert_installed(&root);
     let out = root.join(dir);
     std::fs::create_dir_all(&out).expect("create the type-check output directory");
     let ts = format!(
@@ -41,6 +58,37 @@ fn typecheck(json: &str, dir: &str, name: &str) -> Result<String, ToolError> {
 
 fn dashboard_text() -> String {
     std::fs::read_to_string(workspace_root().join(DASHBOARD_PATH)).expect("the dashboard JSON")
+}
+
+#[test]
+fn the_committed_dashboard_is_what_its_typescript_source_generates() {
+    // The same two steps as `npm run build`, the second writing into a temporary file.
+    let root = typecheck_dir();
+    assert_installed(&root);
+    NPX.run(&["--no-install", "tsc", "-p", "tsconfig.build.json"], &root)
+        .unwrap_or_else(|e| panic!("the dashboard source does not compile: {e}"));
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rsky-pipeline.generated.json");
+    let out_arg = out.to_str().expect("a UTF-8 temporary path");
+    NODE.run(&["dist/build.js", out_arg], &root)
+        .unwrap_or_else(|e| panic!("the dashboard source does not run: {e}"));
+    let generated = std::fs::read_to_string(&out).expect("the generated dashboard");
+    let committed = dashboard_text();
+    if generated != committed {
+        let line = generated
+            .lines()
+            .zip(committed.lines())
+            .position(|(g, c)| g != c)
+            .unwrap_or_else(|| generated.lines().count().min(committed.lines().count()));
+        panic!(
+            "{DASHBOARD_PATH} is stale: it differs from what {DASHBOARD_SRC}/src generates \
+             (first at line {}: committed {:?}, generated {:?}). Edit {DASHBOARD_SRC}/src, \
+             never the JSON, then regenerate it with `npm run build --prefix {DASHBOARD_SRC}` \
+             and commit both.",
+            line + 1,
+            committed.lines().nth(line).unwrap_or("<end of file>"),
+            generated.lines().nth(line).unwrap_or("<end of file>"),
+        );
+    }
 }
 
 #[test]
