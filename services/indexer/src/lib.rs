@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod batch;
 pub mod config;
 pub mod db;
 pub mod decode;
