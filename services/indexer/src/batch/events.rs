@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use deadpool_postgres::Transaction;
 use rsky_common::event::StreamEvent;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::Statement;
 
 use crate::decode::{record_uri, Collection, CollectionRecord};
 use crate::index::{EventKind, IndexError, Indexed, Prepared};
@@ -157,32 +158,61 @@ impl EventWriter<'_> {
                 inserted.entry(*collection).or_default().push(op);
             }
         }
+        // Prepared first (cached per connection), then sent together: the statements of a
+        // round are pipelined on the connection and run in this order (deletes before inserts).
+        let mut deletes = Vec::new();
         for collection in ALL_COLLECTIONS {
             if let Some(uris) = removed.get(&collection) {
                 let sql = format!(
                     r#"DELETE FROM "{}" WHERE uri = ANY($1::text[])"#,
                     collection.table()
                 );
-                let statement = tx.prepare_cached(&sql).await?;
-                tx.execute(&statement, &[uris]).await?;
+                deletes.push((tx.prepare_cached(&sql).await?, uris));
             }
         }
+        let mut inserts = Vec::new();
         for collection in ALL_COLLECTIONS {
             if let Some(ops) = inserted.get(&collection) {
-                self.insert_collection_rows(tx, collection, ops).await?;
+                inserts.push(self.collection_insert(tx, collection, ops).await?);
             }
         }
+        let delete_params: Vec<[&(dyn ToSql + Sync); 1]> = deletes
+            .iter()
+            .map(|(_, uris)| [*uris as &(dyn ToSql + Sync)])
+            .collect();
+        let insert_params: Vec<Vec<&(dyn ToSql + Sync)>> = inserts
+            .iter()
+            .map(|(_, values)| {
+                let mut params: Vec<&(dyn ToSql + Sync)> =
+                    values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+                params.push(&self.now);
+                params
+            })
+            .collect();
+        let pending: Vec<_> = deletes
+            .iter()
+            .zip(&delete_params)
+            .map(|((statement, _), params)| tx.execute(statement, &params[..]))
+            .chain(
+                inserts
+                    .iter()
+                    .zip(&insert_params)
+                    .map(|((statement, _), params)| tx.execute(statement, &params[..])),
+            )
+            .collect();
+        futures::future::try_join_all(pending).await?;
         Ok(applied)
     }
 
     /// One `INSERT ... SELECT FROM unnest(...) ON CONFLICT (uri) DO NOTHING` into the table of
-    /// `collection` (`ops` sorted by URI, each with fields of that collection).
-    async fn insert_collection_rows(
+    /// `collection` (`ops` sorted by URI, each with fields of that collection): the statement and
+    /// its arrays (the last parameter, `"indexedAt"`, is `now`).
+    async fn collection_insert<'o>(
         &self,
         tx: &Transaction<'_>,
         collection: Collection,
-        ops: &[&RecordOp<'_>],
-    ) -> Result<(), IndexError> {
+        ops: &[&'o RecordOp<'o>],
+    ) -> Result<(Statement, Vec<Vec<Option<&'o str>>>), IndexError> {
         let columns = table_columns(collection);
         let mut values: Vec<Vec<Option<&str>>> = vec![Vec::with_capacity(ops.len()); columns.len()];
         for op in ops {
@@ -212,12 +242,7 @@ impl EventWriter<'_> {
             arrays = arrays.join(", "),
             now = columns.len() + 1,
         );
-        let statement = tx.prepare_cached(&sql).await?;
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        params.push(&self.now);
-        tx.execute(&statement, &params).await?;
-        Ok(())
+        Ok((tx.prepare_cached(&sql).await?, values))
     }
 
     /// Advances `actor_sync` for every commit event: per DID the first event of the highest rev.
