@@ -541,3 +541,40 @@ async fn labels_and_negations_in_one_batch_give_the_entry_by_entry_rows() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_poison_label_entry_fails_alone_and_the_later_entries_wait_for_it() {
+    let db = TestDb::create().await;
+    let pool = migrated_pool(&db).await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+               IF NEW.val = 'poison' THEN RAISE EXCEPTION 'this label is poison'; END IF;
+               RETURN NEW; END $$;
+             CREATE TRIGGER poison BEFORE INSERT ON label FOR EACH ROW EXECUTE FUNCTION poison();",
+        )
+        .await
+        .expect("install the trigger");
+    let l = "did:plc:labeler";
+    let entries: Vec<Vec<Label>> = (0..20u64)
+        .map(|n| {
+            let val = if n == 12 { "poison" } else { "spam" };
+            vec![label(l, &did(n), val, false)]
+        })
+        .collect();
+    let refs: Vec<Vec<&Label>> = entries.iter().map(|e| e.iter().collect()).collect();
+    let report = write_label_entries(&pool, &refs).await;
+    for (i, outcome) in report.outcomes.iter().enumerate() {
+        match i {
+            0..=11 => assert!(matches!(outcome, Outcome::Committed(_)), "{i}: {outcome:?}"),
+            12 => assert!(
+                matches!(outcome, Outcome::Failed { class: FailureClass::Unexpected, reason }
+                    if reason.contains("this label is poison")),
+                "{outcome:?}"
+            ),
+            _ => assert_eq!(*outcome, Outcome::Deferred, "{i}: labels keep stream order"),
+        }
+    }
+    assert_eq!(count(&client, "label").await, 12);
+}
