@@ -3,7 +3,15 @@
 //!
 //! ```text
 //! cargo run --release -p rsky-indexer --example throughput -- [batch sizes, default 1,100,500]
+//! cargo run --release -p rsky-indexer --example throughput -- --direct [batch sizes, default 100,500,1000]
 //! ```
+//!
+//! The first form runs the whole indexer (Redis stream, consumer group, the per-event write path
+//! of today's consumption loop). `--direct` calls the write paths of `rsky_indexer::batch`
+//! directly on batches of decoded events, without Redis: for each batch size the per-event path
+//! (one transaction per event, 32 in flight, events of one DID in order) and the batched path
+//! (one transaction of set-based statements per batch), each into a fresh database, the same
+//! events, in the same run. Decoding happens before the clock starts (it is the same for both).
 //!
 //! Needs PostgreSQL on 127.0.0.1:5432 (user postgres) and Redis on 127.0.0.1:6379; each run uses
 //! a database and a stream prefix of its own and removes them afterwards. `THROUGHPUT_EVENTS`
@@ -17,6 +25,9 @@ use std::time::{Duration, Instant};
 use rsky_common::config::Settings;
 use rsky_common::event::{RecordEvent, StreamEvent};
 use rsky_common::shutdown::Shutdown;
+use rsky_indexer::batch::{write_events, Outcome, WritePath};
+use rsky_indexer::decode::validate_event;
+use rsky_indexer::index::Prepared;
 use rsky_indexer::{Config, Indexer, IndexerMetrics};
 use rsky_metrics_runtime::Registry;
 use serde_json::json;
@@ -237,15 +248,94 @@ async fn measure(batch: usize, backlog: u64, rate: u64, seconds: u64) -> Result<
     })
 }
 
+/// Writes `events` along `path` in batches of `batch` into a fresh database; (seconds, events
+/// committed).
+async fn measure_direct(
+    path: WritePath,
+    batch: usize,
+    events: &[Prepared],
+) -> Result<(f64, u64), Error> {
+    let tag = match path {
+        WritePath::Batched => "b",
+        WritePath::PerEvent { .. } => "e",
+    };
+    let db = format!("indexer_bench_{}_{tag}{batch}", std::process::id());
+    let admin = admin().await?;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .await?;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await?;
+    let pool = rsky_indexer::db::pool(&format!("postgres://postgres@127.0.0.1:5432/{db}"), 20)?;
+    rsky_indexer::schema::migrate(&pool).await?;
+    let started = Instant::now();
+    let mut committed = 0u64;
+    for chunk in events.chunks(batch) {
+        let now = rsky_common::time::now_rfc3339();
+        let report = write_events(&pool, path, chunk, &now).await;
+        committed += report
+            .outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Committed(_)))
+            .count() as u64;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    drop(pool);
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .await?;
+    Ok((seconds, committed))
+}
+
+/// `--direct`: both write paths on the same decoded events, per batch size.
+async fn direct(batches: &[usize], events: u64) -> Result<(), Error> {
+    let now = rsky_common::time::now_rfc3339();
+    let prepared: Vec<Prepared> = (0..events)
+        .map(|n| {
+            // Through JSON and the indexer's validation, as a stream entry is decoded.
+            let json = serde_json::to_string(&event(n, &now))?;
+            let decoded: StreamEvent = serde_json::from_str(&json)?;
+            validate_event(&decoded)?;
+            Ok(Prepared::new(decoded)?)
+        })
+        .collect::<Result<_, Error>>()?;
+    println!("| batch size | path | events | write time | events/s | batched / per-event |");
+    println!("|---|---|---|---|---|---|");
+    for &batch in batches {
+        let per_event = WritePath::PerEvent { concurrency: 32 };
+        let (e_secs, e_done) = measure_direct(per_event, batch, &prepared).await?;
+        let (b_secs, b_done) = measure_direct(WritePath::Batched, batch, &prepared).await?;
+        let (e_rate, b_rate) = (e_done as f64 / e_secs, b_done as f64 / b_secs);
+        println!("| {batch} | per-event | {e_done} | {e_secs:.2} s | {e_rate:.0} | |");
+        println!(
+            "| {batch} | batched | {b_done} | {b_secs:.2} s | {b_rate:.0} | {:.1}x |",
+            b_rate / e_rate
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let batches: Vec<usize> = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "1,100,500".into())
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let is_direct = args.first().is_some_and(|a| a == "--direct");
+    if is_direct {
+        args.remove(0);
+    }
+    let default = if is_direct {
+        "100,500,1000"
+    } else {
+        "1,100,500"
+    };
+    let batches: Vec<usize> = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| default.into())
         .split(',')
         .map(|s| s.trim().parse())
         .collect::<Result<_, _>>()
-        .map_err(|_| "usage: throughput [batch sizes, e.g. 1,100,500]")?;
+        .map_err(|_| "usage: throughput [--direct] [batch sizes, e.g. 1,100,500]")?;
     let number = |var: &str, default: u64| -> Result<u64, Error> {
         match std::env::var(var) {
             Ok(v) => v
@@ -255,6 +345,9 @@ async fn main() -> Result<(), Error> {
         }
     };
     let events = number("THROUGHPUT_EVENTS", 20_000)?;
+    if is_direct {
+        return direct(&batches, events).await;
+    }
     let rate = number("THROUGHPUT_RATE", 500)?;
     let seconds = number("THROUGHPUT_SECONDS", 10)?;
     println!("| batch size | backlog | drain time | events/s | steady rate | p50 XADD->row | p99 XADD->row | p99 bucket (histogram) |");

@@ -106,6 +106,29 @@ impl Prepared {
     pub fn did(&self) -> &str {
         self.event.did()
     }
+
+    /// The validated event.
+    pub fn event(&self) -> &StreamEvent {
+        &self.event
+    }
+
+    /// The collection and its table fields, for a create or update of one of the six
+    /// collections.
+    pub fn fields(&self) -> Option<&(Collection, CollectionRecord)> {
+        self.fields.as_ref()
+    }
+
+    /// The event's kind.
+    pub fn kind(&self) -> EventKind {
+        match &self.event {
+            StreamEvent::Create(_) => EventKind::Create,
+            StreamEvent::Update(_) => EventKind::Update,
+            StreamEvent::Delete(_) => EventKind::Delete,
+            StreamEvent::Repo(_) => EventKind::Repo,
+            StreamEvent::Account(_) => EventKind::Account,
+            StreamEvent::Identity(_) => EventKind::Identity,
+        }
+    }
 }
 
 /// Indexes one event inside `tx` (the caller commits).

@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod batch;
 pub mod config;
 pub mod db;
 pub mod decode;

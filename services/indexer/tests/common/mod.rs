@@ -233,3 +233,55 @@ pub const COLLECTIONS: [(&str, &str); 6] = [
     ("app.bsky.graph.block", "actor_block"),
     ("app.bsky.actor.profile", "profile"),
 ];
+
+/// A pool on the test database, with the indexer's migrations applied (for the write paths
+/// called directly, without Redis).
+pub async fn migrated_pool(db: &TestDb) -> deadpool_postgres::Pool {
+    let pool = rsky_indexer::db::pool(&db.url(), 4).expect("pool");
+    rsky_indexer::schema::migrate(&pool)
+        .await
+        .expect("migrations");
+    pool
+}
+
+/// Validates `events` as the indexer's decoder does and extracts their collection fields.
+pub fn prepare(events: &[StreamEvent]) -> Vec<rsky_indexer::index::Prepared> {
+    events
+        .iter()
+        .map(|e| {
+            rsky_indexer::decode::validate_event(e).expect("a valid event");
+            rsky_indexer::index::Prepared::new(e.clone()).expect("a valid record")
+        })
+        .collect()
+}
+
+/// Every table the indexer writes, as sorted rows of text: two databases hold the same rows
+/// when their snapshots are equal.
+pub async fn snapshot(client: &tokio_postgres::Client) -> Vec<(String, Vec<String>)> {
+    let mut tables = Vec::new();
+    for table in [
+        "record",
+        "actor",
+        "actor_sync",
+        "post",
+        "like",
+        "repost",
+        "follow",
+        "actor_block",
+        "profile",
+        "label",
+    ] {
+        let rows: Vec<String> = client
+            .query(
+                &format!(r#"SELECT t::text FROM "{table}" t ORDER BY 1"#),
+                &[],
+            )
+            .await
+            .expect("snapshot")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tables.push((table.to_owned(), rows));
+    }
+    tables
+}
