@@ -346,7 +346,8 @@ fn the_service_blocks_are_folded_with_extension_fields() {
 #[test]
 fn grafana_is_the_version_the_dashboard_is_type_checked_against() {
     let package: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace_root().join("grafana/dashboard-src/package.json")).unwrap(),
+        &std::fs::read_to_string(workspace_root().join("grafana/dashboard-src/package.json"))
+            .unwrap(),
     )
     .expect("package.json");
     let schema = package["devDependencies"]["@grafana/schema"]
