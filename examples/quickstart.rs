@@ -16,6 +16,7 @@ use rsky_metrics_runtime::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 /// Metrics of the demo service.
 #[derive(Metrics)]
@@ -61,10 +62,12 @@ async fn handle_request(id: u64) -> Result<(), Rejected> {
     Ok(())
 }
 
-async fn workload() {
+/// Handles one request after another until `stop` turns true; a request in hand is finished, so
+/// the scrape after the workload sees every request with its duration.
+async fn workload(mut stop: watch::Receiver<bool>) {
     let metrics = DemoMetrics::global();
     let mut id = 0u64;
-    loop {
+    while !*stop.borrow() {
         metrics.queue_length.set((id % 17) as i64);
         if let Err(err) = handle_request(id).await {
             tracing::debug!(%err, "synthetic failure");
@@ -73,7 +76,10 @@ async fn workload() {
             metrics.legacy.inc();
         }
         id += 1;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = stop.changed() => {}
+        }
     }
 }
 
@@ -120,7 +126,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  {line}");
     }
 
-    let work = tokio::spawn(workload());
+    let (stop, stopped) = watch::channel(false);
+    let work = tokio::spawn(workload(stopped));
     let run_for = std::env::var("QUICKSTART_RUN_SECONDS")
         .ok()
         .map(|v| {
@@ -132,7 +139,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
         None => tokio::signal::ctrl_c().await?,
     }
-    work.abort();
+    let _ = stop.send(true);
+    work.await?;
 
     println!("a scrape after the workload ran:");
     for line in scrape(addr)

