@@ -108,13 +108,19 @@ fn check_names(cx: &Ctxt, ty: &Ident, names: &[(String, Span)]) {
             .as_deref()
             .map(|f| format!("; {f}"))
             .unwrap_or_default();
+        // A label type has no metric kind: say why `le`/`quantile` are refused for every family.
+        let message = match finding.target {
+            naming::Target::Label(index) if finding.rule == naming::Rule::LabelReservedForType => {
+                format!(
+                    "label \"{}\" is reserved: histograms write `le` for their bucket bounds and summaries `quantile` for their quantiles, so no label type may name it",
+                    plain.get(index).copied().unwrap_or_default()
+                )
+            }
+            _ => finding.message.clone(),
+        };
         cx.error_at(
             span,
-            format!(
-                "label type `{ty}`: {}{fix} [{}]",
-                finding.message,
-                finding.rule.id()
-            ),
+            format!("label type `{ty}`: {message}{fix} [{}]", finding.rule.id()),
         );
     }
 }

@@ -87,7 +87,7 @@ fn main() {
     let text = rsky_metrics_runtime::encode_text(&registry);
     assert!(text.contains("typed_ui_errors_total{kind=\"db\"} 1"), "{text}");
     assert!(text.contains("typed_ui_errors_total{kind=\"redis\"} 0"), "{text}");
-    assert!(text.contains("typed_ui_samples_total{hundreds=\"d9\",ones=\"d0\",tens=\"d9\",thousands=\"d9\"} 1"), "{text}");
+    assert!(text.contains("typed_ui_samples_total{thousands=\"d9\",hundreds=\"d9\",tens=\"d9\",ones=\"d0\"} 1"), "{text}");
     let samples = registry.gather().into_iter().find(|f| f.name() == "typed_ui_samples_total").unwrap();
     assert_eq!(samples.get_metric().len(), 10_000);
 }
