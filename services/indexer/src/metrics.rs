@@ -4,7 +4,39 @@
 //! Every counter counts work that is done: an event is counted once its database transaction
 //! committed, an error once the event was classified.
 
-use rsky_metrics_runtime::{Histogram, IntCounter, IntGauge, Metrics};
+use rsky_metrics_runtime::{
+    Histogram, IntCounter, IntCounterFamily, IntGauge, LabelValue, Metrics,
+};
+
+use crate::db::FailureClass;
+
+/// What an indexer error was: the `kind` label of `indexer_errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+#[label(name = "kind")]
+pub enum ErrorKind {
+    /// Invalid input: an event, label or record that does not decode or validate, or that the
+    /// database rejects as a data error (acknowledged; also in `indexer_expected_errors_total`)
+    InvalidInput,
+    /// The database cannot be reached or asks to retry: connection lost, pool timeout,
+    /// serialization failure (left pending and retried)
+    DatabaseUnavailable,
+    /// Another database failure (retried, dead-lettered after too many deliveries)
+    Database,
+    /// A write that panicked
+    #[label(panic)]
+    Panic,
+}
+
+impl ErrorKind {
+    /// The kind a failure of `class` counts as.
+    pub fn of(class: FailureClass) -> Self {
+        match class {
+            FailureClass::Expected => ErrorKind::InvalidInput,
+            FailureClass::Unavailable => ErrorKind::DatabaseUnavailable,
+            FailureClass::Unexpected => ErrorKind::Database,
+        }
+    }
+}
 
 /// Metrics of the indexer (`indexer_*`). Tests register their own set with
 /// `IndexerMetrics::register(&registry)`; the binary uses `IndexerMetrics::global()`.
@@ -27,8 +59,8 @@ pub struct IndexerMetrics {
     pub identity_events: IntCounter,
     /// Database transactions committed (one per event, one per label batch)
     pub db_writes: IntCounter,
-    /// Events or labels that failed, expected or not
-    pub errors: IntCounter,
+    /// Events or labels that failed, expected or not, by kind
+    pub errors: IntCounterFamily<ErrorKind>,
     /// Events or labels rejected as invalid input (bad DID, AT-URI, record, JSON; data errors from the database); acknowledged
     pub expected_errors: IntCounter,
     /// Event failures not caused by the input (database down, timeouts, server errors); left pending and retried
