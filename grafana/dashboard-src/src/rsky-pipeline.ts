@@ -244,6 +244,17 @@ export function rows(): [title: string, panels: Panel[]][] {
             'dead-lettered': 'indexer_dead_lettered_total',
           },
         ),
+        timeseriesPanel(
+          'Records by collection and action',
+          'Record events indexed per second, by collection and action (create, update, delete).',
+          { unit: 'ops', stacked: true },
+          [
+            {
+              expr: sum(rateOf('indexer_records_by_collection_total'), 'collection', 'action'),
+              legend: '{{collection}} {{action}}',
+            },
+          ],
+        ),
         errorsByKind(
           'Indexer errors by kind',
           'Failed events and labels per second by kind: invalid_input, database_unavailable, database, panic.',

@@ -5,10 +5,43 @@
 //! committed, an error once the event was classified.
 
 use rsky_metrics_runtime::{
-    Histogram, IntCounter, IntCounterFamily, IntGauge, LabelValue, Metrics,
+    Histogram, IntCounter, IntCounterFamily, IntGauge, LabelSet, LabelValue, Metrics,
 };
 
 use crate::db::FailureClass;
+
+/// The `collection` label of `indexer_records_by_collection_total`: the six collections with
+/// their own table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+pub enum RecordCollection {
+    #[label(rename = "app.bsky.feed.post")]
+    Post,
+    #[label(rename = "app.bsky.feed.like")]
+    Like,
+    #[label(rename = "app.bsky.feed.repost")]
+    Repost,
+    #[label(rename = "app.bsky.graph.follow")]
+    Follow,
+    #[label(rename = "app.bsky.graph.block")]
+    Block,
+    #[label(rename = "app.bsky.actor.profile")]
+    Profile,
+}
+
+/// The `action` label of `indexer_records_by_collection_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+pub enum RecordAction {
+    Create,
+    Update,
+    Delete,
+}
+
+/// The labels of `indexer_records_by_collection_total`: collection and action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelSet)]
+pub struct RecordLabels {
+    pub collection: RecordCollection,
+    pub action: RecordAction,
+}
 
 /// What an indexer error was: the `kind` label of `indexer_errors_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
@@ -65,6 +98,8 @@ pub struct IndexerMetrics {
     pub expected_errors: IntCounter,
     /// Event failures not caused by the input (database down, timeouts, server errors); left pending and retried
     pub unexpected_errors: IntCounter,
+    /// Record events indexed, by collection and action (the six collections with their own table)
+    pub records_by_collection: IntCounterFamily<RecordLabels>,
     /// app.bsky.feed.post creates, updates and deletes indexed
     pub post_events: IntCounter,
     /// app.bsky.feed.like creates, updates and deletes indexed

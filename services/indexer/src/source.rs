@@ -32,7 +32,7 @@ use crate::db::{self, DbError, FailureClass};
 use crate::decode::{decode_event, decode_labels, validate_label, Collection};
 use crate::index::{index_event, EventKind, IndexError, Indexed, Prepared};
 use crate::labels::{index_labels, LabelsWritten};
-use crate::metrics::{ErrorKind, IndexerMetrics};
+use crate::metrics::{ErrorKind, IndexerMetrics, RecordAction, RecordCollection, RecordLabels};
 
 /// Longest pause between retries of a failing batch.
 pub(crate) const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
@@ -422,6 +422,23 @@ impl IndexProcessor {
             Some(Collection::Block) => m.block_events.inc(),
             Some(Collection::Profile) => m.profile_events.inc(),
             None => {}
+        }
+        let action = match indexed.kind {
+            EventKind::Create => Some(RecordAction::Create),
+            EventKind::Update => Some(RecordAction::Update),
+            EventKind::Delete => Some(RecordAction::Delete),
+            EventKind::Repo | EventKind::Account | EventKind::Identity => None,
+        };
+        let collection = indexed.collection.map(|c| match c {
+            Collection::Post => RecordCollection::Post,
+            Collection::Like => RecordCollection::Like,
+            Collection::Repost => RecordCollection::Repost,
+            Collection::Follow => RecordCollection::Follow,
+            Collection::Block => RecordCollection::Block,
+            Collection::Profile => RecordCollection::Profile,
+        });
+        if let (Some(collection), Some(action)) = (collection, action) {
+            m.records_by_collection[RecordLabels { collection, action }].inc();
         }
     }
 

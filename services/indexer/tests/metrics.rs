@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use rsky_indexer::metrics::ErrorKind;
+use rsky_indexer::metrics::{ErrorKind, RecordAction, RecordCollection};
 use rsky_indexer::IndexerMetrics;
 use rsky_metrics_runtime::testing::assert_promtool_clean;
 use rsky_metrics_runtime::{LabelValue, MetricsServer, Registry};
@@ -80,6 +80,14 @@ async fn every_spec_metric_is_on_the_first_scrape_at_zero_and_promtool_is_clean(
         let series = format!("indexer_errors_total{{kind=\"{kind}\"}}");
         assert_eq!(value_of(&body, &series), Some(0.0), "{series} at zero");
     }
+    for collection in RecordCollection::VALUES {
+        for action in RecordAction::VALUES {
+            let series = format!(
+                "indexer_records_by_collection_total{{collection=\"{collection}\",action=\"{action}\"}}"
+            );
+            assert_eq!(value_of(&body, &series), Some(0.0), "{series} at zero");
+        }
+    }
     assert_promtool_clean(&body);
 
     // After real work (including an error and labels) the scrape is still clean.
@@ -111,6 +119,23 @@ async fn every_spec_metric_is_on_the_first_scrape_at_zero_and_promtool_is_clean(
     let body = scrape(addr).await;
     assert_eq!(value_of(&body, "indexer_events_processed_total"), Some(1.0));
     assert_eq!(value_of(&body, "indexer_labels_added_total"), Some(1.0));
+    // The bad entry moved the invalid_input kind; the post moved its collection and action.
+    assert_eq!(
+        value_of(&body, "indexer_errors_total{kind=\"invalid_input\"}"),
+        Some(1.0)
+    );
+    assert_eq!(value_of(&body, "indexer_errors_total"), Some(1.0));
+    assert_eq!(
+        value_of(
+            &body,
+            "indexer_records_by_collection_total{collection=\"app.bsky.feed.post\",action=\"create\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value_of(&body, "indexer_records_by_collection_total"),
+        Some(1.0)
+    );
     assert!(value_of(&body, "indexer_db_pool_connections").unwrap_or(0.0) >= 1.0);
     assert_promtool_clean(&body);
     indexer.stop().await;
