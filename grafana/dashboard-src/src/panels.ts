@@ -124,6 +124,16 @@ export function errorRates(title: string, description: string, metrics: Metrics)
   return counterRates(title, description, metrics, { stacked: false });
 }
 
+/**
+ * A typed errors family broken down by its `kind` label: `sum by (kind) (rate(...))`, one line
+ * per kind (never stacked), every kind present from the first scrape.
+ */
+export function errorsByKind(title: string, description: string, metric: string): Panel {
+  return timeseriesPanel(title, description, { unit: 'ops', stacked: false }, [
+    { expr: sum(rateOf(metric), 'kind'), legend: '{{kind}}' },
+  ]);
+}
+
 /** One gauge per instance: `sum by (instance)`, or `max by (instance)` for a 0/1 flag. */
 export function gaugePerInstance(
   title: string,

@@ -8,6 +8,7 @@ import {
   DATASOURCE,
   Panel,
   counterRate,
+  errorsByKind,
   counterRates,
   errorRates,
   gaugePerInstance,
@@ -87,9 +88,9 @@ export function rows(): [title: string, panels: Panel[]][] {
           'Events decoded and not yet written to Redis.',
           'ingester_events_in_memory',
         ),
-        counterRate(
-          'Ingester errors',
-          'Error frames, malformed frames, invalid operations, failed connections and writes, per second.',
+        errorsByKind(
+          'Ingester errors by kind',
+          'Errors per second by kind: connection, error_frame, decode, invalid_input, redis, serialize, list_repos, panic.',
           'ingester_errors_total',
         ),
         counterRates('Labeler', 'Labeler frames received and labels written to label_live, per second.', {
@@ -161,6 +162,11 @@ export function rows(): [title: string, panels: Panel[]][] {
             'verification errors': 'backfiller_verification_errors_total',
             retries: 'backfiller_retries_attempted_total',
           },
+        ),
+        errorsByKind(
+          'Backfill errors by kind',
+          'Failed attempts and malformed entries per second by kind: invalid_input, did_resolution, car_fetch, car_parse, verification, redis.',
+          'backfiller_errors_total',
         ),
         timeseriesPanel(
           'Repositories waiting and running',
@@ -237,6 +243,22 @@ export function rows(): [title: string, panels: Panel[]][] {
             'ack failures': 'indexer_ack_failures_total',
             'dead-lettered': 'indexer_dead_lettered_total',
           },
+        ),
+        timeseriesPanel(
+          'Records by collection and action',
+          'Record events indexed per second, by collection and action (create, update, delete).',
+          { unit: 'ops', stacked: true },
+          [
+            {
+              expr: sum(rateOf('indexer_records_by_collection_total'), 'collection', 'action'),
+              legend: '{{collection}} {{action}}',
+            },
+          ],
+        ),
+        errorsByKind(
+          'Indexer errors by kind',
+          'Failed events and labels per second by kind: invalid_input, database_unavailable, database, panic.',
+          'indexer_errors_total',
         ),
         sharedGauges(
           'Pending messages',

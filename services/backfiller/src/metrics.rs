@@ -4,7 +4,44 @@
 //! Main uses [`BackfillerMetrics::global`]; tests call [`BackfillerMetrics::register`] with a
 //! registry of their own so that they can run in parallel.
 
-use rsky_metrics_runtime::{Histogram, IntCounter, IntGauge, Metrics};
+use rsky_metrics_runtime::{
+    CountAs, Histogram, IntCounter, IntCounterFamily, IntGauge, LabelValue, Metrics,
+};
+
+use crate::repo::LoadError;
+use crate::worker::Failure;
+
+/// What a failed attempt failed on: the `kind` label of `backfiller_errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+#[label(name = "kind")]
+pub enum ErrorKind {
+    /// A repo_backfill entry that is not a BackfillEvent (dead-lettered at once)
+    InvalidInput,
+    /// The DID could not be resolved (also in `backfiller_did_resolution_errors_total`)
+    DidResolution,
+    /// getRepo failed: transport, timeout, non-2xx (also in `backfiller_car_fetch_errors_total`)
+    CarFetch,
+    /// The CAR could not be read (also in `backfiller_car_parse_errors_total`)
+    CarParse,
+    /// The commit names another DID or its signature does not verify (also in
+    /// `backfiller_verification_errors_total`)
+    Verification,
+    /// Writing the events to Redis failed
+    Redis,
+}
+
+impl CountAs<ErrorKind> for Failure {
+    fn count_as(&self) -> ErrorKind {
+        match self {
+            Failure::Malformed(_) => ErrorKind::InvalidInput,
+            Failure::Resolve(_) => ErrorKind::DidResolution,
+            Failure::Fetch(_) => ErrorKind::CarFetch,
+            Failure::Load(LoadError::Parse { .. }) => ErrorKind::CarParse,
+            Failure::Load(LoadError::Verification { .. }) => ErrorKind::Verification,
+            Failure::Write { .. } => ErrorKind::Redis,
+        }
+    }
+}
 
 /// Every metric the backfiller exports, registered at start so that each is on the first scrape.
 #[derive(Metrics)]
@@ -49,4 +86,6 @@ pub struct BackfillerMetrics {
     pub entries_trimmed: IntCounter,
     /// Processing attempts of a repository, first tries and retries (each ends in repos_processed or repos_failed)
     pub repo_attempts: IntCounter,
+    /// Failed processing attempts and malformed entries, by kind (the sum is repos_failed, panics aside)
+    pub errors: IntCounterFamily<ErrorKind>,
 }

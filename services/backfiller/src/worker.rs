@@ -26,7 +26,7 @@ use rsky_common::consumer::{ConsumerConfig, ConsumerError, GroupConsumer, Stream
 use rsky_common::event::BackfillEvent;
 use rsky_common::streams::REPO_FIELD;
 use rsky_common::worker::Housekeeping;
-use rsky_metrics_runtime::counted;
+use rsky_metrics_runtime::{counted, CountAs};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -382,6 +382,7 @@ impl Backfiller {
             Ok(event) => event,
             Err(failure) => {
                 metrics.repos_failed.inc();
+                metrics.errors[failure.count_as()].inc();
                 if let Ok(Some(delivery)) = self.group().delivery(&entry.id).await {
                     entry.deliveries = delivery.deliveries;
                 }
@@ -396,6 +397,7 @@ impl Backfiller {
                 Ok(()) => return,
                 Err(failure) => failure,
             };
+            metrics.errors[failure.count_as()].inc();
             if failure.is_skip() {
                 metrics.repos_skipped.inc();
                 tracing::info!(did = %event.did, id = %entry.id, reason = %failure, "acknowledging without retry");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use rsky_backfiller::config::GROUP;
+use rsky_backfiller::metrics::ErrorKind;
 use rsky_common::event::StreamEvent;
 use rsky_testkit::pds::{Behaviour, TestAccount};
 use support::{Running, World};
@@ -196,6 +197,12 @@ async fn other_failures_are_retried_then_dead_lettered_with_reason_and_attempts(
     assert_eq!(metrics.did_resolution_errors.get(), 3);
     assert_eq!(metrics.retries_attempted.get(), 12);
     assert_eq!(metrics.repos_failed.get(), 18);
+    let kind = |kind: ErrorKind| metrics.errors[kind].get();
+    assert_eq!(kind(ErrorKind::CarFetch), 6);
+    assert_eq!(kind(ErrorKind::CarParse), 3);
+    assert_eq!(kind(ErrorKind::Verification), 6);
+    assert_eq!(kind(ErrorKind::DidResolution), 3);
+    assert_eq!(kind(ErrorKind::Redis) + kind(ErrorKind::InvalidInput), 0);
     assert_eq!(metrics.repo_attempts.get(), 18);
     assert_eq!(metrics.repo_duration_seconds.get_sample_count(), 18);
     assert_eq!(metrics.repos_dead_lettered.get(), 6);

@@ -6,8 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rsky_backfiller::metrics::ErrorKind;
 use rsky_common::event::StreamEvent;
 use rsky_metrics_runtime::testing::assert_promtool_clean;
+use rsky_metrics_runtime::LabelValue;
 use rsky_testkit::pds::{Behaviour, TestAccount};
 use rsky_testkit::spec::BACKFILLER_METRICS;
 use support::World;
@@ -90,6 +92,10 @@ async fn a_backfiller_killed_mid_batch_processes_every_repo_after_a_restart() {
             value(&first_scrape, name).is_some(),
             "{name} is on the first scrape"
         );
+    }
+    for kind in ErrorKind::VALUES {
+        let series = format!("backfiller_errors_total{{kind=\"{kind}\"}}");
+        assert_eq!(value(&first_scrape, &series), Some(0.0), "{series} at zero");
     }
     assert_promtool_clean(&first_scrape);
     let started = Instant::now();

@@ -4,7 +4,72 @@
 //! Every counter counts work that is done: an event is counted once its database transaction
 //! committed, an error once the event was classified.
 
-use rsky_metrics_runtime::{Histogram, IntCounter, IntGauge, Metrics};
+use rsky_metrics_runtime::{
+    Histogram, IntCounter, IntCounterFamily, IntGauge, LabelSet, LabelValue, Metrics,
+};
+
+use crate::db::FailureClass;
+
+/// The `collection` label of `indexer_records_by_collection_total`: the six collections with
+/// their own table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+pub enum RecordCollection {
+    #[label(rename = "app.bsky.feed.post")]
+    Post,
+    #[label(rename = "app.bsky.feed.like")]
+    Like,
+    #[label(rename = "app.bsky.feed.repost")]
+    Repost,
+    #[label(rename = "app.bsky.graph.follow")]
+    Follow,
+    #[label(rename = "app.bsky.graph.block")]
+    Block,
+    #[label(rename = "app.bsky.actor.profile")]
+    Profile,
+}
+
+/// The `action` label of `indexer_records_by_collection_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+pub enum RecordAction {
+    Create,
+    Update,
+    Delete,
+}
+
+/// The labels of `indexer_records_by_collection_total`: collection and action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelSet)]
+pub struct RecordLabels {
+    pub collection: RecordCollection,
+    pub action: RecordAction,
+}
+
+/// What an indexer error was: the `kind` label of `indexer_errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+#[label(name = "kind")]
+pub enum ErrorKind {
+    /// Invalid input: an event, label or record that does not decode or validate, or that the
+    /// database rejects as a data error (acknowledged; also in `indexer_expected_errors_total`)
+    InvalidInput,
+    /// The database cannot be reached or asks to retry: connection lost, pool timeout,
+    /// serialization failure (left pending and retried)
+    DatabaseUnavailable,
+    /// Another database failure (retried, dead-lettered after too many deliveries)
+    Database,
+    /// A write that panicked
+    #[label(panic)]
+    Panic,
+}
+
+impl ErrorKind {
+    /// The kind a failure of `class` counts as.
+    pub fn of(class: FailureClass) -> Self {
+        match class {
+            FailureClass::Expected => ErrorKind::InvalidInput,
+            FailureClass::Unavailable => ErrorKind::DatabaseUnavailable,
+            FailureClass::Unexpected => ErrorKind::Database,
+        }
+    }
+}
 
 /// Metrics of the indexer (`indexer_*`). Tests register their own set with
 /// `IndexerMetrics::register(&registry)`; the binary uses `IndexerMetrics::global()`.
@@ -27,12 +92,14 @@ pub struct IndexerMetrics {
     pub identity_events: IntCounter,
     /// Database transactions committed (one per event, one per label batch)
     pub db_writes: IntCounter,
-    /// Events or labels that failed, expected or not
-    pub errors: IntCounter,
+    /// Events or labels that failed, expected or not, by kind
+    pub errors: IntCounterFamily<ErrorKind>,
     /// Events or labels rejected as invalid input (bad DID, AT-URI, record, JSON; data errors from the database); acknowledged
     pub expected_errors: IntCounter,
     /// Event failures not caused by the input (database down, timeouts, server errors); left pending and retried
     pub unexpected_errors: IntCounter,
+    /// Record events indexed, by collection and action (the six collections with their own table)
+    pub records_by_collection: IntCounterFamily<RecordLabels>,
     /// app.bsky.feed.post creates, updates and deletes indexed
     pub post_events: IntCounter,
     /// app.bsky.feed.like creates, updates and deletes indexed

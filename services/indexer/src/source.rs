@@ -24,7 +24,7 @@ use rsky_common::consumer::StreamEntry;
 use rsky_common::event::Label;
 use rsky_common::time::now_rfc3339;
 use rsky_common::worker::{Processor, Settle};
-use rsky_metrics_runtime::{counted, CountOutcome};
+use rsky_metrics_runtime::{counted, CountAs, CountError, CountOutcome, IntCounterFamily};
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, StreamKind};
@@ -32,7 +32,7 @@ use crate::db::{self, DbError, FailureClass};
 use crate::decode::{decode_event, decode_labels, validate_label, Collection};
 use crate::index::{index_event, EventKind, IndexError, Indexed, Prepared};
 use crate::labels::{index_labels, LabelsWritten};
-use crate::metrics::IndexerMetrics;
+use crate::metrics::{ErrorKind, IndexerMetrics, RecordAction, RecordCollection, RecordLabels};
 
 /// Longest pause between retries of a failing batch.
 pub(crate) const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
@@ -69,10 +69,30 @@ enum Outcome {
     Failed { class: FailureClass, reason: String },
 }
 
-/// `#[counted]` counts a write in `errors` when its entry was rejected or failed.
+/// `#[counted]` counts a write in `errors` when its entry was rejected or failed (under its kind).
 impl CountOutcome for Outcome {
     fn is_error(&self) -> bool {
         matches!(self, Outcome::Rejected | Outcome::Failed { .. })
+    }
+}
+
+/// The kind a rejected or failed entry counts under in `errors` (`Done` and `Deferred` are not
+/// errors: `#[counted]` never counts them).
+impl CountAs<ErrorKind> for Outcome {
+    fn count_as(&self) -> ErrorKind {
+        match self {
+            Outcome::Failed { class, .. } => ErrorKind::of(*class),
+            Outcome::Done | Outcome::Rejected | Outcome::Deferred => ErrorKind::InvalidInput,
+        }
+    }
+}
+
+/// `#[counted]` counts a write returning a rejected or failed [`Outcome`] under its kind.
+impl CountError<Outcome> for IntCounterFamily<ErrorKind> {
+    fn count_error(&self, returned: &Outcome) {
+        if returned.is_error() {
+            self[returned.count_as()].inc();
+        }
     }
 }
 
@@ -370,7 +390,7 @@ impl IndexProcessor {
 
     /// An entry or label that failed outside a write: `errors` and its class.
     fn count_error(&self, class: FailureClass) {
-        self.shared.metrics.errors.inc();
+        self.shared.metrics.errors[ErrorKind::of(class)].inc();
         self.count_class(class);
     }
 
@@ -402,6 +422,23 @@ impl IndexProcessor {
             Some(Collection::Block) => m.block_events.inc(),
             Some(Collection::Profile) => m.profile_events.inc(),
             None => {}
+        }
+        let action = match indexed.kind {
+            EventKind::Create => Some(RecordAction::Create),
+            EventKind::Update => Some(RecordAction::Update),
+            EventKind::Delete => Some(RecordAction::Delete),
+            EventKind::Repo | EventKind::Account | EventKind::Identity => None,
+        };
+        let collection = indexed.collection.map(|c| match c {
+            Collection::Post => RecordCollection::Post,
+            Collection::Like => RecordCollection::Like,
+            Collection::Repost => RecordCollection::Repost,
+            Collection::Follow => RecordCollection::Follow,
+            Collection::Block => RecordCollection::Block,
+            Collection::Profile => RecordCollection::Profile,
+        });
+        if let (Some(collection), Some(action)) = (collection, action) {
+            m.records_by_collection[RecordLabels { collection, action }].inc();
         }
     }
 

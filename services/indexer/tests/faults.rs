@@ -3,6 +3,7 @@
 
 mod common;
 
+use rsky_indexer::metrics::ErrorKind;
 use std::time::Duration;
 
 use common::*;
@@ -200,11 +201,14 @@ async fn every_write_attempt_is_counted_each_failed_one_is_an_error_and_none_sta
         3 + 2 + 1,
         "three posts, the poison once per delivery, one label entry"
     );
-    assert_eq!(m.errors.get(), 2, "one per failed delivery of the poison");
+    let errors = m.errors.iter().map(|(_, c)| c.get()).sum::<u64>();
+    assert_eq!(errors, 2, "one per failed delivery of the poison");
     assert_eq!(
-        m.errors.get(),
-        m.expected_errors.get() + m.unexpected_errors.get()
+        m.errors[ErrorKind::Database].get(),
+        2,
+        "a RAISE EXCEPTION is a database error"
     );
+    assert_eq!(errors, m.expected_errors.get() + m.unexpected_errors.get());
     assert_eq!(m.db_writes.get(), 3 + 1, "committed transactions only");
     assert_eq!(m.active_tasks.get(), 0);
     indexer.stop().await;

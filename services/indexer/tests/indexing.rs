@@ -3,6 +3,7 @@
 
 mod common;
 
+use rsky_indexer::metrics::ErrorKind;
 use std::time::Duration;
 
 use common::*;
@@ -65,7 +66,7 @@ async fn every_collection_lands_in_its_table_and_in_record_and_the_counters_matc
     ] {
         assert_eq!(counter.get(), per_collection);
     }
-    assert_eq!(m.errors.get(), 0);
+    assert_eq!(m.errors.iter().map(|(_, c)| c.get()).sum::<u64>(), 0);
     assert!(m.write_duration_seconds.get_sample_count() >= total);
     assert!(m.stream_to_commit_seconds.get_sample_count() >= total);
     let profile_avatar: Option<String> = client
@@ -505,7 +506,12 @@ async fn invalid_dids_uris_and_records_from_the_interop_fixtures_are_expected_er
         || async { m.expected_errors.get() == sent && m.events_processed.get() == 1 },
     )
     .await;
-    assert_eq!(m.errors.get(), sent);
+    assert_eq!(m.errors.iter().map(|(_, c)| c.get()).sum::<u64>(), sent);
+    assert_eq!(
+        m.errors[ErrorKind::InvalidInput].get(),
+        sent,
+        "every bad entry counts as invalid input"
+    );
     assert_eq!(m.unexpected_errors.get(), 0);
     wait_until(WAIT, "every entry acknowledged", || async {
         streams.xlen("firehose_live").await == 0

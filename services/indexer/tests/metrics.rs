@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use rsky_indexer::metrics::{ErrorKind, RecordAction, RecordCollection};
 use rsky_indexer::IndexerMetrics;
 use rsky_metrics_runtime::testing::assert_promtool_clean;
-use rsky_metrics_runtime::{MetricsServer, Registry};
+use rsky_metrics_runtime::{LabelValue, MetricsServer, Registry};
 use rsky_testkit::spec::INDEXER_METRICS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -27,11 +28,22 @@ async fn scrape(addr: SocketAddr) -> String {
     body.to_owned()
 }
 
+/// One series (`name` with its labels, or unlabeled), or the sum over every series of a
+/// labeled family, as PromQL's `sum()` sees it (`indexer_errors_total` is labeled by `kind`).
 fn value_of(body: &str, name: &str) -> Option<f64> {
-    body.lines()
-        .find(|l| l.split(' ').next() == Some(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    let mut total = None;
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let family = series.split_once('{').map_or(series, |(family, _)| family);
+        if series == name || (!name.contains('{') && family == name) {
+            if let Ok(value) = value.parse::<f64>() {
+                *total.get_or_insert(0.0) += value;
+            }
+        }
+    }
+    total
 }
 
 #[tokio::test]
@@ -61,6 +73,20 @@ async fn every_spec_metric_is_on_the_first_scrape_at_zero_and_promtool_is_clean(
             "{}",
             desc.name
         );
+    }
+    let kinds = ["invalid_input", "database_unavailable", "database", "panic"];
+    assert_eq!(ErrorKind::VALUES, kinds);
+    for kind in kinds {
+        let series = format!("indexer_errors_total{{kind=\"{kind}\"}}");
+        assert_eq!(value_of(&body, &series), Some(0.0), "{series} at zero");
+    }
+    for collection in RecordCollection::VALUES {
+        for action in RecordAction::VALUES {
+            let series = format!(
+                "indexer_records_by_collection_total{{collection=\"{collection}\",action=\"{action}\"}}"
+            );
+            assert_eq!(value_of(&body, &series), Some(0.0), "{series} at zero");
+        }
     }
     assert_promtool_clean(&body);
 
@@ -93,6 +119,23 @@ async fn every_spec_metric_is_on_the_first_scrape_at_zero_and_promtool_is_clean(
     let body = scrape(addr).await;
     assert_eq!(value_of(&body, "indexer_events_processed_total"), Some(1.0));
     assert_eq!(value_of(&body, "indexer_labels_added_total"), Some(1.0));
+    // The bad entry moved the invalid_input kind; the post moved its collection and action.
+    assert_eq!(
+        value_of(&body, "indexer_errors_total{kind=\"invalid_input\"}"),
+        Some(1.0)
+    );
+    assert_eq!(value_of(&body, "indexer_errors_total"), Some(1.0));
+    assert_eq!(
+        value_of(
+            &body,
+            "indexer_records_by_collection_total{collection=\"app.bsky.feed.post\",action=\"create\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value_of(&body, "indexer_records_by_collection_total"),
+        Some(1.0)
+    );
     assert!(value_of(&body, "indexer_db_pool_connections").unwrap_or(0.0) >= 1.0);
     assert_promtool_clean(&body);
     indexer.stop().await;

@@ -189,7 +189,7 @@ async fn main() {
         metrics.firehose_update_events.get(),
         metrics.firehose_delete_events.get(),
         metrics.firehose_filtered_operations.get(),
-        metrics.errors.get(),
+        metrics.errors.iter().map(|(_, c)| c.get()).sum::<u64>(),
         metrics.batch_writes.get()
     );
     let _: Result<(), _> = redis::cmd("DEL")

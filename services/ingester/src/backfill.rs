@@ -95,7 +95,7 @@ async fn list_host(
         match read_cursor(&mut conn, &key).await {
             Ok(cursor) => break cursor,
             Err(err) => {
-                metrics.errors.inc();
+                metrics.errors[crate::metrics::ErrorKind::Redis].inc();
                 tracing::warn!(error = %err, "cannot read the listRepos cursor; retrying");
                 if sleep_or_shutdown(config.reconnect_min, shutdown).await {
                     return false;
@@ -125,7 +125,7 @@ async fn list_host(
         let page = match page {
             Ok(page) => page,
             Err(err) => {
-                metrics.errors.inc();
+                metrics.errors[crate::metrics::ErrorKind::ListRepos].inc();
                 tracing::warn!(error = %err, retry_in = ?delay, "listRepos page not fetched");
                 if sleep_or_shutdown(delay, shutdown).await {
                     return false;
@@ -165,7 +165,7 @@ async fn list_host(
             match batch.commit(&mut conn).await {
                 Ok(_) => break,
                 Err(err) => {
-                    metrics.errors.inc();
+                    metrics.errors[crate::metrics::ErrorKind::Redis].inc();
                     tracing::warn!(error = %err, "listRepos page not written; retrying");
                     if sleep_or_shutdown(config.reconnect_min, shutdown).await {
                         return false;

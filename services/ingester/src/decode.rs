@@ -70,7 +70,7 @@ pub fn decode_frame(frame: &[u8], time: &str, metrics: &IngesterMetrics) -> Deco
             Decoded::default()
         }
         Ok(RepoFrame::Error(error)) => {
-            metrics.errors.inc();
+            metrics.errors[crate::metrics::ErrorKind::ErrorFrame].inc();
             tracing::warn!(error = %error.error, message = ?error.message, "error frame from the relay");
             Decoded::default()
         }
@@ -79,7 +79,7 @@ pub fn decode_frame(frame: &[u8], time: &str, metrics: &IngesterMetrics) -> Deco
             Decoded::default()
         }
         Err(err) => {
-            metrics.errors.inc();
+            metrics.errors[crate::metrics::ErrorKind::Decode].inc();
             tracing::warn!(error = %err, bytes = frame.len(), "malformed frame skipped");
             Decoded::default()
         }
@@ -90,7 +90,7 @@ fn valid_did(did: &str, what: &str, metrics: &IngesterMetrics) -> bool {
     match validate_did(did) {
         Ok(()) => true,
         Err(err) => {
-            metrics.errors.inc();
+            metrics.errors[crate::metrics::ErrorKind::InvalidInput].inc();
             tracing::warn!(error = %err, "{what} with an invalid DID skipped");
             false
         }
@@ -108,7 +108,7 @@ fn commit_events(commit: &CommitEvent, time: &str, metrics: &IngesterMetrics) ->
         match commit.block_map() {
             Ok(blocks) => blocks,
             Err(err) => {
-                metrics.errors.inc();
+                metrics.errors[crate::metrics::ErrorKind::Decode].inc();
                 tracing::warn!(seq = commit.seq, did = %commit.repo, error = %err, "#commit with unreadable blocks skipped");
                 return Vec::new();
             }
@@ -122,7 +122,7 @@ fn commit_events(commit: &CommitEvent, time: &str, metrics: &IngesterMetrics) ->
         let (collection, rkey) = match split_repo_path(&op.path) {
             Ok(parts) => parts,
             Err(err) => {
-                metrics.errors.inc();
+                metrics.errors[crate::metrics::ErrorKind::InvalidInput].inc();
                 tracing::warn!(seq = commit.seq, did = %commit.repo, error = %err, "operation with an invalid path skipped");
                 continue;
             }
@@ -147,7 +147,7 @@ fn commit_events(commit: &CommitEvent, time: &str, metrics: &IngesterMetrics) ->
             }
             (action, Some(cid)) => (action, cid),
             (action, None) => {
-                metrics.errors.inc();
+                metrics.errors[crate::metrics::ErrorKind::InvalidInput].inc();
                 tracing::warn!(seq = commit.seq, path = %op.path, "{} without a record CID skipped", action.as_str());
                 continue;
             }
@@ -155,12 +155,12 @@ fn commit_events(commit: &CommitEvent, time: &str, metrics: &IngesterMetrics) ->
         let record = match blocks.get(&cid).map(|block| record_cbor_to_json(block)) {
             Some(Ok(record)) => record,
             Some(Err(err)) => {
-                metrics.errors.inc();
+                metrics.errors[crate::metrics::ErrorKind::Decode].inc();
                 tracing::warn!(seq = commit.seq, path = %op.path, error = %err, "invalid record skipped");
                 continue;
             }
             None => {
-                metrics.errors.inc();
+                metrics.errors[crate::metrics::ErrorKind::InvalidInput].inc();
                 tracing::warn!(seq = commit.seq, path = %op.path, %cid, "record missing from the commit blocks; skipped");
                 continue;
             }

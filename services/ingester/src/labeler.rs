@@ -34,7 +34,7 @@ impl FrameHandler for LabelWriter<'_> {
                 return None;
             }
             Ok(LabelFrame::Error(error)) => {
-                self.metrics.errors.inc();
+                self.metrics.errors[crate::metrics::ErrorKind::ErrorFrame].inc();
                 tracing::warn!(error = %error.error, message = ?error.message, "error frame from the labeler");
                 return None;
             }
@@ -43,7 +43,7 @@ impl FrameHandler for LabelWriter<'_> {
                 return None;
             }
             Err(err) => {
-                self.metrics.errors.inc();
+                self.metrics.errors[crate::metrics::ErrorKind::Decode].inc();
                 tracing::warn!(error = %err, "malformed labeler frame skipped");
                 return None;
             }
@@ -67,7 +67,7 @@ impl FrameHandler for LabelWriter<'_> {
         let json = match serde_json::to_string(&payload) {
             Ok(json) => json,
             Err(err) => {
-                self.metrics.errors.inc();
+                self.metrics.errors[crate::metrics::ErrorKind::Serialize].inc();
                 tracing::error!(error = %err, seq = event.seq, "cannot serialize labels");
                 return Some(event.seq);
             }
@@ -84,7 +84,7 @@ impl FrameHandler for LabelWriter<'_> {
                     return Some(event.seq);
                 }
                 Err(err) => {
-                    self.metrics.errors.inc();
+                    self.metrics.errors[crate::metrics::ErrorKind::Redis].inc();
                     tracing::warn!(error = %err, seq = event.seq, "labels not written; retrying");
                     if sleep_or_shutdown(std::time::Duration::from_millis(500), self.shutdown).await
                     {

@@ -99,7 +99,7 @@ pub async fn run(
     }
     while let Some(joined) = tasks.join_next().await {
         if let Err(err) = joined {
-            metrics.errors.inc();
+            metrics.errors[crate::metrics::ErrorKind::Panic].inc();
             tracing::error!(error = %err, "an ingester task failed");
         }
     }
@@ -178,7 +178,7 @@ pub async fn run_firehose(
     // Closing the channel lets the writer drain what is left, write it, and end.
     drop(reader);
     if let Err(err) = writer.await {
-        metrics.errors.inc();
+        metrics.errors[crate::metrics::ErrorKind::Panic].inc();
         tracing::error!(error = %err, "the firehose writer failed");
     }
 }

@@ -1,6 +1,39 @@
 //! The ingester's metrics, under the names dashboards and alerts already use.
 
-use rsky_metrics_runtime::{Histogram, IntCounter, IntGauge, Metrics};
+use rsky_common::store::StoreError;
+use rsky_metrics_runtime::{
+    CountAs, Histogram, IntCounter, IntCounterFamily, IntGauge, LabelValue, Metrics,
+};
+
+/// What an ingester error was: the `kind` label of `ingester_errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+#[label(name = "kind")]
+pub enum ErrorKind {
+    /// A websocket connection that could not be opened, failed or ended unexpectedly
+    Connection,
+    /// A `#error` frame sent by a relay or a labeler
+    ErrorFrame,
+    /// A frame or block that could not be decoded (CBOR, CAR, record), or a text message
+    Decode,
+    /// Well-formed input that breaks a rule: an invalid DID or repo path, a missing CID or
+    /// block, a stored cursor that is not a sequence number
+    InvalidInput,
+    /// A Redis command or batch write that failed
+    Redis,
+    /// An event or label batch that could not be serialized to JSON
+    Serialize,
+    /// A listRepos page that could not be fetched or read (see `ingester_backfill_fetch_errors_total`)
+    ListRepos,
+    /// A task that panicked
+    #[label(panic)]
+    Panic,
+}
+
+impl CountAs<ErrorKind> for StoreError {
+    fn count_as(&self) -> ErrorKind {
+        ErrorKind::Redis
+    }
+}
 
 /// Every metric of the ingester. Registered at start, so each is on the first scrape at zero.
 ///
@@ -21,8 +54,8 @@ pub struct IngesterMetrics {
     pub firehose_filtered_operations: IntCounter,
     /// Entries written to the firehose_live stream
     pub stream_events: IntCounter,
-    /// Errors: error frames, malformed frames, invalid operations, failed connections and writes
-    pub errors: IntCounter,
+    /// Errors by kind: error frames, malformed frames, invalid operations, failed connections and writes
+    pub errors: IntCounterFamily<ErrorKind>,
     /// Frames received from labelers (subscribeLabels)
     pub labeler_events: IntCounter,
     /// Labels written to the label_live stream

@@ -48,7 +48,7 @@ impl FirehoseSink<'_> {
                     }
                 }
                 Err(err) => {
-                    self.metrics.errors.inc();
+                    self.metrics.errors[crate::metrics::ErrorKind::Redis].inc();
                     tracing::warn!(error = %err, "cannot check the stream length; retrying");
                 }
             }
@@ -75,7 +75,7 @@ impl FirehoseSink<'_> {
                 Ok(json) => Some(json),
                 Err(err) => {
                     // Values that came from DAG-CBOR always serialize; count it if one does not.
-                    self.metrics.errors.inc();
+                    self.metrics.errors[crate::metrics::ErrorKind::Serialize].inc();
                     tracing::error!(error = %err, seq = event.seq(), "cannot serialize an event");
                     None
                 }
@@ -143,7 +143,7 @@ pub async fn sample_stream_lengths(
             match stream_len(&mut conn, stream).await {
                 Ok(len) => gauge.set(len as i64),
                 Err(err) => {
-                    metrics.errors.inc();
+                    metrics.errors[crate::metrics::ErrorKind::Redis].inc();
                     tracing::warn!(error = %err, "cannot sample the length of {stream}");
                 }
             }
@@ -168,13 +168,13 @@ pub async fn stored_seq(
             Ok(Some(value)) => match value.parse() {
                 Ok(seq) => return Some(seq),
                 Err(_) => {
-                    metrics.errors.inc();
+                    metrics.errors[crate::metrics::ErrorKind::InvalidInput].inc();
                     tracing::warn!(%key, %value, "the stored cursor is not a sequence number; starting without one");
                     return None;
                 }
             },
             Err(err) => {
-                metrics.errors.inc();
+                metrics.errors[crate::metrics::ErrorKind::Redis].inc();
                 tracing::warn!(error = %err, "cannot read the stored cursor; retrying");
                 if sleep_or_shutdown(RETRY_DELAY, shutdown).await {
                     return None;

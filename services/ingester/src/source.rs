@@ -70,7 +70,7 @@ pub async fn run<H: FrameHandler>(
         let mut socket = match connected {
             Ok((socket, _response)) => socket,
             Err(err) => {
-                metrics.errors.inc();
+                metrics.errors[crate::metrics::ErrorKind::Connection].inc();
                 tracing::warn!(%url, error = %err, retry_in = ?delay, "cannot connect");
                 if sleep_or_shutdown(delay, shutdown).await {
                     return;
@@ -100,17 +100,17 @@ pub async fn run<H: FrameHandler>(
                 }
                 // Pings are answered by tungstenite; text frames are not part of the protocol.
                 Some(Ok(Message::Text(text))) => {
-                    metrics.errors.inc();
+                    metrics.errors[crate::metrics::ErrorKind::Decode].inc();
                     tracing::warn!(%url, len = text.len(), "unexpected text message skipped");
                 }
                 Some(Ok(_)) => {}
                 Some(Err(err)) => {
-                    metrics.errors.inc();
+                    metrics.errors[crate::metrics::ErrorKind::Connection].inc();
                     tracing::warn!(%url, error = %err, "connection failed");
                     break Ended::Lost;
                 }
                 None => {
-                    metrics.errors.inc();
+                    metrics.errors[crate::metrics::ErrorKind::Connection].inc();
                     tracing::warn!(%url, "connection ended without a close frame");
                     break Ended::Lost;
                 }

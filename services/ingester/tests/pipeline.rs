@@ -9,7 +9,9 @@ use std::time::Duration;
 use rsky_atproto::cbor::{encode_block, json_to_ipld};
 use rsky_atproto::firehose::{encode_label_frame, ErrorFrame, LabelFrame, OpAction};
 use rsky_common::streams::{EVENT_FIELD, LABELS_FIELD, REPO_FIELD};
+use rsky_ingester::metrics::ErrorKind;
 use rsky_ingester::IngesterMetrics;
+use rsky_metrics_runtime::LabelValue;
 use rsky_testkit::firehose::{malformed_frames, FirehoseScript, Op, RawOp};
 use rsky_testkit::labels::{label, labels_frame};
 use rsky_testkit::relay::ListedRepo;
@@ -46,6 +48,31 @@ fn every_spec_metric_is_on_the_first_scrape_at_zero() {
     }
     let declared: BTreeSet<&str> = IngesterMetrics::METRICS.iter().map(|m| m.name).collect();
     assert!(INGESTER_METRICS.iter().all(|name| declared.contains(name)));
+}
+
+#[test]
+fn every_error_kind_is_on_the_first_scrape_at_zero() {
+    let (registry, _metrics) = fresh_metrics();
+    let scrape = rsky_metrics_runtime::encode_text(&registry);
+    let kinds = [
+        "connection",
+        "error_frame",
+        "decode",
+        "invalid_input",
+        "redis",
+        "serialize",
+        "list_repos",
+        "panic",
+    ];
+    assert_eq!(ErrorKind::VALUES, kinds);
+    for kind in kinds {
+        let series = format!("ingester_errors_total{{kind=\"{kind}\"}}");
+        assert_eq!(
+            sample(&scrape, &series),
+            Some(0.0),
+            "{series} at zero before any work"
+        );
+    }
 }
 
 #[tokio::test]
@@ -448,6 +475,21 @@ async fn bad_input_is_counted_or_filtered_and_the_stream_goes_on() {
         "each malformed frame, error frame, invalid DID and invalid path counted once"
     );
     assert!(errors >= (frame_errors + did_errors) as f64);
+    let kind = |kind: &str| ingester.value(&format!("ingester_errors_total{{kind=\"{kind}\"}}"));
+    assert_eq!(kind("error_frame"), 1.0, "the #error frame");
+    assert!(
+        kind("decode") >= 1.0,
+        "malformed frames count as decode errors"
+    );
+    assert!(
+        kind("invalid_input") >= did_errors as f64,
+        "invalid DIDs count as invalid input"
+    );
+    assert_eq!(
+        kind("decode") + kind("error_frame") + kind("invalid_input"),
+        errors,
+        "bad input moves no other kind"
+    );
     assert_eq!(ingester.value("ingester_firehose_create_events_total"), 1.0);
     ingester.finish().await;
 }

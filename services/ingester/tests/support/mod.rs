@@ -134,7 +134,7 @@ impl Running {
         encode_text(&self.registry)
     }
 
-    /// The value of an unlabeled series in this ingester's scrape.
+    /// The value of a series (or the sum of a labeled family) in this ingester's scrape.
     pub fn value(&self, name: &str) -> f64 {
         sample(&self.scrape(), name).unwrap_or_else(|| panic!("{name} is not in the scrape"))
     }
@@ -163,14 +163,23 @@ impl Drop for Running {
     }
 }
 
-/// The value of `name` (an unlabeled series) in a text scrape.
+/// The value of `name` in a text scrape: one series (`name` with its labels, or an unlabeled
+/// name), or the sum over every series of a labeled family (`ingester_errors_total` is the sum
+/// over its kinds, as PromQL's `sum()` sees it). `None` when no series matches.
 pub fn sample(scrape: &str, name: &str) -> Option<f64> {
-    scrape.lines().find_map(|line| {
-        let (series, value) = line.split_once(' ')?;
-        (series == name)
-            .then(|| value.trim().parse().ok())
-            .flatten()
-    })
+    let mut total = None;
+    for line in scrape.lines().filter(|line| !line.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let family = series.split_once('{').map_or(series, |(family, _)| family);
+        if series == name || (!name.contains('{') && family == name) {
+            if let Ok(value) = value.trim().parse::<f64>() {
+                *total.get_or_insert(0.0) += value;
+            }
+        }
+    }
+    total
 }
 
 pub async fn entries(conn: &mut Connection, stream: &str, field: &str) -> Vec<serde_json::Value> {
