@@ -6,7 +6,16 @@
 //! - delete: `record` becomes a tombstone (`json = '{}'`, `cid = ''`) under the same rev rule,
 //!   so an older create arriving later cannot resurrect it; the collection row is deleted.
 //! - every commit event (create, update, delete, repo) advances `actor_sync` when its rev is newer.
-//! - account and identity events set the actor's upstream status and handle.
+//! - account and identity events set the actor's upstream status and handle, each only when
+//!   the event's seq is not older than the seq of the last one of its kind applied to that DID
+//!   (`actor."accountSeq"`, `actor."identitySeq"`; NULL: none yet). So
+//!   - a late older event (a reclaimed entry replayed after a newer one) changes nothing;
+//!   - a replay of the same event (equal seq) writes the same values again: idempotent;
+//!   - an unsequenced event (seq -1: backfilled or synthesised) is applied only while no
+//!     sequenced event of its kind has been, and never overrides one.
+//!
+//!   Seqs are one relay's: after switching to a relay with a lower sequence, clear the stored
+//!   seqs (`UPDATE actor SET "accountSeq" = NULL, "identitySeq" = NULL`).
 
 use deadpool_postgres::{GenericClient, Transaction};
 use rsky_common::event::{AccountEvent, DeleteEvent, IdentityEvent, RecordEvent, StreamEvent};
@@ -55,7 +64,9 @@ pub struct Indexed {
     pub kind: EventKind,
     /// The collection, when it has its own table.
     pub collection: Option<Collection>,
-    /// Whether the event changed `record` (false when a newer rev was already there).
+    /// Whether the event was applied: false when a newer one was already there (records: a
+    /// newer rev in `record`; account and identity events: a greater seq of the same kind). A
+    /// stale event is still processed and acknowledged; it is not an error.
     pub applied: bool,
 }
 
@@ -162,22 +173,16 @@ pub async fn index_event(
                 applied: true,
             }
         }
-        StreamEvent::Account(e) => {
-            account(tx, e, now).await?;
-            Indexed {
-                kind: EventKind::Account,
-                collection: None,
-                applied: true,
-            }
-        }
-        StreamEvent::Identity(e) => {
-            identity(tx, e, now).await?;
-            Indexed {
-                kind: EventKind::Identity,
-                collection: None,
-                applied: true,
-            }
-        }
+        StreamEvent::Account(e) => Indexed {
+            kind: EventKind::Account,
+            collection: None,
+            applied: account(tx, e, now).await?,
+        },
+        StreamEvent::Identity(e) => Indexed {
+            kind: EventKind::Identity,
+            collection: None,
+            applied: identity(tx, e, now).await?,
+        },
     })
 }
 
@@ -391,40 +396,48 @@ async fn advance_sync(
     .map(drop)
 }
 
+/// The status an account event sets: an active account has none; an inactive one without a
+/// reason is deactivated.
+pub fn account_status(e: &AccountEvent) -> Option<&str> {
+    if e.active {
+        None
+    } else {
+        Some(e.status.as_deref().unwrap_or("deactivated"))
+    }
+}
+
 async fn account(
     tx: &Transaction<'_>,
     e: &AccountEvent,
     now: &str,
-) -> Result<(), tokio_postgres::Error> {
-    // An active account has no upstream status; an inactive one without a reason is deactivated.
-    let status: Option<&str> = if e.active {
-        None
-    } else {
-        Some(e.status.as_deref().unwrap_or("deactivated"))
-    };
-    execute(
+) -> Result<bool, tokio_postgres::Error> {
+    let status = account_status(e);
+    Ok(execute(
         tx,
-        r#"INSERT INTO actor (did, "indexedAt", "upstreamStatus") VALUES ($1, $2, $3)
+        r#"INSERT INTO actor (did, "indexedAt", "upstreamStatus", "accountSeq") VALUES ($1, $2, $3, $4)
            ON CONFLICT (did) DO UPDATE SET "upstreamStatus" = excluded."upstreamStatus",
-               "indexedAt" = excluded."indexedAt""#,
-        &[&e.did, &now, &status],
+               "indexedAt" = excluded."indexedAt", "accountSeq" = excluded."accountSeq"
+           WHERE actor."accountSeq" IS NULL OR actor."accountSeq" <= excluded."accountSeq""#,
+        &[&e.did, &now, &status, &e.seq],
     )
-    .await
-    .map(drop)
+    .await?
+        == 1)
 }
 
 async fn identity(
     tx: &Transaction<'_>,
     e: &IdentityEvent,
     now: &str,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<bool, tokio_postgres::Error> {
     let handle = e.handle.as_ref().map(|h| h.to_ascii_lowercase());
-    execute(
+    Ok(execute(
         tx,
-        r#"INSERT INTO actor (did, handle, "indexedAt") VALUES ($1, $2, $3)
-           ON CONFLICT (did) DO UPDATE SET handle = excluded.handle, "indexedAt" = excluded."indexedAt""#,
-        &[&e.did, &handle, &now],
+        r#"INSERT INTO actor (did, handle, "indexedAt", "identitySeq") VALUES ($1, $2, $3, $4)
+           ON CONFLICT (did) DO UPDATE SET handle = excluded.handle,
+               "indexedAt" = excluded."indexedAt", "identitySeq" = excluded."identitySeq"
+           WHERE actor."identitySeq" IS NULL OR actor."identitySeq" <= excluded."identitySeq""#,
+        &[&e.did, &handle, &now, &e.seq],
     )
-    .await
-    .map(drop)
+    .await?
+        == 1)
 }

@@ -122,6 +122,30 @@ CREATE TABLE IF NOT EXISTS label (
 CREATE INDEX IF NOT EXISTS label_uri_idx ON label (uri);
 "#,
     },
+    Migration {
+        version: 3,
+        name: "order guards: actor account/identity seq, label_state",
+        // The seq of the last account and identity event applied per DID (NULL: none yet), and
+        // per label key the last operation applied (add or negation, with its cts), so a late
+        // older event changes nothing. `cts` is compared byte-wise (COLLATE "C"). The labels
+        // already stored become the state of their keys.
+        sql: r#"
+ALTER TABLE actor ADD COLUMN IF NOT EXISTS "accountSeq" bigint;
+ALTER TABLE actor ADD COLUMN IF NOT EXISTS "identitySeq" bigint;
+CREATE TABLE IF NOT EXISTS label_state (
+    src text NOT NULL,
+    uri text NOT NULL,
+    cid text NOT NULL DEFAULT '',
+    val text NOT NULL,
+    neg boolean NOT NULL,
+    cts text COLLATE "C" NOT NULL,
+    PRIMARY KEY (src, uri, cid, val)
+);
+INSERT INTO label_state (src, uri, cid, val, neg, cts)
+    SELECT src, uri, cid, val, false, cts FROM label
+    ON CONFLICT (src, uri, cid, val) DO NOTHING;
+"#,
+    },
 ];
 
 /// Any number; it only has to be the same in every indexer.

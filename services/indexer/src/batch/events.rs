@@ -14,10 +14,14 @@
 //!   does what those events do one by one, and rounds keep their order.
 //! - `actor_sync`: one upsert, per DID the first commit event of the highest rev (later ones of
 //!   the same rev do not replace it, as one by one).
-//! - `actor`: one upsert for account events (per DID the last status) and one for identity
-//!   events (per DID the last handle); they set different columns.
+//! - `actor`: account events set the status and `"accountSeq"`, identity events the handle and
+//!   `"identitySeq"`, each under the seq guard of [`crate::index`] (applied when the seq is not
+//!   below the stored one). Per kind: one `SELECT` of the stored seqs of the batch's DIDs (to
+//!   tell, as one by one, which events are applied), then one upsert of per DID the winner (the
+//!   last event whose seq is not below any before it) `WHERE "...Seq" IS NULL OR "...Seq" <=
+//!   excluded."...Seq" RETURNING did`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::Transaction;
 use rsky_common::event::StreamEvent;
@@ -25,7 +29,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Statement;
 
 use crate::decode::{record_uri, Collection, CollectionRecord};
-use crate::index::{EventKind, IndexError, Indexed, Prepared};
+use crate::index::{account_status, EventKind, IndexError, Indexed, Prepared};
 
 /// Writes batches of firehose events with `now` as their `"indexedAt"`.
 pub(crate) struct EventWriter<'n> {
@@ -75,11 +79,9 @@ impl EventWriter<'_> {
                     StreamEvent::Delete(e) => Collection::of(&e.collection),
                     _ => None,
                 },
-                // Record events are applied when their round says so; the others always are.
-                applied: !matches!(
-                    p.kind(),
-                    EventKind::Create | EventKind::Update | EventKind::Delete
-                ),
+                // Record events are applied when their round says so, account and identity
+                // events when their seq guard does; repo events always are.
+                applied: p.kind() == EventKind::Repo,
             })
             .collect();
 
@@ -94,7 +96,9 @@ impl EventWriter<'_> {
             indexed[repeat].applied = indexed[original].applied;
         }
         self.advance_sync(tx, events).await?;
-        self.write_actors(tx, events).await?;
+        for (index, applied) in self.write_actors(tx, events).await? {
+            indexed[index].applied = applied;
+        }
         Ok(indexed)
     }
 
@@ -288,65 +292,156 @@ impl EventWriter<'_> {
         Ok(())
     }
 
-    /// Account events set the status, identity events the handle: per DID the last of each.
+    /// Account events set the status, identity events the handle, each under its seq guard;
+    /// returns (event index, applied) for each of them.
     async fn write_actors(
         &self,
         tx: &Transaction<'_>,
         events: &[&Prepared],
-    ) -> Result<(), IndexError> {
-        let mut status: HashMap<&str, Option<&str>> = HashMap::new();
-        let mut handle: HashMap<&str, Option<String>> = HashMap::new();
-        for p in events {
+    ) -> Result<Vec<(usize, bool)>, IndexError> {
+        let mut accounts: Vec<ActorOp<'_>> = Vec::new();
+        let mut identities: Vec<ActorOp<'_>> = Vec::new();
+        for (index, p) in events.iter().enumerate() {
             match p.event() {
-                StreamEvent::Account(e) => {
-                    // An active account has no upstream status; an inactive one without a
-                    // reason is deactivated.
-                    let s = if e.active {
-                        None
-                    } else {
-                        Some(e.status.as_deref().unwrap_or("deactivated"))
-                    };
-                    status.insert(&e.did, s);
-                }
-                StreamEvent::Identity(e) => {
-                    handle.insert(&e.did, e.handle.as_ref().map(|h| h.to_ascii_lowercase()));
-                }
+                StreamEvent::Account(e) => accounts.push(ActorOp {
+                    index,
+                    did: &e.did,
+                    seq: e.seq,
+                    value: account_status(e).map(str::to_owned),
+                }),
+                StreamEvent::Identity(e) => identities.push(ActorOp {
+                    index,
+                    did: &e.did,
+                    seq: e.seq,
+                    value: e.handle.as_ref().map(|h| h.to_ascii_lowercase()),
+                }),
                 _ => {}
             }
         }
-        if !status.is_empty() {
-            let mut rows: Vec<(&str, Option<&str>)> = status.into_iter().collect();
-            rows.sort_unstable();
-            let dids: Vec<&str> = rows.iter().map(|r| r.0).collect();
-            let values: Vec<Option<&str>> = rows.iter().map(|r| r.1).collect();
-            let statement = tx
-                .prepare_cached(
-                    r#"INSERT INTO actor (did, "indexedAt", "upstreamStatus")
-                       SELECT did, $3::text, status FROM unnest($1::text[], $2::text[]) AS t(did, status)
-                       ON CONFLICT (did) DO UPDATE SET "upstreamStatus" = excluded."upstreamStatus",
-                           "indexedAt" = excluded."indexedAt""#,
-                )
-                .await?;
-            tx.execute(&statement, &[&dids, &values, &self.now]).await?;
+        let mut applied = self.write_actor_column(tx, ACCOUNT, accounts).await?;
+        applied.extend(self.write_actor_column(tx, IDENTITY, identities).await?);
+        Ok(applied)
+    }
+
+    /// The events of one kind (account or identity), as the per-event path applies them one by
+    /// one: per DID the winner (the last event whose seq is not below any before it) in one
+    /// guarded upsert; an event is applied when it is not below any earlier one of the batch
+    /// nor the stored seq (read first), and its DID's winner was applied.
+    async fn write_actor_column(
+        &self,
+        tx: &Transaction<'_>,
+        column: ActorColumn,
+        ops: Vec<ActorOp<'_>>,
+    ) -> Result<Vec<(usize, bool)>, IndexError> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
         }
-        if !handle.is_empty() {
-            let mut rows: Vec<(&str, Option<String>)> = handle.into_iter().collect();
-            rows.sort_unstable();
-            let dids: Vec<&str> = rows.iter().map(|r| r.0).collect();
-            let values: Vec<Option<&str>> = rows.iter().map(|r| r.1.as_deref()).collect();
-            let statement = tx
-                .prepare_cached(
-                    r#"INSERT INTO actor (did, handle, "indexedAt")
-                       SELECT did, handle, $3::text FROM unnest($1::text[], $2::text[]) AS t(did, handle)
-                       ON CONFLICT (did) DO UPDATE SET handle = excluded.handle,
-                           "indexedAt" = excluded."indexedAt""#,
-                )
-                .await?;
-            tx.execute(&statement, &[&dids, &values, &self.now]).await?;
+        let mut by_did: HashMap<&str, Vec<ActorOp<'_>>> = HashMap::new();
+        for op in ops {
+            by_did.entry(op.did).or_default().push(op);
         }
-        Ok(())
+        let mut dids: Vec<&str> = by_did.keys().copied().collect();
+        dids.sort_unstable();
+        let ActorColumn { value, seq } = column;
+
+        let statement = tx
+            .prepare_cached(&format!(
+                r#"SELECT did, "{seq}" FROM actor WHERE did = ANY($1::text[])"#
+            ))
+            .await?;
+        let stored: HashMap<String, Option<i64>> = tx
+            .query(&statement, &[&dids])
+            .await?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+
+        // Per DID: which events are not below any earlier one, and the winner.
+        let mut flags: HashMap<&str, Vec<bool>> = HashMap::with_capacity(dids.len());
+        let mut winners: Vec<&ActorOp<'_>> = Vec::with_capacity(dids.len());
+        for did in &dids {
+            let Some(did_ops) = by_did.get(did) else {
+                continue;
+            };
+            let mut newest: Option<i64> = None;
+            let mut winner = &did_ops[0];
+            let ok: Vec<bool> = did_ops
+                .iter()
+                .map(|op| {
+                    let ok = newest.is_none_or(|n| op.seq >= n);
+                    if ok {
+                        newest = Some(op.seq);
+                        winner = op;
+                    }
+                    ok
+                })
+                .collect();
+            flags.insert(did, ok);
+            winners.push(winner);
+        }
+
+        let values: Vec<Option<&str>> = winners.iter().map(|w| w.value.as_deref()).collect();
+        let seqs: Vec<i64> = winners.iter().map(|w| w.seq).collect();
+        let statement = tx
+            .prepare_cached(&format!(
+                r#"INSERT INTO actor (did, "{value}", "{seq}", "indexedAt")
+                   SELECT did, value, seq, $4::text
+                   FROM unnest($1::text[], $2::text[], $3::int8[]) AS t(did, value, seq)
+                   ON CONFLICT (did) DO UPDATE SET "{value}" = excluded."{value}",
+                       "{seq}" = excluded."{seq}", "indexedAt" = excluded."indexedAt"
+                   WHERE actor."{seq}" IS NULL OR actor."{seq}" <= excluded."{seq}"
+                   RETURNING did"#
+            ))
+            .await?;
+        let applied_dids: HashSet<String> = tx
+            .query(&statement, &[&dids, &values, &seqs, &self.now])
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+
+        let mut applied = Vec::new();
+        for did in &dids {
+            let (Some(did_ops), Some(ok)) = (by_did.get(did), flags.get(did)) else {
+                continue;
+            };
+            let winner_applied = applied_dids.contains(*did);
+            let stored_seq = stored.get(*did).copied().flatten();
+            for (op, &ok) in did_ops.iter().zip(ok) {
+                let not_older = stored_seq.is_none_or(|s| op.seq >= s);
+                applied.push((op.index, winner_applied && ok && not_older));
+            }
+        }
+        Ok(applied)
     }
 }
+
+/// An account or identity event: the value it sets and its seq.
+struct ActorOp<'a> {
+    /// Its position in the batch.
+    index: usize,
+    did: &'a str,
+    seq: i64,
+    /// The status (account) or the lower-cased handle (identity).
+    value: Option<String>,
+}
+
+/// The `actor` columns one kind of event sets: its value and its seq.
+#[derive(Clone, Copy)]
+struct ActorColumn {
+    value: &'static str,
+    seq: &'static str,
+}
+
+const ACCOUNT: ActorColumn = ActorColumn {
+    value: "upstreamStatus",
+    seq: "accountSeq",
+};
+
+const IDENTITY: ActorColumn = ActorColumn {
+    value: "handle",
+    seq: "identitySeq",
+};
 
 /// The six collections, in the order their statements run.
 const ALL_COLLECTIONS: [Collection; 6] = [
