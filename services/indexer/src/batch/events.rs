@@ -380,6 +380,7 @@ impl EventWriter<'_> {
             winners.push(winner);
         }
 
+        let winner_dids: Vec<&str> = winners.iter().map(|w| w.did).collect();
         let values: Vec<Option<&str>> = winners.iter().map(|w| w.value.as_deref()).collect();
         let seqs: Vec<i64> = winners.iter().map(|w| w.seq).collect();
         let statement = tx
@@ -394,7 +395,7 @@ impl EventWriter<'_> {
             ))
             .await?;
         let applied_dids: HashSet<String> = tx
-            .query(&statement, &[&dids, &values, &seqs, &self.now])
+            .query(&statement, &[&winner_dids, &values, &seqs, &self.now])
             .await?
             .iter()
             .map(|row| row.get(0))

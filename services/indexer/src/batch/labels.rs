@@ -124,7 +124,8 @@ impl LabelWriter<'_> {
         }
 
         // 2. The guarded state upsert of the winners.
-        let [src, uri, cid, val] = key_columns(&keys);
+        let winner_keys: Vec<Key<'_>> = winners.iter().map(|(k, _)| *k).collect();
+        let [src, uri, cid, val] = key_columns(&winner_keys);
         let negs: Vec<bool> = winners.iter().map(|(_, l)| is_negation(l)).collect();
         let cts: Vec<&str> = winners.iter().map(|(_, l)| l.cts.as_str()).collect();
         let statement = tx
