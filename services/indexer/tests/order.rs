@@ -476,3 +476,60 @@ async fn actor_row(client: &tokio_postgres::Client, did: &str) -> (Option<String
         .expect("the actor row");
     (row.get(0), row.get(1))
 }
+
+/// Four writers at once (as four indexers of one group), each given every fourth event of one
+/// DID and one label key, newest first (so older ones keep arriving late): the rows end at the
+/// newest event whatever the interleaving, because the guard and the row lock are one statement.
+#[tokio::test]
+async fn concurrent_writers_end_at_the_newest_event() {
+    let a = did(1);
+    let post = format!("at://{}/app.bsky.feed.post/p1", did(1));
+    for batched in [false, true] {
+        let db = fresh().await;
+        let writers = (0..4u32).map(|w| {
+            let (db, a, post) = (&db, &a, &post);
+            async move {
+                let mut events = Vec::new();
+                let mut entries = Vec::new();
+                for n in (1..=40u32).rev().filter(|n| n % 4 == w) {
+                    let status = match n {
+                        40 => Some("suspended"),
+                        n if n % 2 == 0 => Some("takendown"),
+                        _ => None,
+                    };
+                    events.push(account_at(a, n.into(), status.is_none(), status));
+                    events.push(identity_at(a, n.into(), Some(&format!("h{n}.example.com"))));
+                    if n <= 28 {
+                        entries.push(vec![label_at(post, "spam", n % 3 == 0 && n != 28, n)]);
+                    }
+                }
+                let mode = if batched {
+                    Mode::BatchedTogether
+                } else {
+                    Mode::PerEvent
+                };
+                for (chunk, labels) in events
+                    .chunks(4)
+                    .zip(entries.chunks(2).chain(std::iter::repeat([].as_slice())))
+                {
+                    write(db, mode, chunk).await;
+                    write_labels(db, mode, labels).await;
+                }
+            }
+        });
+        futures::future::join_all(writers).await;
+        assert_eq!(
+            actor(&db, &a).await,
+            (
+                Some("h40.example.com".to_owned()),
+                Some("suspended".to_owned())
+            ),
+            "batched: {batched}"
+        );
+        assert_eq!(
+            labels(&db).await,
+            ["spam@2024-01-28T00:00:00.000Z"],
+            "batched: {batched}"
+        );
+    }
+}
