@@ -94,6 +94,9 @@ impl Indexer {
         let migrations = db::pool_with(&config.database_url, 1, &db::Session::unbounded())?;
         schema::migrate(&migrations).await?;
         drop(migrations);
+        // One connection of the pool opened now: its session settings are checked at start,
+        // and the pool gauges show it from the first sample.
+        drop(pool.get().await.map_err(DbError::from)?);
         let redis = redis::Client::open(config.redis_url.as_str()).map_err(|source| {
             IndexerError::RedisUrl {
                 url: redact_url(&config.redis_url),
