@@ -59,7 +59,7 @@ pub struct Config {
         ignore_case = true
     )]
     pub mode: Mode,
-    /// Events indexed at the same time, over all streams.
+    /// Per-event write path: events in flight per stream worker.
     #[arg(long, env = "INDEXER_CONCURRENCY", default_value = "32", value_parser = at_least(1usize))]
     pub concurrency: usize,
     /// Entries read per XREADGROUP.
