@@ -6,8 +6,10 @@
 //! cargo run --release -p rsky-indexer --example throughput -- --direct [batch sizes, default 100,500,1000]
 //! ```
 //!
-//! The first form runs the whole indexer (Redis stream, consumer group, the per-event write path
-//! of today's consumption loop). `--direct` calls the write paths of `rsky_indexer::batch`
+//! The first form runs the whole indexer (Redis stream, consumer group, stream worker), for each
+//! batch size once per write path (`INDEXER_WRITE_PATH`; `THROUGHPUT_PATHS`, default
+//! `per-event,batched`): the events/s draining the backlog, then the latency from XADD to the
+//! committed row at a steady `THROUGHPUT_RATE`. `--direct` calls the write paths of `rsky_indexer::batch`
 //! directly on batches of decoded events, without Redis: for each batch size the per-event path
 //! (one transaction per event, 32 in flight, events of one DID in order) and the batched path
 //! (one transaction of set-based statements per batch), each into a fresh database, the same
@@ -117,9 +119,16 @@ struct Run {
     p99_bucket: f64,
 }
 
-async fn measure(batch: usize, backlog: u64, rate: u64, seconds: u64) -> Result<Run, Error> {
-    let db = format!("indexer_bench_{}_{batch}", std::process::id());
-    let prefix = format!("bench{}_{batch}:", std::process::id());
+async fn measure(
+    batch: usize,
+    path: &str,
+    backlog: u64,
+    rate: u64,
+    seconds: u64,
+) -> Result<Run, Error> {
+    let tag = &path[..1];
+    let db = format!("indexer_bench_{}_{tag}{batch}", std::process::id());
+    let prefix = format!("bench{}_{tag}{batch}:", std::process::id());
     let admin = admin().await?;
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
@@ -137,6 +146,7 @@ async fn measure(batch: usize, backlog: u64, rate: u64, seconds: u64) -> Result<
         ("INDEXER_BATCH_SIZE", batch.to_string()),
         ("INDEXER_CONSUMER", "bench".into()),
         ("INDEXER_BLOCK_MS", "50".into()),
+        ("INDEXER_WRITE_PATH", path.into()),
     ])?;
     let registry = Registry::new();
     let metrics = Arc::new(IndexerMetrics::register(&registry)?);
@@ -350,21 +360,24 @@ async fn main() -> Result<(), Error> {
     }
     let rate = number("THROUGHPUT_RATE", 500)?;
     let seconds = number("THROUGHPUT_SECONDS", 10)?;
+    let paths = std::env::var("THROUGHPUT_PATHS").unwrap_or_else(|_| "per-event,batched".into());
     println!("| batch size | backlog | drain time | events/s | steady rate | p50 XADD->row | p99 XADD->row | p99 bucket (histogram) |");
     println!("|---|---|---|---|---|---|---|---|");
     for batch in batches {
         let backlog = if batch == 1 { events / 5 } else { events };
-        let run = measure(batch, backlog, rate, seconds).await?;
-        println!(
-            "| {batch} | {} | {:.2} s | {:.0} | {}/s | {:.1} ms | {:.1} ms | <= {} s |",
-            run.drained,
-            run.seconds,
-            run.events_per_second,
-            run.rate,
-            run.p50_ms,
-            run.p99_ms,
-            run.p99_bucket
-        );
+        for path in paths.split(',').map(str::trim) {
+            let run = measure(batch, path, backlog, rate, seconds).await?;
+            println!(
+                "| {batch}, {path} | {} | {:.2} s | {:.0} | {}/s | {:.1} ms | {:.1} ms | <= {} s |",
+                run.drained,
+                run.seconds,
+                run.events_per_second,
+                run.rate,
+                run.p50_ms,
+                run.p99_ms,
+                run.p99_bucket
+            );
+        }
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rsky_common::config::{at_least, list, millis_at_least, Settings};
+use rsky_common::config::{at_least, list, millis_at_least, seconds_at_least, Settings};
 use rsky_common::streams::{Streams, LABEL_LIVE, PREFIX_ENV};
 
 /// Which streams an indexer process consumes (`INDEXER_MODE`).
@@ -59,7 +59,7 @@ pub struct Config {
         ignore_case = true
     )]
     pub mode: Mode,
-    /// Events indexed at the same time, over all streams.
+    /// Per-event write path: events in flight per stream worker.
     #[arg(long, env = "INDEXER_CONCURRENCY", default_value = "32", value_parser = at_least(1usize))]
     pub concurrency: usize,
     /// Entries read per XREADGROUP.
@@ -92,6 +92,34 @@ pub struct Config {
     /// First pause after a failed batch (ms; doubles up to 30 s).
     #[arg(long = "retry-backoff-ms", env = "INDEXER_RETRY_BACKOFF_MS", default_value = "200", value_parser = millis_at_least(1))]
     pub retry_backoff: Duration,
+    /// How a read batch is written: `batched` (one transaction of set-based statements per
+    /// batch) or `per-event` (one transaction per event, `INDEXER_CONCURRENCY` at a time).
+    #[arg(
+        long,
+        env = "INDEXER_WRITE_PATH",
+        value_enum,
+        default_value = "batched",
+        ignore_case = true
+    )]
+    pub write_path: WritePathSetting,
+    /// `statement_timeout` of every database connection (ms; 0: none).
+    #[arg(long = "db-statement-timeout-ms", env = "DB_STATEMENT_TIMEOUT_MS", default_value = "30000", value_parser = millis_at_least(0))]
+    pub db_statement_timeout: Duration,
+    /// `lock_timeout` of every database connection (ms; 0: none).
+    #[arg(long = "db-lock-timeout-ms", env = "DB_LOCK_TIMEOUT_MS", default_value = "10000", value_parser = millis_at_least(0))]
+    pub db_lock_timeout: Duration,
+    /// Idle time before TCP keepalive probes on database connections (s).
+    #[arg(long = "db-keepalive-idle-s", env = "DB_KEEPALIVE_IDLE_S", default_value = "30", value_parser = seconds_at_least(1))]
+    pub db_keepalive_idle: Duration,
+}
+
+/// `INDEXER_WRITE_PATH`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WritePathSetting {
+    /// A read batch in one transaction of set-based statements (poison isolated by splitting).
+    Batched,
+    /// One transaction per event (the original path; kept for comparison).
+    PerEvent,
 }
 
 impl Settings for Config {}
@@ -117,6 +145,15 @@ impl Config {
             ));
         }
         out
+    }
+
+    /// The database session settings of every connection.
+    pub fn db_session(&self) -> crate::db::Session {
+        crate::db::Session {
+            statement_timeout: self.db_statement_timeout,
+            lock_timeout: self.db_lock_timeout,
+            keepalive_idle: self.db_keepalive_idle,
+        }
     }
 
     /// The dead-letter stream of `stream` (already prefixed).
@@ -162,6 +199,10 @@ mod tests {
         assert_eq!(config.batch_size, 500);
         assert_eq!(config.mode, Mode::All);
         assert_eq!(config.consumer, "c1");
+        assert_eq!(config.write_path, WritePathSetting::Batched);
+        assert_eq!(config.db_statement_timeout, Duration::from_secs(30));
+        assert_eq!(config.db_lock_timeout, Duration::from_secs(10));
+        assert_eq!(config.db_keepalive_idle, Duration::from_secs(30));
         let streams: Vec<String> = config
             .consumed_streams()
             .into_iter()

@@ -45,7 +45,6 @@ use deadpool_postgres::Pool;
 use rsky_common::consumer::{ConsumerConfig, ConsumerError, GroupConsumer};
 use rsky_common::shutdown::Shutdown;
 use rsky_common::store::redact_url;
-use tokio::sync::Semaphore;
 
 pub use config::{Config, Mode, StreamKind};
 pub use db::DbError;
@@ -85,8 +84,19 @@ impl Indexer {
         config: Config,
         metrics: Arc<IndexerMetrics>,
     ) -> Result<Indexer, IndexerError> {
-        let pool = db::pool(&config.database_url, config.db_pool_max_size)?;
-        schema::migrate(&pool).await?;
+        let pool = db::pool_with(
+            &config.database_url,
+            config.db_pool_max_size,
+            &config.db_session(),
+        )?;
+        // Migrations on a connection of their own, without the statement and lock timeouts
+        // (building an index on a large table may take longer).
+        let migrations = db::pool_with(&config.database_url, 1, &db::Session::unbounded())?;
+        schema::migrate(&migrations).await?;
+        drop(migrations);
+        // One connection of the pool opened now: its session settings are checked at start,
+        // and the pool gauges show it from the first sample.
+        drop(pool.get().await.map_err(DbError::from)?);
         let redis = redis::Client::open(config.redis_url.as_str()).map_err(|source| {
             IndexerError::RedisUrl {
                 url: redact_url(&config.redis_url),
@@ -95,7 +105,6 @@ impl Indexer {
         })?;
         let streams = config.consumed_streams().len();
         let shared = Arc::new(Shared {
-            permits: Semaphore::new(config.concurrency),
             pending: (0..streams).map(|_| AtomicI64::new(0)).collect(),
             config,
             metrics,

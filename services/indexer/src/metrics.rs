@@ -50,8 +50,9 @@ pub enum ErrorKind {
     /// Invalid input: an event, label or record that does not decode or validate, or that the
     /// database rejects as a data error (acknowledged; also in `indexer_expected_errors_total`)
     InvalidInput,
-    /// The database cannot be reached or asks to retry: connection lost, pool timeout,
-    /// serialization failure (left pending and retried)
+    /// Systemic: the database cannot be reached or is wrongly set up (connection lost, pool
+    /// timeout, a standby, a missing table or privilege, a timeout); left pending, never
+    /// dead-lettered
     DatabaseUnavailable,
     /// Another database failure (retried, dead-lettered after too many deliveries)
     Database,
@@ -90,7 +91,7 @@ pub struct IndexerMetrics {
     pub account_events: IntCounter,
     /// Identity events indexed (actor handle)
     pub identity_events: IntCounter,
-    /// Database transactions committed (one per event, one per label batch)
+    /// Entry writes committed: one per event, one per label entry (on the batched path many share a transaction)
     pub db_writes: IntCounter,
     /// Events or labels that failed, expected or not, by kind
     pub errors: IntCounterFamily<ErrorKind>,
@@ -122,15 +123,15 @@ pub struct IndexerMetrics {
     pub ack_failures: IntCounter,
     /// Entries delivered to the indexer's consumer group and not yet acknowledged (XPENDING, all consumers, all streams)
     pub pending_messages: IntGauge,
-    /// Events and label batches being indexed right now
+    /// Events and label entries being written right now
     pub active_tasks: IntGauge,
-    /// Event and label-entry transactions started (one per delivery: a retried entry counts again)
+    /// Event and label-entry writes tried, one per entry per delivery (a retried entry counts again)
     pub write_attempts: IntCounter,
     /// Entries moved to a dead-letter stream after too many failed deliveries
     pub dead_lettered: IntCounter,
     /// Entries removed by safe trimming (acknowledged entries left in a stream)
     pub trimmed_entries: IntCounter,
-    /// Time to index one event or label batch, from the first statement to the commit
+    /// One committed transaction, from taking the connection to the commit (a read batch on the batched path, an event on the per-event path)
     #[metric(unit = "seconds", buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])]
     pub write_duration_seconds: Histogram,
     /// Time from the entry's XADD to its committed row (from the stream entry ID's timestamp)

@@ -2,36 +2,36 @@
 //! stream worker (`rsky_common::worker`), which reads a batch (own pending entries first),
 //! settles each entry as decided here, and keeps the stream's housekeeping.
 //!
-//! A batch is indexed with a concurrency limit: events of one DID in order, DIDs concurrently;
-//! labels in stream order. A database that cannot be reached pauses the worker (no entry is
-//! charged for it); an entry the database refuses is retried and dead-lettered by the shared
-//! retry policy.
+//! A read batch is written by [`crate::batch`]: on the batched path (the default) in one
+//! transaction of set-based statements, a failing part split until the bad entry is alone; on
+//! the per-event path (`INDEXER_WRITE_PATH=per-event`) one transaction per event, events of one
+//! DID in order, DIDs concurrently. Labels take the batched path, in stream order.
 //!
 //! An entry is acknowledged (XACK + XDEL) only after its transaction committed, or when it was
-//! rejected as invalid input. Entries whose work failed otherwise stay pending and are
-//! delivered again; those the database refused (not a lost connection) go to the dead-letter
-//! stream once they have been delivered `INDEXER_MAX_DELIVERIES` times.
+//! rejected as invalid input. A systemic failure (the database unreachable or wrongly set up:
+//! see [`crate::db::SQLSTATES`]) pauses the worker, and no entry is charged for it; an entry
+//! the database refuses is retried and dead-lettered by the shared retry policy once it has
+//! been delivered `INDEXER_MAX_DELIVERIES` times.
 
-use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use deadpool_postgres::Pool;
-use futures::future::BoxFuture;
-use futures::StreamExt;
+use futures::FutureExt;
 use rsky_common::consumer::StreamEntry;
 use rsky_common::event::Label;
 use rsky_common::time::now_rfc3339;
 use rsky_common::worker::{Processor, Settle};
-use rsky_metrics_runtime::{counted, CountAs, CountError, CountOutcome, IntCounterFamily};
-use tokio::sync::Semaphore;
+use rsky_metrics_runtime::IntGauge;
 
-use crate::config::{Config, StreamKind};
-use crate::db::{self, DbError, FailureClass};
+use crate::batch::{self, BatchReport, Outcome, WritePath};
+use crate::config::{Config, StreamKind, WritePathSetting};
+use crate::db::{self, FailureClass};
 use crate::decode::{decode_event, decode_labels, validate_label, Collection};
-use crate::index::{index_event, EventKind, IndexError, Indexed, Prepared};
-use crate::labels::{index_labels, LabelsWritten};
+use crate::index::{EventKind, Indexed, Prepared};
+use crate::labels::LabelsWritten;
 use crate::metrics::{ErrorKind, IndexerMetrics, RecordAction, RecordCollection, RecordLabels};
 
 /// Longest pause between retries of a failing batch.
@@ -42,8 +42,6 @@ pub(crate) struct Shared {
     pub config: Config,
     pub metrics: Arc<IndexerMetrics>,
     pub pool: Pool,
-    /// One permit per event being indexed, over all streams (`INDEXER_CONCURRENCY`).
-    pub permits: Semaphore,
     /// The last pending count of each stream; `pending_messages` is their sum.
     pub pending: Vec<AtomicI64>,
 }
@@ -54,60 +52,35 @@ impl Shared {
         let total = self.pending.iter().map(|p| p.load(Ordering::Relaxed)).sum();
         self.metrics.pending_messages.set(total);
     }
-}
 
-/// What happened to one entry.
-#[derive(Debug)]
-enum Outcome {
-    /// Indexed and committed (or nothing to do).
-    Done,
-    /// Invalid input: counted and acknowledged.
-    Rejected,
-    /// Not tried, to keep the order behind an earlier failure; stays pending.
-    Deferred,
-    /// Not indexed; stays pending.
-    Failed { class: FailureClass, reason: String },
-}
-
-/// `#[counted]` counts a write in `errors` when its entry was rejected or failed (under its kind).
-impl CountOutcome for Outcome {
-    fn is_error(&self) -> bool {
-        matches!(self, Outcome::Rejected | Outcome::Failed { .. })
-    }
-}
-
-/// The kind a rejected or failed entry counts under in `errors` (`Done` and `Deferred` are not
-/// errors: `#[counted]` never counts them).
-impl CountAs<ErrorKind> for Outcome {
-    fn count_as(&self) -> ErrorKind {
-        match self {
-            Outcome::Failed { class, .. } => ErrorKind::of(*class),
-            Outcome::Done | Outcome::Rejected | Outcome::Deferred => ErrorKind::InvalidInput,
+    fn write_path(&self) -> WritePath {
+        match self.config.write_path {
+            WritePathSetting::Batched => WritePath::Batched,
+            WritePathSetting::PerEvent => WritePath::PerEvent {
+                concurrency: self.config.concurrency,
+            },
         }
     }
 }
 
-/// `#[counted]` counts a write returning a rejected or failed [`Outcome`] under its kind.
-impl CountError<Outcome> for IntCounterFamily<ErrorKind> {
-    fn count_error(&self, returned: &Outcome) {
-        if returned.is_error() {
-            self[returned.count_as()].inc();
-        }
+/// Keeps entries in `active_tasks` while they are being written, also when the write panics
+/// or is dropped.
+struct InFlight<'g> {
+    gauge: &'g IntGauge,
+    entries: i64,
+}
+
+impl<'g> InFlight<'g> {
+    fn start(gauge: &'g IntGauge, entries: usize) -> Self {
+        let entries = entries as i64;
+        gauge.add(entries);
+        InFlight { gauge, entries }
     }
 }
 
-impl Outcome {
-    /// What the stream worker does with the entry.
-    fn settle(self) -> Settle {
-        match self {
-            Outcome::Done | Outcome::Rejected => Settle::Ack,
-            Outcome::Deferred => Settle::Defer,
-            Outcome::Failed {
-                class: FailureClass::Unavailable,
-                reason,
-            } => Settle::Pause { reason },
-            Outcome::Failed { reason, .. } => Settle::Retry { reason },
-        }
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.gauge.sub(self.entries);
     }
 }
 
@@ -121,11 +94,10 @@ pub(crate) struct IndexProcessor {
 
 impl Processor for IndexProcessor {
     async fn process(&self, entries: &[StreamEntry]) -> Vec<Settle> {
-        let outcomes = match self.kind {
+        match self.kind {
             StreamKind::Firehose => self.index_events(entries).await,
             StreamKind::Labels => self.index_label_entries(entries).await,
-        };
-        outcomes.into_iter().map(Outcome::settle).collect()
+        }
     }
 
     async fn recovered(&self) -> bool {
@@ -163,228 +135,196 @@ impl IndexProcessor {
         &self.stream
     }
 
-    /// Indexes firehose entries: events of one DID in order, DIDs concurrently.
-    async fn index_events(&self, entries: &[StreamEntry]) -> Vec<Outcome> {
-        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(entries.len());
-        let mut prepared: Vec<Option<Prepared>> = Vec::with_capacity(entries.len());
-        let mut by_did: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut order: Vec<String> = Vec::new();
+    /// Indexes firehose entries: decodes them (invalid ones are rejected and acknowledged),
+    /// writes the rest along the configured path, and settles each by its outcome.
+    async fn index_events(&self, entries: &[StreamEntry]) -> Vec<Settle> {
+        let mut settles: Vec<Option<Settle>> = vec![None; entries.len()];
+        let mut prepared: Vec<Prepared> = Vec::with_capacity(entries.len());
+        let mut positions: Vec<usize> = Vec::with_capacity(entries.len());
         for (i, entry) in entries.iter().enumerate() {
             if entry.fields.is_empty() {
                 // Deleted from the stream while pending: nothing left to index.
-                outcomes.push(Some(Outcome::Done));
-                prepared.push(None);
+                settles[i] = Some(Settle::Ack);
                 continue;
             }
             match decode_event(entry).and_then(Prepared::new) {
                 Ok(p) => {
-                    let did = p.did().to_owned();
-                    by_did
-                        .entry(did.clone())
-                        .or_insert_with(|| {
-                            order.push(did);
-                            Vec::new()
-                        })
-                        .push(i);
-                    prepared.push(Some(p));
-                    outcomes.push(None);
+                    prepared.push(p);
+                    positions.push(i);
                 }
                 Err(err) => {
                     self.count_error(FailureClass::Expected);
                     tracing::warn!(stream = self.stream(), id = %entry.id, error = %err,
                         "invalid event rejected");
-                    prepared.push(None);
-                    outcomes.push(Some(Outcome::Rejected));
+                    settles[i] = Some(Settle::Ack);
                 }
             }
         }
-        let groups: Vec<Vec<usize>> = order
-            .into_iter()
-            .filter_map(|did| by_did.remove(&did))
-            .collect();
-        let prepared = &prepared;
-        let results: Vec<Vec<(usize, Outcome)>> = futures::stream::iter(groups)
-            .map(|group| -> BoxFuture<'_, Vec<(usize, Outcome)>> {
-                Box::pin(self.index_group(entries, prepared, group))
-            })
-            .buffer_unordered(self.shared.config.concurrency)
-            .collect()
-            .await;
-        for (i, outcome) in results.into_iter().flatten() {
-            outcomes[i] = Some(outcome);
+        if !prepared.is_empty() {
+            let shared = &self.shared;
+            let now = now_rfc3339();
+            let write = batch::write_events(&shared.pool, shared.write_path(), &prepared, &now);
+            let report = self.write(prepared.len(), write).await;
+            for (&i, outcome) in positions.iter().zip(report.outcomes) {
+                settles[i] =
+                    Some(self.settle(&entries[i], outcome, |indexed| self.count_indexed(indexed)));
+            }
         }
-        outcomes
+        settles
             .into_iter()
-            .map(|o| o.unwrap_or(Outcome::Done))
+            .map(|s| s.unwrap_or(Settle::Ack))
             .collect()
     }
 
-    /// Indexes the events of one DID, in stream order.
-    async fn index_group(
-        &self,
-        entries: &[StreamEntry],
-        prepared: &[Option<Prepared>],
-        group: Vec<usize>,
-    ) -> Vec<(usize, Outcome)> {
-        let mut out = Vec::with_capacity(group.len());
-        for i in group {
-            if let Some(p) = &prepared[i] {
-                out.push((i, self.index_one(&entries[i], p).await));
+    /// Indexes label entries in stream order, the valid labels of all of them in one
+    /// transaction where it commits (a negation never lands before its label: the batch keeps
+    /// each label's last operation, and after a failed entry the later ones are deferred).
+    async fn index_label_entries(&self, entries: &[StreamEntry]) -> Vec<Settle> {
+        let mut settles: Vec<Option<Settle>> = vec![None; entries.len()];
+        let mut decoded = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.iter().enumerate() {
+            if entry.fields.is_empty() {
+                settles[i] = Some(Settle::Ack);
+                continue;
             }
-        }
-        out
-    }
-
-    async fn index_one(&self, entry: &StreamEntry, prepared: &Prepared) -> Outcome {
-        let shared = &self.shared;
-        let Ok(_permit) = shared.permits.acquire().await else {
-            return Outcome::Failed {
-                class: FailureClass::Unavailable,
-                reason: "the indexer is shutting down".to_owned(),
-            };
-        };
-        self.write_event(entry, prepared).await
-    }
-
-    /// One event's transaction, run while it holds a permit. `#[counted]` counts the attempt,
-    /// keeps it in `active_tasks` until it returns (or panics, or is dropped) and counts a
-    /// rejected or failed outcome in `errors`; `write_duration_seconds` is observed by hand, for
-    /// committed transactions only.
-    #[counted(metrics = &self.shared.metrics, events = write_attempts, errors = errors,
-              in_flight = active_tasks)]
-    async fn write_event(&self, entry: &StreamEntry, prepared: &Prepared) -> Outcome {
-        let shared = &self.shared;
-        let started = Instant::now();
-        let now = now_rfc3339();
-        let result: Result<Indexed, IndexError> = async {
-            let mut client = shared.pool.get().await?;
-            let tx = client.transaction().await?;
-            let indexed = index_event(&tx, prepared, &now).await?;
-            tx.commit().await?;
-            Ok(indexed)
-        }
-        .await;
-        match result {
-            Ok(indexed) => {
-                self.count_indexed(&indexed);
-                self.observe_commit(entry, started);
-                Outcome::Done
-            }
-            Err(err) => self.failure(entry, err.class(), err.to_string()),
-        }
-    }
-
-    /// Indexes label entries in stream order, each in its own transaction: a negation must
-    /// not commit before the label it negates (labels are few next to firehose events).
-    async fn index_label_entries(&self, entries: &[StreamEntry]) -> Vec<Outcome> {
-        let mut outcomes = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let outcome = if outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. })) {
-                // After a failure, later labels wait for it, so they are applied after it.
-                Outcome::Deferred
-            } else {
-                self.index_label_entry(entry).await
-            };
-            outcomes.push(outcome);
-        }
-        outcomes
-    }
-
-    async fn index_label_entry(&self, entry: &StreamEntry) -> Outcome {
-        let shared = &self.shared;
-        let metrics = &shared.metrics;
-        if entry.fields.is_empty() {
-            return Outcome::Done;
-        }
-        let event = match decode_labels(entry) {
-            Ok(event) => event,
-            Err(err) => {
-                self.count_error(FailureClass::Expected);
-                tracing::warn!(stream = self.stream(), id = %entry.id, error = %err,
-                    "invalid label entry rejected");
-                return Outcome::Rejected;
-            }
-        };
-        let mut valid: Vec<&Label> = Vec::with_capacity(event.labels.len());
-        let mut invalid = 0u64;
-        for label in &event.labels {
-            match validate_label(label) {
-                Ok(()) => valid.push(label),
+            match decode_labels(entry) {
+                Ok(event) => decoded.push((i, event)),
                 Err(err) => {
-                    invalid += 1;
+                    self.count_error(FailureClass::Expected);
                     tracing::warn!(stream = self.stream(), id = %entry.id, error = %err,
-                        "invalid label skipped");
+                        "invalid label entry rejected");
+                    settles[i] = Some(Settle::Ack);
                 }
             }
         }
-        let written = if valid.is_empty() {
-            Default::default()
-        } else {
-            let Ok(_permit) = shared.permits.acquire().await else {
-                return Outcome::Failed {
-                    class: FailureClass::Unavailable,
-                    reason: "the indexer is shutting down".to_owned(),
+        // Per entry: its position, its labels, how many were invalid; `valid` is what is written.
+        let mut kept: Vec<(usize, u64, u64)> = Vec::new();
+        let mut valid: Vec<Vec<&Label>> = Vec::new();
+        for (i, event) in &decoded {
+            let mut labels = Vec::with_capacity(event.labels.len());
+            let mut invalid = 0u64;
+            for label in &event.labels {
+                match validate_label(label) {
+                    Ok(()) => labels.push(label),
+                    Err(err) => {
+                        invalid += 1;
+                        tracing::warn!(stream = self.stream(), id = %entries[*i].id, error = %err,
+                            "invalid label skipped");
+                    }
+                }
+            }
+            if labels.is_empty() {
+                // Nothing to write: settled now.
+                self.count_labels(event.labels.len() as u64, invalid, LabelsWritten::default());
+                settles[*i] = Some(Settle::Ack);
+            } else {
+                kept.push((*i, event.labels.len() as u64, invalid));
+                valid.push(labels);
+            }
+        }
+        if !valid.is_empty() {
+            let write = batch::write_label_entries(&self.shared.pool, &valid);
+            let report = self.write(valid.len(), write).await;
+            for (&(i, total, invalid), outcome) in kept.iter().zip(report.outcomes) {
+                settles[i] = Some(self.settle(&entries[i], outcome, |written| {
+                    // Counted once the entry is settled, so a retried entry is not counted twice.
+                    self.count_labels(total, invalid, *written)
+                }));
+            }
+        }
+        settles
+            .into_iter()
+            .map(|s| s.unwrap_or(Settle::Ack))
+            .collect()
+    }
+
+    /// Runs one write of `entries` entries: keeps them in `active_tasks` meanwhile, observes
+    /// `write_duration_seconds` once per committed transaction and counts the attempts (one per
+    /// entry tried: an entry deferred behind an earlier failure was not). A write that panics
+    /// fails every entry (retried, counted as `panic`).
+    async fn write<T>(
+        &self,
+        entries: usize,
+        write: impl std::future::Future<Output = BatchReport<T>>,
+    ) -> BatchReport<T> {
+        let m = &self.shared.metrics;
+        let in_flight = InFlight::start(&m.active_tasks, entries);
+        let result = AssertUnwindSafe(write).catch_unwind().await;
+        drop(in_flight);
+        let report = match result {
+            Ok(report) => report,
+            Err(_) => {
+                m.errors[ErrorKind::Panic].inc_by(entries as u64);
+                m.unexpected_errors.inc_by(entries as u64);
+                tracing::error!(stream = self.stream(), entries, "a write panicked");
+                let reason = "the write panicked".to_owned();
+                return BatchReport {
+                    outcomes: (0..entries)
+                        .map(|_| Outcome::Failed {
+                            class: FailureClass::Unexpected,
+                            reason: reason.clone(),
+                        })
+                        .collect(),
+                    transactions: Vec::new(),
                 };
-            };
-            match self.write_labels(entry, &valid).await {
-                Ok(written) => written,
-                Err(outcome) => return outcome,
             }
         };
-        // Counted once the entry is settled, so a retried entry is not counted twice.
-        metrics.labels_processed.inc_by(event.labels.len() as u64);
+        for tx in report.transactions.iter().filter(|tx| tx.committed) {
+            m.write_duration_seconds.observe(tx.duration.as_secs_f64());
+        }
+        let tried = report
+            .outcomes
+            .iter()
+            .filter(|o| !matches!(o, Outcome::Deferred))
+            .count();
+        m.write_attempts.inc_by(tried as u64);
+        report
+    }
+
+    /// Counts one entry's outcome and decides what the stream worker does with it; `committed`
+    /// counts what a committed entry wrote.
+    fn settle<T>(
+        &self,
+        entry: &StreamEntry,
+        outcome: Outcome<T>,
+        committed: impl FnOnce(&T),
+    ) -> Settle {
+        match outcome {
+            Outcome::Committed(done) => {
+                committed(&done);
+                self.shared.metrics.db_writes.inc();
+                self.observe_commit(entry);
+                Settle::Ack
+            }
+            Outcome::Invalid { reason } => {
+                self.count_error(FailureClass::Expected);
+                tracing::warn!(stream = self.stream(), id = %entry.id, error = %reason,
+                    "the database rejected the entry as invalid");
+                Settle::Ack
+            }
+            Outcome::Failed { class, reason } => {
+                self.count_error(class);
+                if class == FailureClass::Unavailable {
+                    tracing::warn!(stream = self.stream(), id = %entry.id, error = %reason,
+                        "the database is unavailable or wrongly set up; pausing");
+                    Settle::Pause { reason }
+                } else {
+                    tracing::warn!(stream = self.stream(), id = %entry.id, error = %reason,
+                        deliveries = entry.deliveries, "indexing failed; the entry will be retried");
+                    Settle::Retry { reason }
+                }
+            }
+            Outcome::Deferred => Settle::Defer,
+        }
+    }
+
+    fn count_labels(&self, total: u64, invalid: u64, written: LabelsWritten) {
+        let metrics = &self.shared.metrics;
+        metrics.labels_processed.inc_by(total);
         metrics.labels_added.inc_by(written.added);
         metrics.labels_removed.inc_by(written.removed);
         for _ in 0..invalid {
             self.count_error(FailureClass::Expected);
-        }
-        Outcome::Done
-    }
-
-    /// One label entry's transaction, run while it holds a permit; counted like
-    /// [`IndexProcessor::write_event`]. `Err` is the entry's outcome when the transaction failed.
-    #[counted(metrics = &self.shared.metrics, events = write_attempts, errors = errors,
-              in_flight = active_tasks)]
-    async fn write_labels(
-        &self,
-        entry: &StreamEntry,
-        valid: &[&Label],
-    ) -> Result<LabelsWritten, Outcome> {
-        let shared = &self.shared;
-        let started = Instant::now();
-        let result: Result<_, DbError> = async {
-            let mut client = shared.pool.get().await?;
-            let tx = client.transaction().await?;
-            let written = index_labels(&tx, valid).await?;
-            tx.commit().await?;
-            Ok(written)
-        }
-        .await;
-        match result {
-            Ok(written) => {
-                shared.metrics.db_writes.inc();
-                self.observe_commit(entry, started);
-                Ok(written)
-            }
-            Err(err) => Err(self.failure(entry, err.class(), err.to_string())),
-        }
-    }
-
-    /// The outcome of a failed write, counted in `expected_errors` or `unexpected_errors`.
-    /// Only the `#[counted]` writes call it: they count the failure in `errors` themselves.
-    fn failure(&self, entry: &StreamEntry, class: FailureClass, reason: String) -> Outcome {
-        self.count_class(class);
-        match class {
-            FailureClass::Expected => {
-                tracing::warn!(stream = self.stream(), id = %entry.id, error = %reason,
-                    "the database rejected the event as invalid");
-                Outcome::Rejected
-            }
-            _ => {
-                tracing::warn!(stream = self.stream(), id = %entry.id, error = %reason,
-                    deliveries = entry.deliveries, "indexing failed; the entry will be retried");
-                Outcome::Failed { class, reason }
-            }
         }
     }
 
@@ -405,7 +345,6 @@ impl IndexProcessor {
     fn count_indexed(&self, indexed: &Indexed) {
         let m = &self.shared.metrics;
         m.events_processed.inc();
-        m.db_writes.inc();
         match indexed.kind {
             EventKind::Create => m.create_events.inc(),
             EventKind::Update => m.update_events.inc(),
@@ -442,10 +381,10 @@ impl IndexProcessor {
         }
     }
 
-    fn observe_commit(&self, entry: &StreamEntry, started: Instant) {
+    /// `stream_to_commit_seconds` of a committed entry: from its XADD (the entry ID's time) to
+    /// now, just after the commit.
+    fn observe_commit(&self, entry: &StreamEntry) {
         let m = &self.shared.metrics;
-        m.write_duration_seconds
-            .observe(started.elapsed().as_secs_f64());
         if let Some(added_ms) = entry.added_at_ms() {
             let now_ms = SystemTime::now()
                 .duration_since(UNIX_EPOCH)

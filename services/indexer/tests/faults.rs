@@ -320,3 +320,82 @@ async fn two_indexers_in_one_group_index_everything_exactly_once() {
     a.stop().await;
     b.stop().await;
 }
+
+/// The rows a replay must leave as they were ("indexedAt" aside: a replay stamps it again).
+async fn snapshot(client: &tokio_postgres::Client) -> Vec<String> {
+    let mut rows = Vec::new();
+    for sql in [
+        "SELECT uri || ' ' || cid || ' ' || json::text || ' ' || rev FROM record ORDER BY uri",
+        "SELECT uri || ' ' || text FROM post ORDER BY uri",
+        r#"SELECT did || ' ' || "repoRev" FROM actor_sync ORDER BY did"#,
+    ] {
+        for row in client.query(sql, &[]).await.unwrap() {
+            rows.push(row.get(0));
+        }
+    }
+    rows
+}
+
+#[tokio::test]
+async fn a_kill_between_commit_and_ack_replays_the_batch_with_the_same_rows() {
+    let db = test_db().await;
+    let streams = TestStreams::new();
+    let redis_proxy = TcpProxy::start(redis_addr()).await;
+    let redis_url = format!("redis://127.0.0.1:{}", redis_proxy.port);
+    let settings = [("REDIS_URL", redis_url.as_str()), ("INDEXER_CONSUMER", "k")];
+    // One batch: posts, an update, a create and delete of one record, and a post that waits
+    // inside the batch's transaction until the gate opens.
+    let mut events: Vec<_> = (1..=10).map(|n| post(n, "fine")).collect();
+    events.push(update(
+        &did(2),
+        POST,
+        &rev(2),
+        &rev(200),
+        json!({"text": "edited", "createdAt": "t"}),
+    ));
+    events.push(delete(&did(3), POST, &rev(3), &rev(300)));
+    events.push(post(11, "slow"));
+    let total = events.len() as u64;
+    let first = Running::start(config(&db.url(), &streams, &settings)).await;
+    let gate = SlowPostGate::close(&db, 4545).await;
+    streams.xadd_live(events).await;
+    gate.wait_until_blocked().await;
+    // Redis goes away, the transaction commits, the acknowledgement cannot be sent: then the
+    // process dies.
+    redis_proxy.cut().await;
+    gate.open().await;
+    let m = first.metrics.clone();
+    wait_until(WAIT, "the commit done and the ack failed", || async {
+        m.ack_failures.get() >= 1
+    })
+    .await;
+    assert_eq!(m.events_processed.get(), total);
+    first.kill().await;
+    let client = db.client().await;
+    let committed = snapshot(&client).await;
+    assert_eq!(count(&client, "post").await, 10, "11 posts, one deleted");
+    redis_proxy.restore().await;
+    // The batch in hand at the kill (the first read may have taken fewer entries).
+    let unacknowledged = streams.pending("firehose_live", "firehose_group").await;
+    assert!(unacknowledged >= 1);
+    // The restarted process (same consumer name) replays its pending entries first.
+    let second = Running::start(config(&db.url(), &streams, &settings)).await;
+    let m = second.metrics.clone();
+    wait_until(WAIT, "the batch replayed and acknowledged", || async {
+        streams.xlen("firehose_live").await == 0
+            && streams.pending("firehose_live", "firehose_group").await == 0
+    })
+    .await;
+    assert_eq!(
+        m.events_processed.get(),
+        unacknowledged as u64,
+        "each unacknowledged entry once more"
+    );
+    assert_eq!(
+        snapshot(&client).await,
+        committed,
+        "the replay changed no row"
+    );
+    assert_eq!(count(&client, "post").await, 10);
+    second.stop().await;
+}

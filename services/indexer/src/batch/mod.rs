@@ -44,15 +44,15 @@ const CONFLICT_RETRIES: u32 = 3;
 pub enum Outcome<T> {
     /// Its transaction committed: acknowledge it and count it.
     Committed(T),
-    /// The database rejected it as invalid input (SQLSTATE class 22 or 23): acknowledge it and
+    /// The database rejected it as invalid input (SQLSTATE class 22): acknowledge it and
     /// count it as an expected error; retrying cannot help.
     Invalid {
         /// The database's message.
         reason: String,
     },
     /// Not written: leave it pending. `Unexpected` counts towards dead-lettering;
-    /// `Unavailable` (lost connection, pool timeout, repeated deadlock) is never the entry's
-    /// fault.
+    /// `Unavailable` (systemic: lost connection, pool timeout, repeated deadlock, a standby, a
+    /// timeout; see [`crate::db::SQLSTATES`]) is never the entry's fault.
     Failed {
         /// How to handle it.
         class: FailureClass,

@@ -93,6 +93,12 @@ impl Running {
         }
     }
 
+    /// Ends the indexer as a kill would: no drain, nothing more acknowledged.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+
     /// Cancels and waits for the drain.
     pub async fn stop(self) {
         self.shutdown.cancel();
