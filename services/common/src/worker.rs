@@ -153,6 +153,19 @@ pub trait Processor: Send + Sync {
         async { true }
     }
 
+    /// Waits until the processor can take another batch (e.g. its output stream drained below
+    /// a high-water mark). The worker reads nothing meanwhile (entries it has not read stay
+    /// available to the other consumers of the group) and stops waiting at shutdown.
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// The sampling of the housekeeping is due: sample the service's own gauges (after
+    /// [`Processor::sampled_pending`]).
+    fn sample(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// An entry went to the dead-letter stream.
     fn dead_lettered(&self, _entry: &StreamEntry, _reason: &str) {}
 
@@ -208,6 +221,10 @@ impl<P: Processor> Worker<P> {
             consumer = %self.consumer.config().consumer, "consuming");
         while !shutdown.is_cancelled() {
             self.housekeeping().await;
+            tokio::select! {
+                _ = self.processor.ready() => {}
+                _ = shutdown.cancelled() => break,
+            }
             let batch = match self.consumer.read(self.batch_size).await {
                 Ok(batch) => batch,
                 Err(err) => {
@@ -338,6 +355,7 @@ impl<P: Processor> Worker<P> {
                 Ok(n) => self.processor.sampled_pending(n),
                 Err(err) => log_housekeeping("sample the pending count", &err),
             }
+            self.processor.sample().await;
         }
     }
 }
