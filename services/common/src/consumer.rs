@@ -427,6 +427,31 @@ impl GroupConsumer {
             .map_err(self.redis_error("XADD(dead letter)+XACK+XDEL"))
     }
 
+    /// Sets the delivery count of each of this consumer's pending entries `(id, count)`
+    /// (`XCLAIM ... RETRYCOUNT count JUSTID`, which counts no delivery itself), e.g. to give
+    /// back the delivery of an entry that was not tried. IDs no longer pending are ignored.
+    pub async fn set_deliveries(&mut self, counts: &[(&str, u64)]) -> Result<(), ConsumerError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (id, count) in counts {
+            pipe.cmd("XCLAIM")
+                .arg(&self.config.stream)
+                .arg(&self.config.group)
+                .arg(&self.config.consumer)
+                .arg(0)
+                .arg(*id)
+                .arg("RETRYCOUNT")
+                .arg(*count)
+                .arg("JUSTID")
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn)
+            .await
+            .map_err(self.redis_error("XCLAIM RETRYCOUNT"))
+    }
+
     /// How many entries of the group (every consumer) are delivered and not acknowledged.
     pub async fn pending_count(&mut self) -> Result<u64, ConsumerError> {
         let reply: Value = redis::cmd("XPENDING")
