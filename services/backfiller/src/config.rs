@@ -49,6 +49,12 @@ pub struct Config {
     /// The whole `getRepo` request, download included (ms).
     #[arg(long = "fetch-timeout-ms", env = "BACKFILLER_FETCH_TIMEOUT_MS", default_value = "120000", value_parser = millis_at_least(0))]
     pub fetch_timeout: Duration,
+    /// The largest repository (getRepo body) read, in bytes; a larger one is dead-lettered.
+    #[arg(long, env = "BACKFILLER_MAX_REPO_BYTES", default_value = "268435456", value_parser = at_least(1u64))]
+    pub max_repo_bytes: u64,
+    /// The largest DID document read, in bytes; a larger one is dead-lettered.
+    #[arg(long, env = "BACKFILLER_MAX_DID_DOCUMENT_BYTES", default_value = "65536", value_parser = at_least(1u64))]
+    pub max_did_document_bytes: u64,
     /// One DID document request (ms).
     #[arg(long = "resolve-timeout-ms", env = "BACKFILLER_RESOLVE_TIMEOUT_MS", default_value = "10000", value_parser = millis_at_least(0))]
     pub resolve_timeout: Duration,

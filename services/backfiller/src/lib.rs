@@ -3,10 +3,11 @@
 //! its records to `firehose_backfill`.
 //!
 //! One module per stage: [`config`] (the settings: flags and environment variables), [`resolve`] (DID to PDS and key, cached in
-//! Redis), [`fetch`] (`getRepo`), [`repo`] (CAR, commit, signature, MST, records), [`sink`]
+//! Redis), [`fetch`] (`getRepo`; bodies read under a size limit by [`body`]), [`repo`] (CAR, commit, signature, MST, records), [`sink`]
 //! (atomic pipelines to the output stream), [`worker`] (the consumer-group loop, retries,
 //! dead letters, trimming) and [`metrics`].
 
+pub mod body;
 pub mod config;
 pub mod fetch;
 pub mod metrics;

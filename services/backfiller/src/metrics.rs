@@ -28,11 +28,15 @@ pub enum ErrorKind {
     Verification,
     /// Writing the events to Redis failed
     Redis,
+    /// A getRepo or DID-document body larger than its limit (dead-lettered at once; also in
+    /// `backfiller_car_fetch_errors_total` or `backfiller_did_resolution_errors_total`)
+    TooLarge,
 }
 
 impl CountAs<ErrorKind> for Failure {
     fn count_as(&self) -> ErrorKind {
         match self {
+            failure if failure.is_too_large() => ErrorKind::TooLarge,
             Failure::Malformed(_) => ErrorKind::InvalidInput,
             Failure::Resolve(_) => ErrorKind::DidResolution,
             Failure::Fetch(_) => ErrorKind::CarFetch,

@@ -61,7 +61,9 @@ pub struct Repo {
 }
 
 /// Reads and verifies the repository CAR of `did`, signed by `signing_key` (`did:key:...`).
-pub fn load(car: &[u8], did: &str, signing_key: &str) -> Result<Repo, LoadError> {
+/// The CAR is taken by value and freed once its blocks are read, so that the download and the
+/// decoded records are not held at the same time.
+pub fn load(car: Vec<u8>, did: &str, signing_key: &str) -> Result<Repo, LoadError> {
     let parse = |source| LoadError::Parse {
         did: did.to_owned(),
         source: Box::new(source),
@@ -74,7 +76,8 @@ pub fn load(car: &[u8], did: &str, signing_key: &str) -> Result<Repo, LoadError>
         cid: commit_cid,
         commit,
         blocks,
-    } = read_repo_commit(car).map_err(parse)?;
+    } = read_repo_commit(&car).map_err(parse)?;
+    drop(car);
     if commit.did != did {
         return Err(verification(RepoError::DidMismatch {
             expected: did.to_owned(),
@@ -177,7 +180,7 @@ mod tests {
     #[test]
     fn forwards_app_and_chat_bsky_and_counts_the_rest_as_filtered() {
         let key = SigningKey::generate(Curve::Secp256k1).unwrap();
-        let repo = load(&car(&key, DID), DID, &key.public_key().to_did_key()).unwrap();
+        let repo = load(car(&key, DID), DID, &key.public_key().to_did_key()).unwrap();
         let collections: Vec<_> = repo.records.iter().map(|r| r.collection.as_str()).collect();
         assert_eq!(
             collections,
@@ -192,7 +195,7 @@ mod tests {
     fn a_commit_for_another_did_is_a_verification_error() {
         let key = SigningKey::generate(Curve::P256).unwrap();
         let err = load(
-            &car(&key, "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"),
+            car(&key, "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"),
             DID,
             &key.public_key().to_did_key(),
         )
@@ -204,7 +207,7 @@ mod tests {
     fn a_signature_by_another_key_is_a_verification_error() {
         let key = SigningKey::generate(Curve::Secp256k1).unwrap();
         let other = SigningKey::generate(Curve::Secp256k1).unwrap();
-        let err = load(&car(&key, DID), DID, &other.public_key().to_did_key()).unwrap_err();
+        let err = load(car(&key, DID), DID, &other.public_key().to_did_key()).unwrap_err();
         assert!(matches!(err, LoadError::Verification { .. }), "{err}");
     }
 
@@ -212,7 +215,12 @@ mod tests {
     fn a_truncated_car_is_a_parse_error() {
         let key = SigningKey::generate(Curve::Secp256k1).unwrap();
         let car = car(&key, DID);
-        let err = load(&car[..car.len() - 10], DID, &key.public_key().to_did_key()).unwrap_err();
+        let err = load(
+            car[..car.len() - 10].to_vec(),
+            DID,
+            &key.public_key().to_did_key(),
+        )
+        .unwrap_err();
         assert!(matches!(err, LoadError::Parse { .. }), "{err}");
     }
 }

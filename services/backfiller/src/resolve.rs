@@ -12,6 +12,7 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde::Deserialize;
 
+use crate::body::{self, BodyError, TooLarge};
 use crate::config::{Config, Keys};
 use crate::metrics::BackfillerMetrics;
 
@@ -55,6 +56,14 @@ pub enum ResolveError {
         /// The HTTP status.
         status: u16,
     },
+    /// The document is larger than `BACKFILLER_MAX_DID_DOCUMENT_BYTES`.
+    #[error("the DID document of {did}: {source}")]
+    TooLarge {
+        /// The DID.
+        did: String,
+        /// The limit and the URL.
+        source: TooLarge,
+    },
     /// The document is not JSON or lacks a PDS service or an atproto key.
     #[error("the DID document of {did} is unusable: {reason}")]
     Document {
@@ -82,6 +91,7 @@ pub struct Resolver {
     plc_url: String,
     did_web_insecure: bool,
     timeout: Duration,
+    max_document_bytes: u64,
     ttl_seconds: u64,
 }
 
@@ -95,6 +105,7 @@ impl Resolver {
             plc_url: config.plc_url.clone(),
             did_web_insecure: config.did_web_insecure,
             timeout: config.resolve_timeout,
+            max_document_bytes: config.max_did_document_bytes,
             ttl_seconds: config.did_cache_ttl.as_secs().max(1),
         }
     }
@@ -156,13 +167,19 @@ impl Resolver {
                 status: status.as_u16(),
             });
         }
-        let body = response
-            .bytes()
+        let limit = self.max_document_bytes;
+        let body = body::read_limited(response, &url, limit, "BACKFILLER_MAX_DID_DOCUMENT_BYTES")
             .await
-            .map_err(|source| ResolveError::Http {
-                did: did.to_owned(),
-                url: url.clone(),
-                source,
+            .map_err(|err| match err {
+                BodyError::TooLarge(source) => ResolveError::TooLarge {
+                    did: did.to_owned(),
+                    source,
+                },
+                BodyError::Transport(source) => ResolveError::Http {
+                    did: did.to_owned(),
+                    url: url.clone(),
+                    source,
+                },
             })?;
         read_document(did, &body)
     }

@@ -91,6 +91,16 @@ impl Failure {
     pub fn is_skip(&self) -> bool {
         matches!(self, Failure::Fetch(e) if e.is_skip())
     }
+
+    /// Whether a body was larger than its limit: it will not shrink, so the entry is
+    /// dead-lettered at once.
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            Failure::Fetch(FetchError::TooLarge(_))
+                | Failure::Resolve(ResolveError::TooLarge { .. })
+        )
+    }
 }
 
 /// A backfiller: one consumer of the `repo_backfill_group`, and the [`Processor`] of its
@@ -256,6 +266,11 @@ impl Backfiller {
             tracing::info!(did = %event.did, id = %entry.id, reason = %failure, "acknowledging without retry");
             return Settle::Ack;
         }
+        if failure.is_too_large() {
+            return Settle::DeadLetter {
+                reason: failure.to_string(),
+            };
+        }
         tracing::info!(did = %event.did, id = %entry.id, deliveries = entry.deliveries,
             reason = %failure, "attempt failed");
         Settle::Retry {
@@ -310,11 +325,18 @@ impl Backfiller {
             .inspect_err(|_| {
                 metrics.did_resolution_errors.inc();
             })?;
-        let car = fetch::get_repo(&inner.http, &resolved.pds, did, inner.config.fetch_timeout)
-            .await
-            .inspect_err(|_| metrics.car_fetch_errors.inc())?;
+        let config = &inner.config;
+        let car = fetch::get_repo(
+            &inner.http,
+            &resolved.pds,
+            did,
+            config.fetch_timeout,
+            config.max_repo_bytes,
+        )
+        .await
+        .inspect_err(|_| metrics.car_fetch_errors.inc())?;
         let (did_owned, key) = (did.to_owned(), resolved.signing_key);
-        let loaded = tokio::task::spawn_blocking(move || repo::load(&car, &did_owned, &key))
+        let loaded = tokio::task::spawn_blocking(move || repo::load(car, &did_owned, &key))
             .await
             .map_err(|join| {
                 Failure::Load(LoadError::Parse {

@@ -1,0 +1,82 @@
+//! The backfiller against a misbehaving PDS or DID host (issue "Faults"): oversized bodies,
+//! invalid records, stale DID cache entries.
+
+mod support;
+
+use std::time::Duration;
+
+use rsky_backfiller::metrics::ErrorKind;
+use rsky_testkit::pds::{Behaviour, TestAccount};
+use support::{Running, World};
+
+const DRAIN: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_over_the_size_limit_is_refused_while_streaming_and_dead_lettered() {
+    let mut world = World::new("too-large").await;
+    // No Content-Length, a body that never ends: only a limit checked while reading stops it.
+    let endless = world
+        .add(TestAccount::plc("endless", 3).unwrap(), Behaviour::Endless)
+        .await;
+    // A declared Content-Length above the limit: refused before reading.
+    let big = world
+        .add(TestAccount::plc("big", 200).unwrap(), Behaviour::Serve)
+        .await;
+    let small = world
+        .add(TestAccount::plc("small", 2).unwrap(), Behaviour::Serve)
+        .await;
+    let config = world.config(
+        "b1",
+        &[
+            ("BACKFILLER_MAX_REPO_BYTES", "20000"),
+            ("BACKFILLER_FETCH_TIMEOUT_MS", "30000"),
+        ],
+    );
+    let running = Running::start(config).await;
+    world.wait_drained(DRAIN).await;
+    let metrics = running.stop().await;
+
+    let letters = world.dead_letters().await;
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    for letter in &letters {
+        let event: rsky_common::event::BackfillEvent =
+            serde_json::from_str(&letter["repo"]).unwrap();
+        assert!(event.did == endless || event.did == big);
+        assert!(
+            letter["reason"].contains("larger than the limit of 20000 bytes")
+                && letter["reason"].contains("BACKFILLER_MAX_REPO_BYTES"),
+            "{}",
+            letter["reason"]
+        );
+        assert_eq!(letter["attempts"], "1", "dead-lettered at once");
+        assert_eq!(world.pds.get_repo_requests(&event.did), 1);
+    }
+    assert_eq!(metrics.errors[ErrorKind::TooLarge].get(), 2);
+    assert_eq!(metrics.repos_dead_lettered.get(), 2);
+    assert_eq!(metrics.repos_processed.get(), 1, "{small} is served");
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_did_document_over_its_size_limit_is_dead_lettered() {
+    let mut world = World::new("doc-too-large").await;
+    let account = TestAccount::with_did(&world.pds.did_web(), "big-doc", 3).unwrap();
+    let did = world.add(account, Behaviour::Serve).await;
+    world.pds.pad_web_document(100_000);
+    let running = Running::start(world.config("b1", &[])).await;
+    world.wait_drained(DRAIN).await;
+    let metrics = running.stop().await;
+    let letters = world.dead_letters().await;
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0]["reason"].contains(&format!("the DID document of {did}"))
+            && letters[0]["reason"].contains("BACKFILLER_MAX_DID_DOCUMENT_BYTES"),
+        "{}",
+        letters[0]["reason"]
+    );
+    assert_eq!(letters[0]["attempts"], "1");
+    assert_eq!(metrics.errors[ErrorKind::TooLarge].get(), 1);
+    assert_eq!(world.pds.get_repo_requests(&did), 0);
+    assert!(world.output().await.is_empty());
+    world.cleanup().await;
+}
