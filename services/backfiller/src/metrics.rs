@@ -61,6 +61,8 @@ pub struct BackfillerMetrics {
     pub records_extracted: IntCounter,
     /// Records left out because their collection is not under app.bsky. or chat.bsky.
     pub records_filtered: IntCounter,
+    /// Records left out because they are invalid (a bad repository path, or a block that is not a record); the rest of their repository is written
+    pub records_invalid: IntCounter,
     /// Retries of a repository after a failed attempt
     pub retries_attempted: IntCounter,
     /// getRepo requests that failed: transport errors, timeouts and non-2xx answers

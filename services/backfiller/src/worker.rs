@@ -351,6 +351,10 @@ impl Backfiller {
                 LoadError::Verification { .. } => metrics.verification_errors.inc(),
             })?;
         let filtered = loaded.filtered;
+        for (path, reason) in &loaded.invalid {
+            tracing::warn!(did, path, %reason, "invalid record left out");
+        }
+        let invalid = loaded.invalid.len() as u64;
         let time = rsky_common::time::now_rfc3339();
         let ack = (&inner.group, entry.id.as_str());
         let mut redis = inner.redis.clone();
@@ -368,6 +372,7 @@ impl Backfiller {
         })?;
         metrics.records_extracted.inc_by(written.creates);
         metrics.records_filtered.inc_by(filtered);
+        metrics.records_invalid.inc_by(invalid);
         metrics.repos_processed.inc();
         tracing::debug!(
             did,

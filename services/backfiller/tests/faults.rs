@@ -6,7 +6,8 @@ mod support;
 use std::time::Duration;
 
 use rsky_backfiller::metrics::ErrorKind;
-use rsky_testkit::pds::{Behaviour, TestAccount};
+use rsky_common::event::StreamEvent;
+use rsky_testkit::pds::{Behaviour, TestAccount, INVALID_RECORD_RKEY};
 use support::{Running, World};
 
 const DRAIN: Duration = Duration::from_secs(60);
@@ -78,5 +79,46 @@ async fn a_did_document_over_its_size_limit_is_dead_lettered() {
     assert_eq!(metrics.errors[ErrorKind::TooLarge].get(), 1);
     assert_eq!(world.pds.get_repo_requests(&did), 0);
     assert!(world.output().await.is_empty());
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_record_is_skipped_and_the_rest_of_the_repository_is_written() {
+    let mut world = World::new("invalid-record").await;
+    let account = TestAccount::plc("invalid-record", 20).unwrap();
+    let expected: Vec<(String, String)> = account
+        .forwarded_records()
+        .into_iter()
+        .map(|r| (r.collection, r.rkey))
+        .collect();
+    let did = world.add(account, Behaviour::InvalidRecord).await;
+    let running = Running::start(world.config("b1", &[])).await;
+    world.wait_drained(DRAIN).await;
+    let metrics = running.stop().await;
+
+    let events = world.output().await;
+    let mut written: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Create(c) => Some((c.collection.clone(), c.rkey.clone())),
+            _ => None,
+        })
+        .collect();
+    written.sort();
+    assert_eq!(
+        written, expected,
+        "every valid record, none of the invalid one"
+    );
+    assert!(!written.iter().any(|(_, rkey)| rkey == INVALID_RECORD_RKEY));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, StreamEvent::Repo(r) if r.did == did)),
+        "the repo event"
+    );
+    assert_eq!(metrics.records_invalid.get(), 1);
+    assert_eq!(metrics.repos_processed.get(), 1);
+    assert_eq!(metrics.repos_failed.get(), 0);
+    assert!(world.dead_letters().await.is_empty());
     world.cleanup().await;
 }

@@ -63,8 +63,8 @@ pub enum Behaviour {
     /// to 1 GiB): a client must refuse it while it streams.
     Endless,
     /// Serves the repository with one more record, [`INVALID_RECORD_RKEY`] in
-    /// `app.bsky.feed.post`, whose block is valid DAG-CBOR but not a record (a string, not a
-    /// map); the account's own records are all valid.
+    /// `app.bsky.feed.post`, whose block is valid DAG-CBOR but not a valid record (it holds a
+    /// float, outside the AT Protocol data model); the account's own records are all valid.
     InvalidRecord,
 }
 
@@ -416,7 +416,7 @@ impl TestPds {
             (
                 "app.bsky.feed.post".to_owned(),
                 INVALID_RECORD_RKEY.to_owned(),
-                Ipld::String("not a record".to_owned()),
+                Ipld::Map(BTreeMap::from([("n".to_owned(), Ipld::Float(1.5))])),
             )
         });
         let built = build_repo(
