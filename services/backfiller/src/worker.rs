@@ -92,6 +92,19 @@ impl Failure {
         matches!(self, Failure::Fetch(e) if e.is_skip())
     }
 
+    /// Whether the failure may come from a stale cached DID resolution: the PDS says the
+    /// repository is not there or deactivated (the account may have migrated), or the commit
+    /// does not verify (the key may have rotated).
+    pub fn may_be_stale_did(&self) -> bool {
+        match self {
+            Failure::Fetch(FetchError::Unavailable { error, .. }) => {
+                error == "RepoNotFound" || error == "RepoDeactivated"
+            }
+            Failure::Load(LoadError::Verification { .. }) => true,
+            _ => false,
+        }
+    }
+
     /// Whether a body was larger than its limit: it will not shrink, so the entry is
     /// dead-lettered at once.
     pub fn is_too_large(&self) -> bool {
@@ -309,33 +322,42 @@ impl Backfiller {
         Ok(())
     }
 
-    /// One attempt: resolve, fetch, load and verify, write. Counts its own stage errors; the
-    /// attempt itself is counted in `repo_attempts` and, when it fails, `repos_failed`, is in
-    /// `repos_running` while it runs, and its time (ok or error) is in `repo_duration_seconds`.
-    #[counted(metrics = &self.inner.metrics, events = repo_attempts, errors = repos_failed,
-              in_flight = repos_running, duration = repo_duration_seconds)]
-    async fn attempt(&self, entry: &StreamEntry, event: &BackfillEvent) -> Result<(), Failure> {
+    /// Resolves `did` (through the cache), downloads, reads and verifies its repository. When
+    /// the DID came from the cache and the PDS says the repository is not there or deactivated,
+    /// or the commit does not verify, the DID is resolved again, once, and, if its PDS or key
+    /// changed (the account migrated, the key rotated), the repository is fetched from there.
+    async fn resolve_and_load(&self, did: &str) -> Result<repo::Repo, Failure> {
         let inner = &self.inner;
-        let metrics = &inner.metrics;
-        let did = event.did.as_str();
-        let resolved = inner
-            .resolver
-            .resolve(did, metrics)
-            .await
-            .inspect_err(|_| {
-                metrics.did_resolution_errors.inc();
-            })?;
-        let config = &inner.config;
+        let (resolved, cached) = inner.resolver.resolve(did, &inner.metrics).await?;
+        let failure = match self.fetch_and_load(did, &resolved).await {
+            Err(failure) if cached && failure.may_be_stale_did() => failure,
+            result => return result,
+        };
+        tracing::info!(did, reason = %failure, "the cached PDS or key may be stale; resolving the DID again");
+        let fresh = inner.resolver.refresh(did).await?;
+        if fresh == resolved {
+            return Err(failure);
+        }
+        tracing::info!(did, pds = %fresh.pds, "the DID resolves elsewhere now; fetching again");
+        self.fetch_and_load(did, &fresh).await
+    }
+
+    /// Downloads, reads and verifies the repository of `did` as `resolved` says.
+    async fn fetch_and_load(
+        &self,
+        did: &str,
+        resolved: &crate::resolve::ResolvedDid,
+    ) -> Result<repo::Repo, Failure> {
+        let config = &self.inner.config;
         let car = fetch::get_repo(
-            &inner.http,
+            &self.inner.http,
             &resolved.pds,
             did,
             config.fetch_timeout,
             config.max_repo_bytes,
         )
-        .await
-        .inspect_err(|_| metrics.car_fetch_errors.inc())?;
-        let (did_owned, key) = (did.to_owned(), resolved.signing_key);
+        .await?;
+        let (did_owned, key) = (did.to_owned(), resolved.signing_key.clone());
         let loaded = tokio::task::spawn_blocking(move || repo::load(car, &did_owned, &key))
             .await
             .map_err(|join| {
@@ -345,10 +367,28 @@ impl Backfiller {
                         "loading panicked: {join}"
                     ))),
                 })
-            })?
-            .inspect_err(|err| match err {
-                LoadError::Parse { .. } => metrics.car_parse_errors.inc(),
-                LoadError::Verification { .. } => metrics.verification_errors.inc(),
+            })??;
+        Ok(loaded)
+    }
+
+    /// One attempt: resolve, fetch, load and verify, write. Counts its own stage errors; the
+    /// attempt itself is counted in `repo_attempts` and, when it fails, `repos_failed`, is in
+    /// `repos_running` while it runs, and its time (ok or error) is in `repo_duration_seconds`.
+    #[counted(metrics = &self.inner.metrics, events = repo_attempts, errors = repos_failed,
+              in_flight = repos_running, duration = repo_duration_seconds)]
+    async fn attempt(&self, entry: &StreamEntry, event: &BackfillEvent) -> Result<(), Failure> {
+        let inner = &self.inner;
+        let metrics = &inner.metrics;
+        let did = event.did.as_str();
+        let loaded = self
+            .resolve_and_load(did)
+            .await
+            .inspect_err(|failure| match failure {
+                Failure::Resolve(_) => metrics.did_resolution_errors.inc(),
+                Failure::Fetch(_) => metrics.car_fetch_errors.inc(),
+                Failure::Load(LoadError::Parse { .. }) => metrics.car_parse_errors.inc(),
+                Failure::Load(LoadError::Verification { .. }) => metrics.verification_errors.inc(),
+                Failure::Malformed(_) | Failure::Write { .. } => {}
             })?;
         let filtered = loaded.filtered;
         for (path, reason) in &loaded.invalid {

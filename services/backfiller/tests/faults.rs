@@ -5,9 +5,10 @@ mod support;
 
 use std::time::Duration;
 
+use redis::AsyncCommands;
 use rsky_backfiller::metrics::ErrorKind;
 use rsky_common::event::StreamEvent;
-use rsky_testkit::pds::{Behaviour, TestAccount, INVALID_RECORD_RKEY};
+use rsky_testkit::pds::{Behaviour, TestAccount, TestPds, INVALID_RECORD_RKEY};
 use support::{Running, World};
 
 const DRAIN: Duration = Duration::from_secs(60);
@@ -120,5 +121,101 @@ async fn an_invalid_record_is_skipped_and_the_rest_of_the_repository_is_written(
     assert_eq!(metrics.repos_processed.get(), 1);
     assert_eq!(metrics.repos_failed.get(), 0);
     assert!(world.dead_letters().await.is_empty());
+    world.cleanup().await;
+}
+
+/// Puts `pds` and `key` in the DID cache of `did`, as an earlier resolution left them.
+async fn cache(world: &mut World, did: &str, pds: &str, key: &str) {
+    let (pds_key, key_key) = (
+        world.stream(&format!("did:pds:{did}")),
+        world.stream(&format!("did:key:{did}")),
+    );
+    let _: () = world.redis.set_ex(pds_key, pds, 86_400).await.unwrap();
+    let _: () = world.redis.set_ex(key_key, key, 86_400).await.unwrap();
+}
+
+async fn cached_pds(world: &mut World, did: &str) -> Option<String> {
+    world
+        .redis
+        .get(world.stream(&format!("did:pds:{did}")))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_migrated_is_fetched_from_its_new_pds_despite_the_cache() {
+    let mut world = World::new("migrated").await;
+    let account = TestAccount::plc("migrated", 6).unwrap();
+    let key = account.key.public_key().to_did_key();
+    // The old PDS deactivated the account after its migration to the world's PDS.
+    let old = TestPds::start().await.unwrap();
+    old.host(&account, Behaviour::RepoDeactivated, &world.plc)
+        .unwrap();
+    let did = world.add(account, Behaviour::Serve).await;
+    cache(&mut world, &did, &old.url(), &key).await;
+    let running = Running::start(world.config("b1", &[])).await;
+    world.wait_drained(DRAIN).await;
+    let metrics = running.stop().await;
+
+    assert_eq!(old.get_repo_requests(&did), 1);
+    assert_eq!(world.pds.get_repo_requests(&did), 1);
+    assert_eq!(world.plc.requests(), 1, "resolved again once");
+    assert_eq!(metrics.repos_processed.get(), 1);
+    assert_eq!(metrics.repos_skipped.get(), 0);
+    assert_eq!(metrics.repos_failed.get(), 0);
+    assert_eq!(cached_pds(&mut world, &did).await, Some(world.pds.url()));
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_is_resolved_again_instead_of_failing_verification() {
+    let mut world = World::new("rotated").await;
+    let account = TestAccount::plc("rotated", 6).unwrap();
+    let did = world.add(account, Behaviour::Serve).await;
+    let old_key = TestAccount::plc("rotated-old-key", 1)
+        .unwrap()
+        .key
+        .public_key()
+        .to_did_key();
+    let pds = world.pds.url();
+    cache(&mut world, &did, &pds, &old_key).await;
+    let running = Running::start(world.config("b1", &[])).await;
+    world.wait_drained(DRAIN).await;
+    let metrics = running.stop().await;
+
+    assert_eq!(metrics.repos_processed.get(), 1);
+    assert_eq!(metrics.verification_errors.get(), 0);
+    assert_eq!(metrics.repos_failed.get(), 0);
+    assert!(world.dead_letters().await.is_empty());
+    assert_eq!(world.plc.requests(), 1);
+    assert_eq!(
+        world.pds.get_repo_requests(&did),
+        2,
+        "with the old key, then the new"
+    );
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_still_gone_after_resolving_again_is_skipped_without_a_second_fetch() {
+    let mut world = World::new("still-gone").await;
+    let account = TestAccount::plc("still-gone", 3).unwrap();
+    let key = account.key.public_key().to_did_key();
+    let did = world.add(account, Behaviour::RepoNotFound).await;
+    let pds = world.pds.url();
+    cache(&mut world, &did, &pds, &key).await;
+    let running = Running::start(world.config("b1", &[])).await;
+    world.wait_drained(DRAIN).await;
+    let metrics = running.stop().await;
+
+    assert_eq!(world.plc.requests(), 1, "resolved again once");
+    assert_eq!(
+        world.pds.get_repo_requests(&did),
+        1,
+        "the same PDS: not asked twice"
+    );
+    assert_eq!(metrics.repos_skipped.get(), 1);
+    assert_eq!(metrics.car_fetch_errors.get(), 1);
+    assert_eq!(metrics.errors[ErrorKind::CarFetch].get(), 1);
     world.cleanup().await;
 }
