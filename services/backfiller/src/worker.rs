@@ -10,6 +10,10 @@
 //! backfillers of the group. A slow repository holds up the next read, not the others of its
 //! batch.
 //!
+//! **Redis down.** When writing the events or the DID cache fails, the entry is paused
+//! ([`Settle::Pause`]): the worker reads nothing until Redis answers a PING, and the entry's
+//! delivery is given back, so an outage of any length dead-letters nothing.
+//!
 //! **Retries.** A failed repository is left pending ([`Settle::Retry`]); the worker waits its
 //! backoff and the next read delivers it again, which Redis counts, so the count survives a
 //! restart. The shared [`RetryPolicy`] with `max_deliveries = BACKFILLER_MAX_RETRIES + 1`
@@ -103,6 +107,15 @@ impl Failure {
             Failure::Load(LoadError::Verification { .. }) => true,
             _ => false,
         }
+    }
+
+    /// Whether the backfiller's own Redis failed (writing the events, or the DID cache): the
+    /// worker pauses until it answers, and the entry spends no delivery.
+    pub fn is_redis(&self) -> bool {
+        matches!(
+            self,
+            Failure::Write { .. } | Failure::Resolve(ResolveError::Cache { .. })
+        )
     }
 
     /// Whether a body was larger than its limit: it will not shrink, so the entry is
@@ -284,6 +297,14 @@ impl Backfiller {
                 reason: failure.to_string(),
             };
         }
+        if failure.is_redis() {
+            // Our own Redis, not the repository: pause without spending the delivery.
+            tracing::warn!(did = %event.did, id = %entry.id, reason = %failure,
+                "Redis failed; pausing until it answers");
+            return Settle::Pause {
+                reason: failure.to_string(),
+            };
+        }
         tracing::info!(did = %event.did, id = %entry.id, deliveries = entry.deliveries,
             reason = %failure, "attempt failed");
         Settle::Retry {
@@ -436,6 +457,16 @@ impl Processor for Backfiller {
 
     async fn ready(&self) {
         self.wait_for_output_capacity().await
+    }
+
+    async fn recovered(&self) -> bool {
+        let mut redis = self.inner.redis.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut redis);
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(2), ping).await,
+            Ok(Ok(_))
+        )
     }
 
     async fn sample(&self) {

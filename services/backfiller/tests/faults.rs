@@ -219,3 +219,53 @@ async fn a_repository_still_gone_after_resolving_again_is_skipped_without_a_seco
     assert_eq!(metrics.errors[ErrorKind::CarFetch].get(), 1);
     world.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_while_writing_pauses_and_dead_letters_nothing() {
+    use rsky_testkit::support::{redis_addr, wait_until, TcpProxy};
+    let mut world = World::new("redis-down").await;
+    let did = world
+        .add(TestAccount::plc("redis-down", 5).unwrap(), Behaviour::Serve)
+        .await;
+    world.pds.set_get_repo_delay(Duration::from_millis(400));
+    let proxy = TcpProxy::start(redis_addr()).await;
+    let url = format!("redis://127.0.0.1:{}", proxy.port);
+    // One delivery in all: a failure that spent it would dead-letter the repository.
+    let config = world.config(
+        "b1",
+        &[("REDIS_URL", &url), ("BACKFILLER_MAX_RETRIES", "0")],
+    );
+    let running = Running::start(config).await;
+    let pds = &world.pds;
+    wait_until(Duration::from_secs(10), "getRepo asked", || async {
+        pds.get_repo_requests(&did) == 1
+    })
+    .await;
+    // Redis goes away while the repository downloads: its write fails.
+    proxy.cut().await;
+    let metrics = running.metrics.clone();
+    wait_until(Duration::from_secs(10), "the failed write", || async {
+        metrics.errors[ErrorKind::Redis].get() >= 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.restore().await;
+    world.wait_drained(DRAIN).await;
+    let metrics = running.stop().await;
+
+    assert!(
+        world.dead_letters().await.is_empty(),
+        "nothing dead-lettered"
+    );
+    assert_eq!(metrics.repos_processed.get(), 1);
+    assert_eq!(metrics.repos_dead_lettered.get(), 0);
+    assert!(
+        world
+            .output()
+            .await
+            .iter()
+            .any(|e| matches!(e, StreamEvent::Repo(r) if r.did == did)),
+        "written after Redis came back"
+    );
+    world.cleanup().await;
+}

@@ -23,7 +23,8 @@
 //!     is down) or [`Settle::Defer`], the worker sets the entry's delivery count back to what it
 //!     was before this delivery (`XCLAIM ... RETRYCOUNT n-1 JUSTID`), so an outage of any length,
 //!     re-reading the pending list each time the dependency seems back, never pushes entries
-//!     towards the dead letters.
+//!     towards the dead letters. When Redis refuses that too (it is what is down), the worker
+//!     owes the deliveries and gives them back before its next read.
 //! - **Housekeeping** ([`Housekeeping`]), one schedule: claim entries idle too long in another
 //!   consumer (`XAUTOCLAIM`), trim the stream below its oldest unfinished entry (never removing
 //!   what a group has not finished), and sample the pending count; each when due.
@@ -204,6 +205,9 @@ pub struct Worker<P> {
     housekeeping: Housekeeping,
     batch_size: usize,
     failures: u64,
+    /// Deliveries to give back that Redis refused (it was down too): `(id, count)`, given back
+    /// before the next read.
+    owed: Vec<(String, u64)>,
 }
 
 impl<P: Processor> Worker<P> {
@@ -225,6 +229,7 @@ impl<P: Processor> Worker<P> {
             housekeeping,
             batch_size,
             failures: 0,
+            owed: Vec::new(),
         }
     }
 
@@ -241,6 +246,10 @@ impl<P: Processor> Worker<P> {
             tokio::select! {
                 _ = self.processor.ready() => {}
                 _ = shutdown.cancelled() => break,
+            }
+            if !self.settle_owed_deliveries().await {
+                self.pause(&shutdown).await;
+                continue;
             }
             let batch = match self.consumer.read(self.batch_size).await {
                 Ok(batch) => batch,
@@ -323,18 +332,37 @@ impl<P: Processor> Worker<P> {
 
     /// Sets the delivery count of entries that were paused or deferred back to what it was
     /// before this delivery: they were not tried on their merits, so re-reading them must not
-    /// bring them closer to the dead letters. If this fails, they spend the delivery.
+    /// bring them closer to the dead letters. What Redis refuses (it is down too) is owed and
+    /// given back before the next read.
     async fn give_back_deliveries(&mut self, entries: &[&StreamEntry]) {
-        if entries.is_empty() {
-            return;
+        self.owed.extend(
+            entries
+                .iter()
+                .map(|e| (e.id.clone(), e.deliveries.saturating_sub(1))),
+        );
+        self.settle_owed_deliveries().await;
+    }
+
+    /// Gives back the owed deliveries; false (and they stay owed) when Redis refuses.
+    async fn settle_owed_deliveries(&mut self) -> bool {
+        if self.owed.is_empty() {
+            return true;
         }
-        let counts: Vec<(&str, u64)> = entries
+        let counts: Vec<(&str, u64)> = self
+            .owed
             .iter()
-            .map(|e| (e.id.as_str(), e.deliveries.saturating_sub(1)))
+            .map(|(id, count)| (id.as_str(), *count))
             .collect();
-        if let Err(err) = self.consumer.set_deliveries(&counts).await {
-            tracing::warn!(stream = self.stream(), error = %err, entries = entries.len(),
-                "cannot give back the deliveries of untried entries; each spends one");
+        match self.consumer.set_deliveries(&counts).await {
+            Ok(()) => {
+                self.owed.clear();
+                true
+            }
+            Err(err) => {
+                tracing::warn!(stream = self.stream(), error = %err, entries = self.owed.len(),
+                    "cannot give back the deliveries of untried entries yet; reading waits");
+                false
+            }
         }
     }
 
