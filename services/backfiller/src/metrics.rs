@@ -53,7 +53,7 @@ impl CountAs<ErrorKind> for Failure {
 pub struct BackfillerMetrics {
     /// Repositories written to firehose_backfill and acknowledged
     pub repos_processed: IntCounter,
-    /// Processing attempts that ended in an error (retried, dead-lettered or skipped)
+    /// Processing attempts that ended in an error (retried, paused, dead-lettered or skipped)
     pub repos_failed: IntCounter,
     /// Repositories written to repo_backfill_dlq after their last retry
     pub repos_dead_lettered: IntCounter,
@@ -63,7 +63,7 @@ pub struct BackfillerMetrics {
     pub records_filtered: IntCounter,
     /// Records left out because they are invalid (a bad repository path, or a block that is not a record); the rest of their repository is written
     pub records_invalid: IntCounter,
-    /// Retries of a repository after a failed attempt
+    /// Attempts at a repository delivered before: a retry after a failed attempt, a crash or a reclaim
     pub retries_attempted: IntCounter,
     /// getRepo requests that failed: transport errors, timeouts and non-2xx answers
     pub car_fetch_errors: IntCounter,
