@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 pub use rsky_common::config::ConfigError;
-use rsky_common::config::{at_least, boolean, millis_at_least, seconds_at_least, Settings};
+use rsky_common::config::{
+    at_least, boolean, default_consumer_name, millis_at_least, seconds_at_least, Settings,
+};
 use rsky_common::streams::{Streams, PREFIX_ENV};
 use rsky_common::worker::RetryPolicy;
 
@@ -22,8 +24,9 @@ pub struct Config {
     /// The Redis that holds the streams and the DID cache.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
-    /// This process's name in the consumer group.
-    #[arg(long, env = "BACKFILLER_CONSUMER", default_value = "backfiller")]
+    /// This process's name in the consumer group [default: backfiller-{host}-{pid}-{random}:
+    /// unique per process]
+    #[arg(long, env = "BACKFILLER_CONSUMER", default_value_t = default_consumer_name("backfiller"), hide_default_value = true)]
     pub consumer: String,
     /// Repositories processed at the same time.
     #[arg(long, env = "BACKFILLER_CONCURRENCY", default_value = "50", value_parser = at_least(1usize))]
@@ -46,6 +49,12 @@ pub struct Config {
     /// The whole `getRepo` request, download included (ms).
     #[arg(long = "fetch-timeout-ms", env = "BACKFILLER_FETCH_TIMEOUT_MS", default_value = "120000", value_parser = millis_at_least(0))]
     pub fetch_timeout: Duration,
+    /// The largest repository (getRepo body) read, in bytes; a larger one is dead-lettered.
+    #[arg(long, env = "BACKFILLER_MAX_REPO_BYTES", default_value = "268435456", value_parser = at_least(1u64))]
+    pub max_repo_bytes: u64,
+    /// The largest DID document read, in bytes; a larger one is dead-lettered.
+    #[arg(long, env = "BACKFILLER_MAX_DID_DOCUMENT_BYTES", default_value = "65536", value_parser = at_least(1u64))]
+    pub max_did_document_bytes: u64,
     /// One DID document request (ms).
     #[arg(long = "resolve-timeout-ms", env = "BACKFILLER_RESOLVE_TIMEOUT_MS", default_value = "10000", value_parser = millis_at_least(0))]
     pub resolve_timeout: Duration,
@@ -159,6 +168,18 @@ mod tests {
         assert_eq!(config.reclaim_idle, Duration::from_secs(300));
         assert_eq!(config.keys().repo_backfill, "repo_backfill");
         assert_eq!(config.keys().did_pds("did:plc:a"), "did:pds:did:plc:a");
+    }
+
+    #[test]
+    fn without_a_consumer_name_a_backfiller_takes_the_unique_default() {
+        // clap computes the default once per process; uniqueness between processes (the random
+        // suffix) is tested with `default_consumer_name` in rsky-pipeline-common.
+        let a = config(&[]).unwrap();
+        assert!(a.consumer.starts_with("backfiller-"), "{}", a.consumer);
+        let pid = format!("-{}-", std::process::id());
+        assert!(a.consumer.contains(&pid), "{}", a.consumer);
+        let named = config(&[("BACKFILLER_CONSUMER", "b1")]).unwrap();
+        assert_eq!(named.consumer, "b1");
     }
 
     #[test]

@@ -4,6 +4,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::body::{self, BodyError, TooLarge};
+
+/// The most of an error answer's body that is read (for its XRPC error name).
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+
 /// The XRPC errors after which a repository is acknowledged without retry: it will not come back.
 pub const SKIP_ERRORS: [&str; 3] = ["RepoNotFound", "RepoTakendown", "RepoDeactivated"];
 
@@ -38,6 +43,9 @@ pub enum FetchError {
         /// The timeout.
         timeout: Duration,
     },
+    /// The CAR is larger than `BACKFILLER_MAX_REPO_BYTES`.
+    #[error(transparent)]
+    TooLarge(TooLarge),
     /// The connection failed or broke.
     #[error("requesting {url} failed: {source}")]
     Transport {
@@ -70,12 +78,14 @@ pub fn get_repo_url(pds: &str, did: &str) -> String {
     )
 }
 
-/// Downloads the whole repository of `did` from `pds` as CAR bytes, within `timeout`.
+/// Downloads the whole repository of `did` from `pds` as CAR bytes, within `timeout` and at
+/// most `limit` bytes (refused while streaming, see [`body`]).
 pub async fn get_repo(
     http: &reqwest::Client,
     pds: &str,
     did: &str,
     timeout: Duration,
+    limit: u64,
 ) -> Result<Vec<u8>, FetchError> {
     let url = get_repo_url(pds, did);
     let classify = |source: reqwest::Error, url: &str| {
@@ -100,7 +110,9 @@ pub async fn get_repo(
         .map_err(|e| classify(e, &url))?;
     let status = response.status();
     if !status.is_success() {
-        let body = response.bytes().await.unwrap_or_default();
+        let body = body::read_limited(response, &url, MAX_ERROR_BODY, "an error answer")
+            .await
+            .unwrap_or_default();
         let error = serde_json::from_slice::<XrpcError>(&body)
             .ok()
             .and_then(|e| e.error);
@@ -119,8 +131,12 @@ pub async fn get_repo(
             },
         });
     }
-    let body = response.bytes().await.map_err(|e| classify(e, &url))?;
-    Ok(body.to_vec())
+    body::read_limited(response, &url, limit, "BACKFILLER_MAX_REPO_BYTES")
+        .await
+        .map_err(|err| match err {
+            BodyError::TooLarge(too_large) => FetchError::TooLarge(too_large),
+            BodyError::Transport(source) => classify(source, &url),
+        })
 }
 
 #[cfg(test)]

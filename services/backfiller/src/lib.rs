@@ -2,11 +2,15 @@
 //! the `repo_backfill_group` consumer group), downloads each from its PDS, verifies it and writes
 //! its records to `firehose_backfill`.
 //!
-//! One module per stage: [`config`] (the settings: flags and environment variables), [`resolve`] (DID to PDS and key, cached in
-//! Redis), [`fetch`] (`getRepo`), [`repo`] (CAR, commit, signature, MST, records), [`sink`]
-//! (atomic pipelines to the output stream), [`worker`] (the consumer-group loop, retries,
-//! dead letters, trimming) and [`metrics`].
+//! One module per stage: [`config`] (the settings: flags and environment variables), [`resolve`]
+//! (DID to PDS and key, cached in Redis), [`fetch`] (`getRepo`; bodies read under a size limit
+//! by [`body`]), [`repo`] (CAR, commit, signature, MST, records), [`sink`] (atomic pipelines to
+//! the output stream), [`worker`] (what an entry means: the [`Processor`] of the shared stream
+//! worker, which reads, retries, dead-letters and trims) and [`metrics`].
+//!
+//! [`Processor`]: rsky_common::worker::Processor
 
+pub mod body;
 pub mod config;
 pub mod fetch;
 pub mod metrics;

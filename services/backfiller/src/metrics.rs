@@ -28,11 +28,15 @@ pub enum ErrorKind {
     Verification,
     /// Writing the events to Redis failed
     Redis,
+    /// A getRepo or DID-document body larger than its limit (dead-lettered at once; also in
+    /// `backfiller_car_fetch_errors_total` or `backfiller_did_resolution_errors_total`)
+    TooLarge,
 }
 
 impl CountAs<ErrorKind> for Failure {
     fn count_as(&self) -> ErrorKind {
         match self {
+            failure if failure.is_too_large() => ErrorKind::TooLarge,
             Failure::Malformed(_) => ErrorKind::InvalidInput,
             Failure::Resolve(_) => ErrorKind::DidResolution,
             Failure::Fetch(_) => ErrorKind::CarFetch,
@@ -49,7 +53,7 @@ impl CountAs<ErrorKind> for Failure {
 pub struct BackfillerMetrics {
     /// Repositories written to firehose_backfill and acknowledged
     pub repos_processed: IntCounter,
-    /// Processing attempts that ended in an error (retried, dead-lettered or skipped)
+    /// Processing attempts that ended in an error (retried, paused, dead-lettered or skipped)
     pub repos_failed: IntCounter,
     /// Repositories written to repo_backfill_dlq after their last retry
     pub repos_dead_lettered: IntCounter,
@@ -57,7 +61,9 @@ pub struct BackfillerMetrics {
     pub records_extracted: IntCounter,
     /// Records left out because their collection is not under app.bsky. or chat.bsky.
     pub records_filtered: IntCounter,
-    /// Retries of a repository after a failed attempt
+    /// Records left out because they are invalid (a bad repository path, or a block that is not a record); the rest of their repository is written
+    pub records_invalid: IntCounter,
+    /// Attempts at a repository delivered before: a retry after a failed attempt, a crash or a reclaim
     pub retries_attempted: IntCounter,
     /// getRepo requests that failed: transport errors, timeouts and non-2xx answers
     pub car_fetch_errors: IntCounter,

@@ -4,6 +4,8 @@
 //! The stages fail with different errors because they mean different things to an operator: a
 //! CAR that cannot be read ([`LoadError::Parse`]) is usually a broken download or PDS, a commit
 //! that does not verify ([`LoadError::Verification`]) is a wrong key, a wrong DID or tampering.
+//! One record that cannot be decoded is not the repository's failure: it is left out and
+//! reported in [`Repo::invalid`].
 
 use rsky_atproto::cbor::record_cbor_to_json;
 use rsky_atproto::crypto::PublicKey;
@@ -58,10 +60,14 @@ pub struct Repo {
     pub records: Vec<Record>,
     /// How many records were left out because of their collection.
     pub filtered: u64,
+    /// The records left out because they are invalid: the path and why.
+    pub invalid: Vec<(String, String)>,
 }
 
 /// Reads and verifies the repository CAR of `did`, signed by `signing_key` (`did:key:...`).
-pub fn load(car: &[u8], did: &str, signing_key: &str) -> Result<Repo, LoadError> {
+/// The CAR is taken by value and freed once its blocks are read, so that the download and the
+/// decoded records are not held at the same time.
+pub fn load(car: Vec<u8>, did: &str, signing_key: &str) -> Result<Repo, LoadError> {
     let parse = |source| LoadError::Parse {
         did: did.to_owned(),
         source: Box::new(source),
@@ -74,7 +80,8 @@ pub fn load(car: &[u8], did: &str, signing_key: &str) -> Result<Repo, LoadError>
         cid: commit_cid,
         commit,
         blocks,
-    } = read_repo_commit(car).map_err(parse)?;
+    } = read_repo_commit(&car).map_err(parse)?;
+    drop(car);
     if commit.did != did {
         return Err(verification(RepoError::DidMismatch {
             expected: did.to_owned(),
@@ -95,14 +102,17 @@ pub fn load(car: &[u8], did: &str, signing_key: &str) -> Result<Repo, LoadError>
     })?;
     let mut records = Vec::with_capacity(leaves.len());
     let mut filtered = 0;
+    // One invalid record is skipped (and reported), as the ingester skips a bad operation; the
+    // rest of the repository is still written. A missing block is a broken CAR, not a bad record.
+    let mut invalid = Vec::new();
     for (path, cid) in leaves {
-        let bad_record = |reason: String| {
-            parse(RepoError::BadRecord {
-                path: path.clone(),
-                reason,
-            })
+        let (collection, rkey) = match split_repo_path(&path) {
+            Ok(parts) => parts,
+            Err(e) => {
+                invalid.push((path.clone(), e.to_string()));
+                continue;
+            }
         };
-        let (collection, rkey) = split_repo_path(&path).map_err(|e| bad_record(e.to_string()))?;
         if !is_forwarded_collection(collection) {
             filtered += 1;
             continue;
@@ -113,7 +123,13 @@ pub fn load(car: &[u8], did: &str, signing_key: &str) -> Result<Repo, LoadError>
                 cid,
             })
         })?;
-        let record = record_cbor_to_json(bytes).map_err(|e| bad_record(e.to_string()))?;
+        let record = match record_cbor_to_json(bytes) {
+            Ok(record) => record,
+            Err(e) => {
+                invalid.push((path.clone(), e.to_string()));
+                continue;
+            }
+        };
         records.push(Record {
             collection: collection.to_owned(),
             rkey: rkey.to_owned(),
@@ -127,6 +143,7 @@ pub fn load(car: &[u8], did: &str, signing_key: &str) -> Result<Repo, LoadError>
         rev: commit.rev,
         records,
         filtered,
+        invalid,
     })
 }
 
@@ -177,7 +194,7 @@ mod tests {
     #[test]
     fn forwards_app_and_chat_bsky_and_counts_the_rest_as_filtered() {
         let key = SigningKey::generate(Curve::Secp256k1).unwrap();
-        let repo = load(&car(&key, DID), DID, &key.public_key().to_did_key()).unwrap();
+        let repo = load(car(&key, DID), DID, &key.public_key().to_did_key()).unwrap();
         let collections: Vec<_> = repo.records.iter().map(|r| r.collection.as_str()).collect();
         assert_eq!(
             collections,
@@ -192,7 +209,7 @@ mod tests {
     fn a_commit_for_another_did_is_a_verification_error() {
         let key = SigningKey::generate(Curve::P256).unwrap();
         let err = load(
-            &car(&key, "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"),
+            car(&key, "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"),
             DID,
             &key.public_key().to_did_key(),
         )
@@ -204,15 +221,49 @@ mod tests {
     fn a_signature_by_another_key_is_a_verification_error() {
         let key = SigningKey::generate(Curve::Secp256k1).unwrap();
         let other = SigningKey::generate(Curve::Secp256k1).unwrap();
-        let err = load(&car(&key, DID), DID, &other.public_key().to_did_key()).unwrap_err();
+        let err = load(car(&key, DID), DID, &other.public_key().to_did_key()).unwrap_err();
         assert!(matches!(err, LoadError::Verification { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_invalid_record_is_left_out_and_reported_and_the_rest_is_loaded() {
+        let key = SigningKey::generate(Curve::Secp256k1).unwrap();
+        let car = build_repo_car(
+            DID,
+            &key,
+            REV,
+            [
+                (
+                    "app.bsky.feed.post".into(),
+                    "3jzfcijpj2z2b".into(),
+                    record("a"),
+                ),
+                (
+                    "app.bsky.feed.post".into(),
+                    "3jzfcijpj2z2c".into(),
+                    // Valid DAG-CBOR, outside the AT Protocol data model (no floats).
+                    Ipld::Map(BTreeMap::from([("n".to_owned(), Ipld::Float(1.5))])),
+                ),
+            ],
+        )
+        .unwrap();
+        let repo = load(car, DID, &key.public_key().to_did_key()).unwrap();
+        assert_eq!(repo.records.len(), 1);
+        assert_eq!(repo.records[0].rkey, "3jzfcijpj2z2b");
+        assert_eq!(repo.invalid.len(), 1);
+        assert_eq!(repo.invalid[0].0, "app.bsky.feed.post/3jzfcijpj2z2c");
     }
 
     #[test]
     fn a_truncated_car_is_a_parse_error() {
         let key = SigningKey::generate(Curve::Secp256k1).unwrap();
         let car = car(&key, DID);
-        let err = load(&car[..car.len() - 10], DID, &key.public_key().to_did_key()).unwrap_err();
+        let err = load(
+            car[..car.len() - 10].to_vec(),
+            DID,
+            &key.public_key().to_did_key(),
+        )
+        .unwrap_err();
         assert!(matches!(err, LoadError::Parse { .. }), "{err}");
     }
 }

@@ -1,6 +1,8 @@
 //! DID resolution: a DID's PDS endpoint and its atproto signing key, from the PLC directory
 //! (`did:plc`) or the DID's own web host (`did:web`), cached in Redis as `did:pds:{did}` and
-//! `did:key:{did}`.
+//! `did:key:{did}`. A cached answer that looks stale (the PDS says the repository is not there
+//! or deactivated; the commit does not verify with the key) is replaced once by a fresh
+//! resolution ([`Resolver::refresh`]) before the repository is skipped or retried.
 //!
 //! `did:web:host%3Aport` names a host with a port (the colon percent-encoded, as the did:web
 //! specification says); its document is `https://host:port/.well-known/did.json`, or `http://`
@@ -12,6 +14,7 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde::Deserialize;
 
+use crate::body::{self, BodyError, TooLarge};
 use crate::config::{Config, Keys};
 use crate::metrics::BackfillerMetrics;
 
@@ -55,6 +58,14 @@ pub enum ResolveError {
         /// The HTTP status.
         status: u16,
     },
+    /// The document is larger than `BACKFILLER_MAX_DID_DOCUMENT_BYTES`.
+    #[error("the DID document of {did}: {source}")]
+    TooLarge {
+        /// The DID.
+        did: String,
+        /// The limit and the URL.
+        source: TooLarge,
+    },
     /// The document is not JSON or lacks a PDS service or an atproto key.
     #[error("the DID document of {did} is unusable: {reason}")]
     Document {
@@ -82,6 +93,7 @@ pub struct Resolver {
     plc_url: String,
     did_web_insecure: bool,
     timeout: Duration,
+    max_document_bytes: u64,
     ttl_seconds: u64,
 }
 
@@ -95,30 +107,53 @@ impl Resolver {
             plc_url: config.plc_url.clone(),
             did_web_insecure: config.did_web_insecure,
             timeout: config.resolve_timeout,
+            max_document_bytes: config.max_did_document_bytes,
             ttl_seconds: config.did_cache_ttl.as_secs().max(1),
         }
     }
 
-    /// The PDS and signing key of `did`, from the cache when both are there.
+    /// The PDS and signing key of `did`, from the cache when both are there; `true` with
+    /// them when they came from the cache (and so may be stale).
     pub async fn resolve(
         &self,
         did: &str,
         metrics: &BackfillerMetrics,
-    ) -> Result<ResolvedDid, ResolveError> {
+    ) -> Result<(ResolvedDid, bool), ResolveError> {
+        let mut redis = self.redis.clone();
+        let (pds, key): (Option<String>, Option<String>) = redis
+            .mget(&[self.keys.did_pds(did), self.keys.did_key(did)])
+            .await
+            .map_err(|source| ResolveError::Cache {
+                did: did.to_owned(),
+                source,
+            })?;
+        if let (Some(pds), Some(signing_key)) = (pds, key) {
+            metrics.did_cache_hits.inc();
+            return Ok((ResolvedDid { pds, signing_key }, true));
+        }
+        Ok((self.refresh(did).await?, false))
+    }
+
+    /// Resolves `did` without the cache and caches the answer, replacing what was cached; when
+    /// the resolution fails, the cached entry is removed, so no later attempt uses it again.
+    /// Used when the cached PDS or key may be stale: the PDS no longer has the repository (the
+    /// account migrated), or the commit does not verify with the key (the key rotated).
+    pub async fn refresh(&self, did: &str) -> Result<ResolvedDid, ResolveError> {
         let mut redis = self.redis.clone();
         let cache_err = |source| ResolveError::Cache {
             did: did.to_owned(),
             source,
         };
-        let (pds, key): (Option<String>, Option<String>) = redis
-            .mget(&[self.keys.did_pds(did), self.keys.did_key(did)])
-            .await
-            .map_err(cache_err)?;
-        if let (Some(pds), Some(signing_key)) = (pds, key) {
-            metrics.did_cache_hits.inc();
-            return Ok(ResolvedDid { pds, signing_key });
-        }
-        let resolved = self.resolve_uncached(did).await?;
+        let resolved = match self.resolve_uncached(did).await {
+            Ok(resolved) => resolved,
+            Err(err) => {
+                let _: () = redis
+                    .del(&[self.keys.did_pds(did), self.keys.did_key(did)])
+                    .await
+                    .map_err(cache_err)?;
+                return Err(err);
+            }
+        };
         redis::pipe()
             .set_ex(self.keys.did_pds(did), &resolved.pds, self.ttl_seconds)
             .ignore()
@@ -156,13 +191,19 @@ impl Resolver {
                 status: status.as_u16(),
             });
         }
-        let body = response
-            .bytes()
+        let limit = self.max_document_bytes;
+        let body = body::read_limited(response, &url, limit, "BACKFILLER_MAX_DID_DOCUMENT_BYTES")
             .await
-            .map_err(|source| ResolveError::Http {
-                did: did.to_owned(),
-                url: url.clone(),
-                source,
+            .map_err(|err| match err {
+                BodyError::TooLarge(source) => ResolveError::TooLarge {
+                    did: did.to_owned(),
+                    source,
+                },
+                BodyError::Transport(source) => ResolveError::Http {
+                    did: did.to_owned(),
+                    url: url.clone(),
+                    source,
+                },
             })?;
         read_document(did, &body)
     }

@@ -1,34 +1,40 @@
-//! The consumer-group loop: read `repo_backfill` (own pending entries first, then new ones),
-//! process each repository under a concurrency limit, retry failures with backoff, dead-letter
-//! the ones that keep failing, and trim the input stream safely.
+//! The backfiller's half of the shared stream worker (`rsky_common::worker`): what an entry of
+//! `repo_backfill` means. The worker reads a batch (this consumer's pending entries first, then
+//! new ones), hands it to [`Backfiller`] as a [`Processor`], settles each entry as decided here,
+//! and keeps the housekeeping (reclaiming entries idle in a dead consumer, safe trimming,
+//! sampling) on one schedule.
 //!
-//! Delivery counts live in Redis (the group's pending entries list), so retries survive a
-//! restart: an entry is delivered at most `1 + BACKFILLER_MAX_RETRIES` times before it is
-//! dead-lettered, whether those deliveries happened in one process or several. The rule, the
-//! backoff and the housekeeping schedule are `rsky_common::worker`'s ([`RetryPolicy`] with
-//! `max_deliveries = BACKFILLER_MAX_RETRIES + 1`, [`Housekeeping`]), shared with the indexer.
-//! The loop itself is still the backfiller's own: a repository is a long task (seconds to
-//! minutes) retried in place with backoff, so entries are handed to tasks as permits free up
-//! rather than read and settled in batches.
+//! **Concurrency.** A read batch holds at most `BACKFILLER_CONCURRENCY` entries and its
+//! repositories are processed concurrently, all of them at once; the next batch is read once the
+//! whole batch is settled. Entries this backfiller has not read stay available to the other
+//! backfillers of the group. A slow repository holds up the next read, not the others of its
+//! batch.
+//!
+//! **Redis down.** When writing the events or the DID cache fails, the entry is paused
+//! ([`Settle::Pause`]): the worker reads nothing until Redis answers a PING, and the entry's
+//! delivery is given back, so an outage of any length dead-letters nothing.
+//!
+//! **Retries.** A failed repository is left pending ([`Settle::Retry`]); the worker waits its
+//! backoff and the next read delivers it again, which Redis counts, so the count survives a
+//! restart. The shared [`RetryPolicy`] with `max_deliveries = BACKFILLER_MAX_RETRIES + 1`
+//! dead-letters it, with the reason and the delivery count, on its last delivery. A repository
+//! the PDS says is gone is acknowledged at once; an entry that is not a BackfillEvent is
+//! dead-lettered at once.
 //!
 //! [`RetryPolicy`]: rsky_common::worker::RetryPolicy
-//!
-//! The consumer-group operations themselves (reads, claims, acknowledgements, dead letters,
-//! safe trimming) are [`rsky_common::consumer`]'s, shared with the indexer.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
+use futures::future::BoxFuture;
+use futures::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use rsky_common::consumer::{ConsumerConfig, ConsumerError, GroupConsumer, StreamEntry};
 use rsky_common::event::BackfillEvent;
 use rsky_common::streams::REPO_FIELD;
-use rsky_common::worker::Housekeeping;
+use rsky_common::worker::{Housekeeping, Processor, Settle, Worker};
 use rsky_metrics_runtime::{counted, CountAs};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Keys, GROUP};
@@ -37,9 +43,6 @@ use crate::metrics::BackfillerMetrics;
 use crate::repo::{self, LoadError};
 use crate::resolve::{ResolveError, Resolver};
 use crate::sink;
-
-/// The most entries one read asks for.
-const MAX_READ: usize = 100;
 
 /// An error that stops the backfiller.
 #[derive(Debug, thiserror::Error)]
@@ -92,9 +95,42 @@ impl Failure {
     pub fn is_skip(&self) -> bool {
         matches!(self, Failure::Fetch(e) if e.is_skip())
     }
+
+    /// Whether the failure may come from a stale cached DID resolution: the PDS says the
+    /// repository is not there or deactivated (the account may have migrated), or the commit
+    /// does not verify (the key may have rotated).
+    pub fn may_be_stale_did(&self) -> bool {
+        match self {
+            Failure::Fetch(FetchError::Unavailable { error, .. }) => {
+                error == "RepoNotFound" || error == "RepoDeactivated"
+            }
+            Failure::Load(LoadError::Verification { .. }) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the backfiller's own Redis failed (writing the events, or the DID cache): the
+    /// worker pauses until it answers, and the entry spends no delivery.
+    pub fn is_redis(&self) -> bool {
+        matches!(
+            self,
+            Failure::Write { .. } | Failure::Resolve(ResolveError::Cache { .. })
+        )
+    }
+
+    /// Whether a body was larger than its limit: it will not shrink, so the entry is
+    /// dead-lettered at once.
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            Failure::Fetch(FetchError::TooLarge(_))
+                | Failure::Resolve(ResolveError::TooLarge { .. })
+        )
+    }
 }
 
-/// A backfiller: one consumer of the `repo_backfill_group`.
+/// A backfiller: one consumer of the `repo_backfill_group`, and the [`Processor`] of its
+/// stream worker.
 #[derive(Clone)]
 pub struct Backfiller {
     inner: Arc<Inner>,
@@ -103,16 +139,14 @@ pub struct Backfiller {
 struct Inner {
     config: Config,
     keys: Keys,
+    client: redis::Client,
     redis: ConnectionManager,
-    /// The group's operations for the repository tasks (never a blocking read: its clones
-    /// share one connection).
+    /// The group's non-blocking operations: acknowledgements in the sink's pipelines, trimming,
+    /// sampling. The worker's blocking reads have a consumer (and a connection) of their own.
     group: GroupConsumer,
-    /// Blocking reads get a connection of their own so that they do not hold up the others.
-    reader: GroupConsumer,
     http: reqwest::Client,
     resolver: Resolver,
     metrics: Arc<BackfillerMetrics>,
-    in_flight: Mutex<HashSet<String>>,
 }
 
 impl Backfiller {
@@ -135,16 +169,7 @@ impl Backfiller {
         let redis = ConnectionManager::new(client.clone())
             .await
             .map_err(redis_err("connecting to Redis"))?;
-        let consumer_config = ConsumerConfig {
-            stream: keys.repo_backfill.clone(),
-            group: GROUP.to_owned(),
-            consumer: config.consumer.clone(),
-            dead_letter_stream: keys.dead_letter.clone(),
-            block: config.read_block,
-            claim_min_idle: config.reclaim_idle,
-        };
-        let group = GroupConsumer::connect(&client, consumer_config.clone()).await?;
-        let reader = GroupConsumer::connect(&client, consumer_config).await?;
+        let group = GroupConsumer::connect(&client, consumer_config(&config, &keys)).await?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("rsky-backfiller/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -154,13 +179,12 @@ impl Backfiller {
             inner: Arc::new(Inner {
                 config,
                 keys,
+                client,
                 redis,
                 group,
-                reader,
                 http,
                 resolver,
                 metrics,
-                in_flight: Mutex::new(HashSet::new()),
             }),
         })
     }
@@ -172,94 +196,31 @@ impl Backfiller {
 
     /// Creates the consumer group (and the stream) if they do not exist yet.
     pub async fn ensure_group(&self) -> Result<(), WorkerError> {
-        Ok(self.group().create_group().await?)
+        Ok(self.inner.group.clone().create_group().await?)
     }
 
-    /// The group's operations, on the connection shared by the repository tasks.
-    fn group(&self) -> GroupConsumer {
-        self.inner.group.clone()
-    }
-
-    /// Runs until `shutdown` is cancelled, then lets the repositories in flight finish.
+    /// Runs the stream worker until `shutdown` is cancelled; the batch in hand is finished and
+    /// settled, then the input stream is trimmed once more.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let inner = &self.inner;
         self.ensure_group().await?;
-        // Entries another backfiller left idle become ours; the pending read below picks them up.
-        let reclaimed = self.reclaim_stale().await?;
-        tracing::info!(
-            consumer = %inner.config.consumer,
-            reclaimed = reclaimed.len(),
-            stream = %inner.keys.repo_backfill,
-            "backfiller started"
-        );
-        let semaphore = Arc::new(Semaphore::new(inner.config.concurrency));
-        let mut tasks = JoinSet::new();
-        // Our own pending entries first (walked once, from id 0), then new ones (`>`).
-        let mut history: Option<String> = Some("0".to_owned());
-        let mut housekeeping = Housekeeping::new(
+        let reader =
+            GroupConsumer::connect(&inner.client, consumer_config(&inner.config, &inner.keys))
+                .await?;
+        // Claiming idle entries goes with trimming, as it always has: both every trim interval.
+        let housekeeping = Housekeeping::new(
             inner.config.trim_interval,
             inner.config.trim_interval,
             inner.config.sample_interval,
         );
-        while !shutdown.is_cancelled() {
-            while let Some(done) = tasks.try_join_next() {
-                log_task_end(done);
-            }
-            let due = housekeeping.due();
-            if due.sample {
-                if let Err(err) = self.sample_gauges().await {
-                    tracing::warn!(error = %err, "sampling the stream lengths failed");
-                }
-            }
-            if due.claim || due.trim {
-                self.periodic_maintenance(&semaphore, &mut tasks, &shutdown)
-                    .await;
-            }
-            if !self.wait_for_output_capacity(&shutdown).await {
-                break;
-            }
-            let permit = tokio::select! {
-                permit = semaphore.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-                () = shutdown.cancelled() => break,
-            };
-            let count = (semaphore.available_permits() + 1).min(MAX_READ);
-            let entries = match self.read(history.as_deref(), count).await {
-                Ok(entries) => entries,
-                Err(err) => {
-                    tracing::warn!(error = %err, stream = %inner.keys.repo_backfill, "reading the input stream failed; retrying in 1 s");
-                    drop(permit);
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        () = shutdown.cancelled() => {}
-                    }
-                    continue;
-                }
-            };
-            if history.is_some() {
-                history = entries.last().map(|e| e.id.clone());
-            }
-            let mut permit = Some(permit);
-            for entry in entries {
-                let permit = match permit.take() {
-                    Some(permit) => permit,
-                    None => match semaphore.clone().acquire_owned().await {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
-                };
-                self.spawn_entry(entry, permit, &mut tasks, &shutdown);
-            }
-        }
-        tracing::info!(
-            in_flight = tasks.len(),
-            "shutting down: finishing the repositories in flight"
+        let worker = Worker::new(
+            reader,
+            self.clone(),
+            inner.config.retry_policy(),
+            housekeeping,
+            inner.config.concurrency,
         );
-        while let Some(done) = tasks.join_next().await {
-            log_task_end(done);
-        }
+        worker.run(shutdown).await;
         if let Err(err) = self.trim().await {
             tracing::warn!(error = %err, "trimming at shutdown failed");
         }
@@ -267,95 +228,23 @@ impl Backfiller {
         Ok(())
     }
 
-    fn spawn_entry(
-        &self,
-        entry: StreamEntry,
-        permit: OwnedSemaphorePermit,
-        tasks: &mut JoinSet<()>,
-        shutdown: &CancellationToken,
-    ) {
-        {
-            let mut in_flight = lock(&self.inner.in_flight);
-            if !in_flight.insert(entry.id.clone()) {
-                return; // Already being processed here (reclaimed while in flight).
-            }
-        }
-        let this = self.clone();
-        let shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            let id = entry.id.clone();
-            this.handle_entry(entry, &shutdown).await;
-            lock(&this.inner.in_flight).remove(&id);
-            drop(permit);
-        });
-    }
-
-    /// Reclaims idle entries of other consumers, then trims; reclaimed entries are processed.
-    async fn periodic_maintenance(
-        &self,
-        semaphore: &Arc<Semaphore>,
-        tasks: &mut JoinSet<()>,
-        shutdown: &CancellationToken,
-    ) {
-        match self.reclaim_stale().await {
-            Ok(entries) => {
-                for entry in entries {
-                    let permit = match semaphore.clone().acquire_owned().await {
-                        Ok(permit) => permit,
-                        Err(_) => return,
-                    };
-                    self.spawn_entry(entry, permit, tasks, shutdown);
-                }
-            }
-            Err(err) => tracing::warn!(error = %err, "reclaiming idle entries failed"),
-        }
-        if let Err(err) = self.trim().await {
-            tracing::warn!(error = %err, "trimming the input stream failed");
-        }
-    }
-
-    /// XAUTOCLAIMs every entry idle for longer than the reclaim time, returning them.
-    pub async fn reclaim_stale(&self) -> Result<Vec<StreamEntry>, ConsumerError> {
-        let claimed = self.group().claim_stale_entries(MAX_READ).await?;
-        if !claimed.is_empty() {
-            tracing::info!(count = claimed.len(), "reclaimed idle entries");
-        }
-        Ok(claimed)
-    }
-
-    /// Reads our pending entries after `history` (without waiting), or new entries when
-    /// `history` is `None` (waiting up to the read block time).
-    async fn read(
-        &self,
-        history: Option<&str>,
-        count: usize,
-    ) -> Result<Vec<StreamEntry>, ConsumerError> {
-        let mut reader = self.inner.reader.clone();
-        match history {
-            Some(after) => reader.read_pending_after(after, count).await,
-            None => {
-                let block = self.inner.config.read_block;
-                reader.read_new(count, Some(block)).await
-            }
-        }
-    }
-
-    /// Waits while the output stream is at or above its high-water mark. Returns false when
-    /// shutdown was asked for while waiting.
-    async fn wait_for_output_capacity(&self, shutdown: &CancellationToken) -> bool {
+    /// Waits while the output stream is at or above its high-water mark.
+    /// `backpressure_active` is 1 while it waits, and back at 0 when the wait ends or is
+    /// dropped (at shutdown).
+    async fn wait_for_output_capacity(&self) {
         let inner = &self.inner;
         let mut redis = inner.redis.clone();
         let mut waiting_since: Option<Instant> = None;
+        let _waiting = BackpressureGuard(&inner.metrics);
         loop {
             match redis.xlen::<_, usize>(&inner.keys.firehose_backfill).await {
                 Ok(len) => {
                     inner.metrics.output_stream_length.set(len as i64);
                     if len < inner.config.high_water_mark {
-                        inner.metrics.backpressure_active.set(0);
                         if let Some(since) = waiting_since {
                             tracing::info!(waited = ?since.elapsed(), "output drained below its high-water mark; reading again");
                         }
-                        return true;
+                        return;
                     }
                     if waiting_since.is_none() {
                         tracing::info!(length = len, high_water_mark = inner.config.high_water_mark, stream = %inner.keys.firehose_backfill, "backpressure: waiting for the output stream to drain");
@@ -367,80 +256,140 @@ impl Backfiller {
                     tracing::warn!(error = %err, "XLEN of the output stream failed");
                 }
             }
-            tokio::select! {
-                () = tokio::time::sleep(inner.config.backpressure_poll) => {}
-                () = shutdown.cancelled() => return false,
-            }
+            tokio::time::sleep(inner.config.backpressure_poll).await;
         }
     }
 
-    /// Processes one entry to the end: success, skip, dead letter, or left pending at shutdown.
-    async fn handle_entry(&self, mut entry: StreamEntry, shutdown: &CancellationToken) {
-        let inner = &self.inner;
-        let metrics = &inner.metrics;
-        let event = match parse_entry(&entry) {
+    /// Processes one entry to its decision: acknowledge (done or skipped), retry, or
+    /// dead-letter (malformed).
+    async fn handle_entry(&self, entry: &StreamEntry) -> Settle {
+        let metrics = &self.inner.metrics;
+        if entry.fields.is_empty() {
+            // Deleted from the stream while pending: finished by an earlier delivery.
+            return Settle::Ack;
+        }
+        let event = match parse_entry(entry) {
             Ok(event) => event,
             Err(failure) => {
                 metrics.repos_failed.inc();
                 metrics.errors[failure.count_as()].inc();
-                if let Ok(Some(delivery)) = self.group().delivery(&entry.id).await {
-                    entry.deliveries = delivery.deliveries;
-                }
-                self.dead_letter(&entry, &failure).await;
-                return;
+                return Settle::DeadLetter {
+                    reason: failure.to_string(),
+                };
             }
         };
-        loop {
-            // The attempt counts itself in repos_failed when it fails.
-            let result = self.attempt(&entry, &event).await;
-            let failure = match result {
-                Ok(()) => return,
-                Err(failure) => failure,
-            };
-            metrics.errors[failure.count_as()].inc();
-            if failure.is_skip() {
-                metrics.repos_skipped.inc();
-                tracing::info!(did = %event.did, id = %entry.id, reason = %failure, "acknowledging without retry");
-                self.acknowledge(&entry.id).await;
-                return;
-            }
-            let attempts = match self.group().delivery(&entry.id).await {
-                Ok(Some(delivery)) if delivery.consumer == inner.config.consumer => {
-                    delivery.deliveries
-                }
-                Ok(_) => {
-                    tracing::info!(id = %entry.id, "the entry is no longer ours; leaving it to its new owner");
-                    return;
-                }
-                Err(err) => {
-                    tracing::warn!(id = %entry.id, error = %err, "cannot read the delivery count; the entry stays pending");
-                    return;
-                }
-            };
-            let policy = inner.config.retry_policy();
-            if policy.exhausted(attempts) {
-                tracing::warn!(did = %event.did, id = %entry.id, attempts, reason = %failure, "dead-lettering after the last retry");
-                entry.deliveries = attempts;
-                self.dead_letter(&entry, &failure).await;
-                return;
-            }
-            let backoff = policy.backoff(attempts);
-            tracing::info!(did = %event.did, id = %entry.id, attempts, ?backoff, reason = %failure, "retrying after backoff");
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                // Left pending: the next start reads it again.
-                () = shutdown.cancelled() => return,
-            }
-            // The retry is a delivery, counted in Redis.
-            match self.group().redeliver(&entry.id).await {
-                Ok(true) => metrics.retries_attempted.inc(),
-                Ok(false) => return,
-                Err(err) => {
-                    tracing::warn!(id = %entry.id, error = %err, "cannot claim the entry for a retry; it stays pending");
-                    return;
-                }
-            }
+        if entry.deliveries > 1 {
+            metrics.retries_attempted.inc();
         }
+        // The attempt counts itself in repos_failed when it fails.
+        let failure = match self.attempt(entry, &event).await {
+            Ok(()) => return Settle::Ack,
+            Err(failure) => failure,
+        };
+        metrics.errors[failure.count_as()].inc();
+        if failure.is_skip() {
+            metrics.repos_skipped.inc();
+            tracing::info!(did = %event.did, id = %entry.id, reason = %failure, "acknowledging without retry");
+            return Settle::Ack;
+        }
+        if failure.is_too_large() {
+            return Settle::DeadLetter {
+                reason: failure.to_string(),
+            };
+        }
+        if failure.is_redis() {
+            // Our own Redis, not the repository: pause without spending the delivery.
+            tracing::warn!(did = %event.did, id = %entry.id, reason = %failure,
+                "Redis failed; pausing until it answers");
+            return Settle::Pause {
+                reason: failure.to_string(),
+            };
+        }
+        tracing::info!(did = %event.did, id = %entry.id, deliveries = entry.deliveries,
+            reason = %failure, "attempt failed");
+        Settle::Retry {
+            reason: failure.to_string(),
+        }
+    }
+
+    /// Trims `repo_backfill` below its oldest entry that any group has not finished: the oldest
+    /// pending entry, or the first undelivered one. Returns how many entries were removed.
+    pub async fn trim(&self) -> Result<u64, ConsumerError> {
+        let trimmed = self.inner.group.clone().trim_safe().await?;
+        if trimmed > 0 {
+            self.inner.metrics.entries_trimmed.inc_by(trimmed);
+            tracing::info!(trimmed, "trimmed the input stream");
+        }
+        Ok(trimmed)
+    }
+
+    /// Samples the stream-length gauges: undelivered input entries and the output length.
+    pub async fn sample_gauges(&self) -> Result<(), ConsumerError> {
+        let inner = &self.inner;
+        let waiting = inner.group.clone().undelivered_count().await?;
+        inner.metrics.repos_waiting.set(waiting as i64);
+        let output: u64 = inner
+            .redis
+            .clone()
+            .xlen(&inner.keys.firehose_backfill)
+            .await
+            .map_err(|source| ConsumerError::Redis {
+                op: "XLEN",
+                stream: inner.keys.firehose_backfill.clone(),
+                group: GROUP.to_owned(),
+                source,
+            })?;
+        inner.metrics.output_stream_length.set(output as i64);
+        Ok(())
+    }
+
+    /// Resolves `did` (through the cache), downloads, reads and verifies its repository. When
+    /// the DID came from the cache and the PDS says the repository is not there or deactivated,
+    /// or the commit does not verify, the DID is resolved again, once, and, if its PDS or key
+    /// changed (the account migrated, the key rotated), the repository is fetched from there.
+    async fn resolve_and_load(&self, did: &str) -> Result<repo::Repo, Failure> {
+        let inner = &self.inner;
+        let (resolved, cached) = inner.resolver.resolve(did, &inner.metrics).await?;
+        let failure = match self.fetch_and_load(did, &resolved).await {
+            Err(failure) if cached && failure.may_be_stale_did() => failure,
+            result => return result,
+        };
+        tracing::info!(did, reason = %failure, "the cached PDS or key may be stale; resolving the DID again");
+        let fresh = inner.resolver.refresh(did).await?;
+        if fresh == resolved {
+            return Err(failure);
+        }
+        tracing::info!(did, pds = %fresh.pds, "the DID resolves elsewhere now; fetching again");
+        self.fetch_and_load(did, &fresh).await
+    }
+
+    /// Downloads, reads and verifies the repository of `did` as `resolved` says.
+    async fn fetch_and_load(
+        &self,
+        did: &str,
+        resolved: &crate::resolve::ResolvedDid,
+    ) -> Result<repo::Repo, Failure> {
+        let config = &self.inner.config;
+        let car = fetch::get_repo(
+            &self.inner.http,
+            &resolved.pds,
+            did,
+            config.fetch_timeout,
+            config.max_repo_bytes,
+        )
+        .await?;
+        let (did_owned, key) = (did.to_owned(), resolved.signing_key.clone());
+        let loaded = tokio::task::spawn_blocking(move || repo::load(car, &did_owned, &key))
+            .await
+            .map_err(|join| {
+                Failure::Load(LoadError::Parse {
+                    did: did.to_owned(),
+                    source: Box::new(rsky_atproto::repo::RepoError::InvalidCommit(format!(
+                        "loading panicked: {join}"
+                    ))),
+                })
+            })??;
+        Ok(loaded)
     }
 
     /// One attempt: resolve, fetch, load and verify, write. Counts its own stage errors; the
@@ -452,32 +401,21 @@ impl Backfiller {
         let inner = &self.inner;
         let metrics = &inner.metrics;
         let did = event.did.as_str();
-        let resolved = inner
-            .resolver
-            .resolve(did, metrics)
+        let loaded = self
+            .resolve_and_load(did)
             .await
-            .inspect_err(|_| {
-                metrics.did_resolution_errors.inc();
-            })?;
-        let car = fetch::get_repo(&inner.http, &resolved.pds, did, inner.config.fetch_timeout)
-            .await
-            .inspect_err(|_| metrics.car_fetch_errors.inc())?;
-        let (did_owned, key) = (did.to_owned(), resolved.signing_key);
-        let loaded = tokio::task::spawn_blocking(move || repo::load(&car, &did_owned, &key))
-            .await
-            .map_err(|join| {
-                Failure::Load(LoadError::Parse {
-                    did: did.to_owned(),
-                    source: Box::new(rsky_atproto::repo::RepoError::InvalidCommit(format!(
-                        "loading panicked: {join}"
-                    ))),
-                })
-            })?
-            .inspect_err(|err| match err {
-                LoadError::Parse { .. } => metrics.car_parse_errors.inc(),
-                LoadError::Verification { .. } => metrics.verification_errors.inc(),
+            .inspect_err(|failure| match failure {
+                Failure::Resolve(_) => metrics.did_resolution_errors.inc(),
+                Failure::Fetch(_) => metrics.car_fetch_errors.inc(),
+                Failure::Load(LoadError::Parse { .. }) => metrics.car_parse_errors.inc(),
+                Failure::Load(LoadError::Verification { .. }) => metrics.verification_errors.inc(),
+                Failure::Malformed(_) | Failure::Write { .. } => {}
             })?;
         let filtered = loaded.filtered;
+        for (path, reason) in &loaded.invalid {
+            tracing::warn!(did, path, %reason, "invalid record left out");
+        }
+        let invalid = loaded.invalid.len() as u64;
         let time = rsky_common::time::now_rfc3339();
         let ack = (&inner.group, entry.id.as_str());
         let mut redis = inner.redis.clone();
@@ -495,6 +433,7 @@ impl Backfiller {
         })?;
         metrics.records_extracted.inc_by(written.creates);
         metrics.records_filtered.inc_by(filtered);
+        metrics.records_invalid.inc_by(invalid);
         metrics.repos_processed.inc();
         tracing::debug!(
             did,
@@ -504,53 +443,67 @@ impl Backfiller {
         );
         Ok(())
     }
+}
 
-    async fn acknowledge(&self, id: &str) {
-        if let Err(err) = self.group().ack(&[id.to_owned()]).await {
-            tracing::warn!(id, error = %err, "XACK + XDEL failed; the entry stays pending");
-        }
-    }
-
-    /// Writes the entry to the dead-letter stream with why and how many tries (its delivery
-    /// count), and acknowledges it.
-    async fn dead_letter(&self, entry: &StreamEntry, failure: &Failure) {
-        match self.group().dead_letter(entry, &failure.to_string()).await {
-            Ok(()) => self.inner.metrics.repos_dead_lettered.inc(),
-            Err(err) => {
-                tracing::warn!(id = %entry.id, error = %err, "dead-lettering failed; the entry stays pending")
-            }
-        }
-    }
-
-    /// Trims `repo_backfill` below its oldest entry that any group has not finished: the oldest
-    /// pending entry, or the first undelivered one. Returns how many entries were removed.
-    pub async fn trim(&self) -> Result<u64, ConsumerError> {
-        let trimmed = self.group().trim_safe().await?;
-        if trimmed > 0 {
-            self.inner.metrics.entries_trimmed.inc_by(trimmed);
-            tracing::info!(trimmed, "trimmed the input stream");
-        }
-        Ok(trimmed)
-    }
-
-    /// Samples the stream-length gauges: undelivered input entries and the output length.
-    pub async fn sample_gauges(&self) -> Result<(), ConsumerError> {
-        let inner = &self.inner;
-        let waiting = self.group().undelivered_count().await?;
-        inner.metrics.repos_waiting.set(waiting as i64);
-        let output: u64 = inner
-            .redis
-            .clone()
-            .xlen(&inner.keys.firehose_backfill)
+impl Processor for Backfiller {
+    async fn process(&self, entries: &[StreamEntry]) -> Vec<Settle> {
+        // By index: a stream of borrowed entries trips the compiler's `Send` inference.
+        futures::stream::iter(0..entries.len())
+            .map(|i| -> BoxFuture<'_, Settle> { Box::pin(self.handle_entry(&entries[i])) })
+            .buffered(self.inner.config.concurrency)
+            .collect()
             .await
-            .map_err(|source| ConsumerError::Redis {
-                op: "XLEN",
-                stream: inner.keys.firehose_backfill.clone(),
-                group: GROUP.to_owned(),
-                source,
-            })?;
-        inner.metrics.output_stream_length.set(output as i64);
-        Ok(())
+    }
+
+    async fn ready(&self) {
+        self.wait_for_output_capacity().await
+    }
+
+    async fn recovered(&self) -> bool {
+        let mut redis = self.inner.redis.clone();
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut redis);
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(2), ping).await,
+            Ok(Ok(_))
+        )
+    }
+
+    async fn sample(&self) {
+        if let Err(err) = self.sample_gauges().await {
+            tracing::warn!(error = %err, "sampling the stream lengths failed");
+        }
+    }
+
+    fn dead_lettered(&self, _entry: &StreamEntry, _reason: &str) {
+        self.inner.metrics.repos_dead_lettered.inc();
+    }
+
+    fn trimmed(&self, entries: u64) {
+        if entries > 0 {
+            self.inner.metrics.entries_trimmed.inc_by(entries);
+            tracing::info!(trimmed = entries, "trimmed the input stream");
+        }
+    }
+}
+
+/// Sets `backpressure_active` to 0 when a wait for capacity ends, however it ends.
+struct BackpressureGuard<'a>(&'a BackfillerMetrics);
+
+impl Drop for BackpressureGuard<'_> {
+    fn drop(&mut self) {
+        self.0.backpressure_active.set(0);
+    }
+}
+
+fn consumer_config(config: &Config, keys: &Keys) -> ConsumerConfig {
+    ConsumerConfig {
+        stream: keys.repo_backfill.clone(),
+        group: GROUP.to_owned(),
+        consumer: config.consumer.clone(),
+        dead_letter_stream: keys.dead_letter.clone(),
+        block: config.read_block,
+        claim_min_idle: config.reclaim_idle,
     }
 }
 
@@ -559,18 +512,6 @@ fn parse_entry(entry: &StreamEntry) -> Result<BackfillEvent, Failure> {
         .field(REPO_FIELD)
         .ok_or_else(|| Failure::Malformed("the field is missing".to_owned()))?;
     serde_json::from_str(payload).map_err(|e| Failure::Malformed(e.to_string()))
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn log_task_end(done: Result<(), tokio::task::JoinError>) {
-    if let Err(err) = done {
-        tracing::error!(error = %err, "a repository task panicked; its entry stays pending");
-    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ fn help_lists_every_setting_with_its_variable_and_default() {
         BIN,
         &[
             ("REDIS_URL", Some("redis://127.0.0.1:6379")),
-            ("BACKFILLER_CONSUMER", Some("backfiller")),
+            ("BACKFILLER_CONSUMER", None),
             ("BACKFILLER_CONCURRENCY", Some("50")),
             ("BACKFILLER_MAX_RETRIES", Some("3")),
             ("BACKFILLER_HIGH_WATER_MARK", Some("500000")),

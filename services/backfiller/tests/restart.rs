@@ -99,17 +99,20 @@ async fn a_backfiller_killed_mid_batch_processes_every_repo_after_a_restart() {
     }
     assert_promtool_clean(&first_scrape);
     let started = Instant::now();
-    while !world
+    // A repository written and a batch in flight: the repositories of one batch finish
+    // together, and between two batches nothing is pending for a moment.
+    while !(world
         .output()
         .await
         .iter()
         .any(|e| matches!(e, StreamEvent::Repo(_)))
+        && world.pending().await > 0)
     {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "no repo written"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     first.0.kill().unwrap(); // SIGKILL: no chance to finish the batch.
     first.0.wait().unwrap();

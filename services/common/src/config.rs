@@ -221,9 +221,86 @@ fn short_type<T>() -> &'static str {
     }
 }
 
+/// The default name of a service's consumer in its consumer groups:
+/// `{service}-{host}-{pid}-{suffix}`, where `host` is `$HOSTNAME` (else `/etc/hostname`, else
+/// `localhost`), `pid` the process ID and `suffix` four random hex digits; characters other
+/// than letters, digits, `.`, `_` and `-` become `-`.
+///
+/// Unique per process: two replicas, even on one host or with one container hostname, never
+/// share a pending entries list. Not stable across restarts: what a stopped process left pending
+/// is taken over by the group's other consumers (or its successor) once it has been idle for the
+/// claim time. A deployment that wants a restarted process to resume its own pending entries at
+/// once gives each replica a stable unique name (e.g. its StatefulSet pod name) instead.
+///
+/// ```
+/// let name = rsky_common::config::default_consumer_name("backfiller");
+/// assert!(name.starts_with("backfiller-"));
+/// assert_ne!(name, rsky_common::config::default_consumer_name("backfiller"));
+/// ```
+pub fn default_consumer_name(service: &str) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "localhost".to_owned());
+    consumer_name(service, &host, std::process::id(), random_suffix())
+}
+
+/// `{service}-{host}-{pid}-{suffix:04x}`, with characters outside `[A-Za-z0-9._-]` as `-`.
+fn consumer_name(service: &str, host: &str, pid: u32, suffix: u16) -> String {
+    format!("{service}-{host}-{pid}-{suffix:04x}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Sixteen random bits: std's randomly keyed hasher (a fresh key per call) over the time.
+fn random_suffix() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.write_u128(nanos);
+    hasher.finish() as u16
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_consumer_name_is_service_host_pid_and_suffix_with_unsafe_characters_replaced() {
+        assert_eq!(
+            consumer_name("backfiller", "pod 7/a", 42, 0xbeef),
+            "backfiller-pod-7-a-42-beef"
+        );
+    }
+
+    #[test]
+    fn default_consumer_names_differ_between_calls_and_name_the_pid() {
+        let names: std::collections::HashSet<String> =
+            (0..20).map(|_| default_consumer_name("svc")).collect();
+        assert!(names.len() > 1, "a random suffix: {names:?}");
+        for name in &names {
+            assert!(name.starts_with("svc-"), "{name}");
+            assert!(
+                name.contains(&format!("-{}-", std::process::id())),
+                "{name}"
+            );
+        }
+    }
 
     #[derive(clap::Args, Debug)]
     struct Demo {

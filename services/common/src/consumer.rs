@@ -6,8 +6,8 @@
 //! - a consumer reads its own pending entries first (what it was given and did not acknowledge,
 //!   e.g. before a crash), then new ones; re-reading a pending entry counts as a delivery;
 //! - entries idle too long in another consumer's pending list are taken over with `XAUTOCLAIM`;
-//! - a consumer that retries an entry itself claims it again with `XCLAIM`, so that the retry
-//!   counts as a delivery in Redis and the count survives a restart;
+//! - an entry that failed stays pending and is read again (a delivery that Redis counts), so the
+//!   count survives a restart;
 //! - an entry is acknowledged only once its work is done, with `XACK` and `XDEL` in one atomic
 //!   pipeline (the caller's own, when its last writes must go with the acknowledgement), so a
 //!   done entry never stays in the stream and an undone one is never dropped;
@@ -137,15 +137,6 @@ impl Batch {
     }
 }
 
-/// Where a pending entry stands: who holds it and how often it was delivered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Delivery {
-    /// The consumer whose pending list holds the entry.
-    pub consumer: String,
-    /// How many times the group delivered the entry.
-    pub deliveries: u64,
-}
-
 /// A consumer in a Redis consumer group, on its own connection (which its clones share).
 #[derive(Clone)]
 pub struct GroupConsumer {
@@ -236,19 +227,7 @@ impl GroupConsumer {
     /// Reads up to `count` of this consumer's own pending entries, with their delivery counts
     /// (this read counts as a delivery).
     pub async fn read_pending(&mut self, count: usize) -> Result<Vec<StreamEntry>, ConsumerError> {
-        self.read_pending_after("0", count).await
-    }
-
-    /// Reads up to `count` of this consumer's own pending entries with IDs above `after`, with
-    /// their delivery counts (this read counts as a delivery). A consumer that works on several
-    /// entries at once walks its pending list this way once, at start, passing the last ID it
-    /// got, so that it does not deliver its entries in flight again.
-    pub async fn read_pending_after(
-        &mut self,
-        after: &str,
-        count: usize,
-    ) -> Result<Vec<StreamEntry>, ConsumerError> {
-        let mut entries = self.xreadgroup(after, count, None).await?;
+        let mut entries = self.xreadgroup("0", count, None).await?;
         self.fill_delivery_counts(&mut entries).await?;
         Ok(entries)
     }
@@ -332,52 +311,12 @@ impl GroupConsumer {
         Ok(())
     }
 
-    /// Who holds the pending entry `id` and how often it was delivered; `None` when it is not
-    /// pending (acknowledged, or never delivered).
-    pub async fn delivery(&mut self, id: &str) -> Result<Option<Delivery>, ConsumerError> {
-        let reply: redis::streams::StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(&self.config.stream)
-            .arg(&self.config.group)
-            .arg(id)
-            .arg(id)
-            .arg(1)
-            .query_async(&mut self.conn)
-            .await
-            .map_err(self.redis_error("XPENDING"))?;
-        Ok(reply
-            .ids
-            .into_iter()
-            .find(|p| p.id == id)
-            .map(|p| Delivery {
-                consumer: p.consumer,
-                deliveries: p.times_delivered as u64,
-            }))
-    }
-
-    /// Delivers the pending entry `id` to this consumer again, for a retry: `XCLAIM` with no
-    /// minimum idle time, which counts a delivery and resets the idle time (so that no other
-    /// consumer takes the entry over during the retry). Returns whether the entry is now this
-    /// consumer's; false when it is no longer pending or no longer in the stream.
-    pub async fn redeliver(&mut self, id: &str) -> Result<bool, ConsumerError> {
-        let reply: Value = redis::cmd("XCLAIM")
-            .arg(&self.config.stream)
-            .arg(&self.config.group)
-            .arg(&self.config.consumer)
-            .arg(0)
-            .arg(id)
-            .query_async(&mut self.conn)
-            .await
-            .map_err(self.redis_error("XCLAIM"))?;
-        let claimed = parse_entries(reply).map_err(|detail| self.reply_error("XCLAIM", detail))?;
-        Ok(claimed.iter().any(|entry| entry.id == id))
-    }
-
     /// Takes over entries that sat unacknowledged longer than `claim_min_idle` in any consumer's
     /// pending list (a consumer that died); they become this consumer's pending entries, read
     /// by the next [`GroupConsumer::read`]. Returns how many were claimed.
     pub async fn claim_stale(&mut self, count: usize) -> Result<usize, ConsumerError> {
         let mut claimed = 0;
-        self.autoclaim(count, true, |part| match part {
+        self.autoclaim(count, |part| match part {
             Value::Array(ids) => {
                 claimed += ids.len();
                 Ok(())
@@ -388,33 +327,11 @@ impl GroupConsumer {
         Ok(claimed)
     }
 
-    /// Takes over entries that sat unacknowledged longer than `claim_min_idle` in any consumer's
-    /// pending list, like [`GroupConsumer::claim_stale`], and returns them with their fields
-    /// and delivery counts (the claim counts as a delivery), for a consumer that hands each
-    /// entry to a task of its own instead of reading its pending list again. Entries deleted
-    /// from the stream while pending are dropped from the pending list by Redis, not returned.
-    pub async fn claim_stale_entries(
-        &mut self,
-        count: usize,
-    ) -> Result<Vec<StreamEntry>, ConsumerError> {
-        let mut claimed = Vec::new();
-        self.autoclaim(count, false, |part| {
-            claimed.extend(parse_entries(part)?);
-            Ok(())
-        })
-        .await?;
-        // XAUTOCLAIM walks the pending list in ID order; the delivery counts are read by range.
-        claimed.sort_by_key(|entry: &StreamEntry| parse_id(&entry.id));
-        self.fill_delivery_counts(&mut claimed).await?;
-        Ok(claimed)
-    }
-
     /// Runs `XAUTOCLAIM` from the start of the pending list to its end, `count` at a time,
-    /// handing the claimed part of each reply to `claimed`.
+    /// handing the claimed IDs of each reply to `claimed`.
     async fn autoclaim(
         &mut self,
         count: usize,
-        just_id: bool,
         mut claimed: impl FnMut(Value) -> Result<(), String>,
     ) -> Result<(), ConsumerError> {
         let mut start = "0-0".to_owned();
@@ -426,10 +343,8 @@ impl GroupConsumer {
                 .arg(self.config.claim_min_idle.as_millis() as u64)
                 .arg(&start)
                 .arg("COUNT")
-                .arg(count.max(1));
-            if just_id {
-                cmd.arg("JUSTID");
-            }
+                .arg(count.max(1))
+                .arg("JUSTID");
             let reply: Value = cmd
                 .query_async(&mut self.conn)
                 .await
@@ -510,6 +425,31 @@ impl GroupConsumer {
         pipe.query_async::<()>(&mut self.conn)
             .await
             .map_err(self.redis_error("XADD(dead letter)+XACK+XDEL"))
+    }
+
+    /// Sets the delivery count of each of this consumer's pending entries `(id, count)`
+    /// (`XCLAIM ... RETRYCOUNT count JUSTID`, which counts no delivery itself), e.g. to give
+    /// back the delivery of an entry that was not tried. IDs no longer pending are ignored.
+    pub async fn set_deliveries(&mut self, counts: &[(&str, u64)]) -> Result<(), ConsumerError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (id, count) in counts {
+            pipe.cmd("XCLAIM")
+                .arg(&self.config.stream)
+                .arg(&self.config.group)
+                .arg(&self.config.consumer)
+                .arg(0)
+                .arg(*id)
+                .arg("RETRYCOUNT")
+                .arg(*count)
+                .arg("JUSTID")
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn)
+            .await
+            .map_err(self.redis_error("XCLAIM RETRYCOUNT"))
     }
 
     /// How many entries of the group (every consumer) are delivered and not acknowledged.
@@ -688,8 +628,8 @@ fn parse_read_reply(reply: Value) -> Result<Vec<StreamEntry>, String> {
     Ok(entries)
 }
 
-/// Parses a list of entries, `[[id, [f, v, ...] | nil], ...]` (the reply of `XCLAIM`, the
-/// claimed part of `XAUTOCLAIM`, one stream's part of `XREADGROUP`), delivery counts at 1.
+/// Parses a list of entries, `[[id, [f, v, ...] | nil], ...]` (one stream's part of
+/// `XREADGROUP`), delivery counts at 1.
 fn parse_entries(reply: Value) -> Result<Vec<StreamEntry>, String> {
     let items = match reply {
         Value::Nil => return Ok(Vec::new()),
@@ -852,23 +792,18 @@ mod tests {
     const LONG: Duration = Duration::from_secs(60);
 
     #[tokio::test]
-    async fn a_redelivery_for_a_retry_counts_in_redis_until_the_entry_is_acknowledged() {
+    async fn each_read_of_a_pending_entry_counts_in_redis_until_it_is_acknowledged() {
         let mut keys = Keys::new("redeliver").await;
         let mut c = keys.consumer("c1", LONG).await;
         let stream = keys.stream.clone();
         let id = keys.add(&stream, "a").await;
-        let read = c.read_new(10, None).await.unwrap();
-        assert_eq!(read.len(), 1);
-        let first = Delivery {
-            consumer: "c1".into(),
-            deliveries: 1,
-        };
-        assert_eq!(c.delivery(&id).await.unwrap(), Some(first));
-        assert!(c.redeliver(&id).await.unwrap());
-        assert_eq!(c.delivery(&id).await.unwrap().unwrap().deliveries, 2);
+        let read = c.read(10).await.unwrap();
+        assert_eq!((read.new.len(), read.new[0].deliveries), (1, 1));
+        let again = c.read(10).await.unwrap();
+        assert_eq!(again.pending[0].id, id);
+        assert_eq!(again.pending[0].deliveries, 2);
         c.ack(std::slice::from_ref(&id)).await.unwrap();
-        assert_eq!(c.delivery(&id).await.unwrap(), None);
-        assert!(!c.redeliver(&id).await.unwrap(), "an acknowledged entry");
+        assert!(c.read(10).await.unwrap().is_empty());
         keys.cleanup().await;
     }
 
@@ -897,7 +832,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn stale_entries_are_claimed_with_their_fields_and_delivery_counts() {
+    async fn stale_entries_are_claimed_and_read_with_their_fields_and_delivery_counts() {
         let mut keys = Keys::new("claim-entries").await;
         let mut dead = keys.consumer("dead", LONG).await;
         let stream = keys.stream.clone();
@@ -906,61 +841,22 @@ mod tests {
         assert_eq!(dead.read_new(10, None).await.unwrap().len(), 2);
         let mut live = keys.consumer("live", Duration::from_millis(20)).await;
         tokio::time::sleep(Duration::from_millis(60)).await;
-        let claimed = live.claim_stale_entries(1).await.unwrap();
-        let got: Vec<_> = claimed
+        assert_eq!(
+            live.claim_stale(1).await.unwrap(),
+            2,
+            "both, over pages of one"
+        );
+        let pending = live.read_pending(10).await.unwrap();
+        let got: Vec<_> = pending
             .iter()
             .map(|e| (e.id.clone(), e.field("repo"), e.deliveries))
             .collect();
         assert_eq!(
             got,
-            [(a.clone(), Some("a"), 2), (b, Some("b"), 2)],
-            "both, over pages of one, each delivered twice"
+            [(a, Some("a"), 2), (b, Some("b"), 2)],
+            "read, claimed (JUSTID: not a delivery), read again"
         );
-        assert_eq!(live.delivery(&a).await.unwrap().unwrap().consumer, "live");
-        assert!(live.claim_stale_entries(10).await.unwrap().is_empty());
-        keys.cleanup().await;
-    }
-
-    #[tokio::test]
-    async fn claimed_entries_get_their_own_counts_past_the_claimers_other_pending_entries() {
-        let mut keys = Keys::new("claim-interleaved").await;
-        let mut dead = keys.consumer("dead", LONG).await;
-        let mut live = keys.consumer("live", Duration::from_millis(20)).await;
-        let stream = keys.stream.clone();
-        let a = keys.add(&stream, "a").await;
-        let b = keys.add(&stream, "b").await;
-        let c = keys.add(&stream, "c").await;
-        dead.read_new(1, None).await.unwrap();
-        live.read_new(1, None).await.unwrap();
-        dead.read_new(1, None).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        // `b` is live's own, in flight: retried just now, so it is not idle.
-        assert!(live.redeliver(&b).await.unwrap());
-        assert!(live.redeliver(&b).await.unwrap());
-        let claimed = live.claim_stale_entries(10).await.unwrap();
-        let got: Vec<_> = claimed
-            .iter()
-            .map(|e| (e.id.as_str(), e.deliveries))
-            .collect();
-        assert_eq!(got, [(a.as_str(), 2), (c.as_str(), 2)]);
-        assert_eq!(live.delivery(&b).await.unwrap().unwrap().deliveries, 3);
-        keys.cleanup().await;
-    }
-
-    #[tokio::test]
-    async fn the_pending_list_is_read_after_a_given_id() {
-        let mut keys = Keys::new("pending-after").await;
-        let mut c = keys.consumer("c1", LONG).await;
-        let stream = keys.stream.clone();
-        let mut ids = Vec::new();
-        for value in ["a", "b", "c"] {
-            ids.push(keys.add(&stream, value).await);
-        }
-        c.read_new(10, None).await.unwrap();
-        let rest = c.read_pending_after(&ids[0], 10).await.unwrap();
-        let got: Vec<_> = rest.iter().map(|e| (e.id.as_str(), e.deliveries)).collect();
-        assert_eq!(got, [(ids[1].as_str(), 2), (ids[2].as_str(), 2)]);
-        assert!(c.read_pending_after(&ids[2], 10).await.unwrap().is_empty());
+        assert_eq!(live.claim_stale(10).await.unwrap(), 0);
         keys.cleanup().await;
     }
 

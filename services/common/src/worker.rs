@@ -13,6 +13,18 @@
 //!   the first attempt" and "deliveries in all" differ by the first delivery only. Counting
 //!   deliveries, not retries, was chosen because it is what Redis stores: no second counter to
 //!   keep in step. The pause between failed batches doubles from `backoff` up to `backoff_max`.
+//!   Two rules keep the count honest:
+//!   - *the check comes before the attempt*: an entry read with more deliveries than
+//!     `max_deliveries` ([`RetryPolicy::over_limit`]) was delivered before and never settled
+//!     (each attempt killed the process: a repository that crashes the parser, say); it is
+//!     dead-lettered, "delivered N times without being settled", without calling the processor,
+//!     so it cannot crash-loop a service forever;
+//!   - *an entry that was not tried spends no delivery*: after [`Settle::Pause`] (a dependency
+//!     is down) or [`Settle::Defer`], the worker sets the entry's delivery count back to what it
+//!     was before this delivery (`XCLAIM ... RETRYCOUNT n-1 JUSTID`), so an outage of any length,
+//!     re-reading the pending list each time the dependency seems back, never pushes entries
+//!     towards the dead letters. When Redis refuses that too (it is what is down), the worker
+//!     owes the deliveries and gives them back before its next read.
 //! - **Housekeeping** ([`Housekeeping`]), one schedule: claim entries idle too long in another
 //!   consumer (`XAUTOCLAIM`), trim the stream below its oldest unfinished entry (never removing
 //!   what a group has not finished), and sample the pending count; each when due.
@@ -68,6 +80,12 @@ impl RetryPolicy {
     /// Whether an entry that failed on its `deliveries`-th delivery goes to the dead letters.
     pub fn exhausted(&self, deliveries: u64) -> bool {
         deliveries >= self.max_deliveries
+    }
+
+    /// Whether an entry read for its `deliveries`-th time is dead-lettered before it is tried:
+    /// more deliveries than the policy allows mean that earlier ones were never settled.
+    pub fn over_limit(&self, deliveries: u64) -> bool {
+        deliveries > self.max_deliveries
     }
 
     /// The pause after the `failures`-th consecutive failure: `backoff * 2^(failures-1)`, at
@@ -153,6 +171,19 @@ pub trait Processor: Send + Sync {
         async { true }
     }
 
+    /// Waits until the processor can take another batch (e.g. its output stream drained below
+    /// a high-water mark). The worker reads nothing meanwhile (entries it has not read stay
+    /// available to the other consumers of the group) and stops waiting at shutdown.
+    fn ready(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// The sampling of the housekeeping is due: sample the service's own gauges (after
+    /// [`Processor::sampled_pending`]).
+    fn sample(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// An entry went to the dead-letter stream.
     fn dead_lettered(&self, _entry: &StreamEntry, _reason: &str) {}
 
@@ -174,6 +205,9 @@ pub struct Worker<P> {
     housekeeping: Housekeeping,
     batch_size: usize,
     failures: u64,
+    /// Deliveries to give back that Redis refused (it was down too): `(id, count)`, given back
+    /// before the next read.
+    owed: Vec<(String, u64)>,
 }
 
 impl<P: Processor> Worker<P> {
@@ -195,6 +229,7 @@ impl<P: Processor> Worker<P> {
             housekeeping,
             batch_size,
             failures: 0,
+            owed: Vec::new(),
         }
     }
 
@@ -208,6 +243,14 @@ impl<P: Processor> Worker<P> {
             consumer = %self.consumer.config().consumer, "consuming");
         while !shutdown.is_cancelled() {
             self.housekeeping().await;
+            tokio::select! {
+                _ = self.processor.ready() => {}
+                _ = shutdown.cancelled() => break,
+            }
+            if !self.settle_owed_deliveries().await {
+                self.pause(&shutdown).await;
+                continue;
+            }
             let batch = match self.consumer.read(self.batch_size).await {
                 Ok(batch) => batch,
                 Err(err) => {
@@ -219,7 +262,21 @@ impl<P: Processor> Worker<P> {
             if batch.is_empty() {
                 continue;
             }
-            let entries: Vec<StreamEntry> = batch.pending.into_iter().chain(batch.new).collect();
+            let mut entries = Vec::with_capacity(batch.len());
+            for entry in batch.pending.into_iter().chain(batch.new) {
+                if self.policy.over_limit(entry.deliveries) {
+                    // Delivered more often than any failure may be, and never settled: earlier
+                    // attempts ended without a decision (the process died). Not tried again.
+                    let reason =
+                        format!("delivered {} times without being settled", entry.deliveries);
+                    self.dead_letter(&entry, &reason).await;
+                } else {
+                    entries.push(entry);
+                }
+            }
+            if entries.is_empty() {
+                continue;
+            }
             let decisions = self.processor.process(&entries).await;
             self.settle(&entries, decisions, &shutdown).await;
         }
@@ -238,13 +295,17 @@ impl<P: Processor> Worker<P> {
         shutdown: &Shutdown,
     ) {
         let mut ack = Vec::new();
+        let mut untried = Vec::new();
         let mut paused = false;
         let mut failed = false;
         for (entry, decision) in entries.iter().zip(decisions) {
             match decision {
                 Settle::Ack => ack.push(entry.id.clone()),
-                Settle::Defer => {}
-                Settle::Pause { .. } => paused = true,
+                Settle::Defer => untried.push(entry),
+                Settle::Pause { .. } => {
+                    paused = true;
+                    untried.push(entry);
+                }
                 Settle::Retry { reason } => {
                     failed = true;
                     if self.policy.exhausted(entry.deliveries) {
@@ -259,12 +320,49 @@ impl<P: Processor> Worker<P> {
             tracing::warn!(stream = self.stream(), error = %err, entries = ack.len(),
                 "acknowledgement failed; the entries stay pending and will be processed again");
         }
+        self.give_back_deliveries(&untried).await;
         if paused {
             self.wait_for_recovery(shutdown).await;
         } else if failed {
             self.pause(shutdown).await;
         } else {
             self.failures = 0;
+        }
+    }
+
+    /// Sets the delivery count of entries that were paused or deferred back to what it was
+    /// before this delivery: they were not tried on their merits, so re-reading them must not
+    /// bring them closer to the dead letters. What Redis refuses (it is down too) is owed and
+    /// given back before the next read.
+    async fn give_back_deliveries(&mut self, entries: &[&StreamEntry]) {
+        self.owed.extend(
+            entries
+                .iter()
+                .map(|e| (e.id.clone(), e.deliveries.saturating_sub(1))),
+        );
+        self.settle_owed_deliveries().await;
+    }
+
+    /// Gives back the owed deliveries; false (and they stay owed) when Redis refuses.
+    async fn settle_owed_deliveries(&mut self) -> bool {
+        if self.owed.is_empty() {
+            return true;
+        }
+        let counts: Vec<(&str, u64)> = self
+            .owed
+            .iter()
+            .map(|(id, count)| (id.as_str(), *count))
+            .collect();
+        match self.consumer.set_deliveries(&counts).await {
+            Ok(()) => {
+                self.owed.clear();
+                true
+            }
+            Err(err) => {
+                tracing::warn!(stream = self.stream(), error = %err, entries = self.owed.len(),
+                    "cannot give back the deliveries of untried entries yet; reading waits");
+                false
+            }
         }
     }
 
@@ -338,6 +436,7 @@ impl<P: Processor> Worker<P> {
                 Ok(n) => self.processor.sampled_pending(n),
                 Err(err) => log_housekeeping("sample the pending count", &err),
             }
+            self.processor.sample().await;
         }
     }
 }

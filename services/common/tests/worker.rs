@@ -19,6 +19,8 @@ struct Scripted {
     dead: Arc<AtomicU64>,
     down: Arc<AtomicBool>,
     probes: Arc<AtomicU64>,
+    /// How many more times a `flaky` entry is paused before it succeeds.
+    pauses_left: Arc<AtomicU64>,
 }
 
 impl Processor for Scripted {
@@ -41,6 +43,17 @@ impl Processor for Scripted {
                         reason: "down".into(),
                     },
                     "outage" => Settle::Ack,
+                    "flaky" => {
+                        let left = self.pauses_left.load(Ordering::SeqCst);
+                        if left > 0 {
+                            self.pauses_left.store(left - 1, Ordering::SeqCst);
+                            Settle::Pause {
+                                reason: "down".into(),
+                            }
+                        } else {
+                            Settle::Ack
+                        }
+                    }
                     _ => Settle::Defer,
                 }
             })
@@ -193,5 +206,117 @@ async fn a_deferred_entry_stays_pending_and_shutdown_returns() {
     .await;
     stop(shutdown, task).await;
     assert_eq!(streams.pending("s", "g").await, 1);
+    assert_eq!(streams.xlen("s_dlq").await, 0);
+}
+
+/// Delivers `id` of `s` to consumer `c` of group `g` so that its count is `deliveries`, as if
+/// each delivery had ended in a crash of the process.
+async fn deliver_and_crash(streams: &TestStreams, deliveries: u64) {
+    let mut conn = streams.conn().await;
+    let stream = streams.name("s");
+    let _: redis::Value = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("g")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for from in std::iter::once(">").chain(std::iter::repeat_n("0", deliveries as usize - 1)) {
+        let _: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("g")
+            .arg("c")
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(from)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_entry_delivered_more_often_than_allowed_is_dead_lettered_before_it_is_tried() {
+    let streams = TestStreams::new();
+    streams.xadd_raw("s", "value", "ok").await;
+    // max_deliveries is 3: three deliveries that each killed the process.
+    deliver_and_crash(&streams, 3).await;
+    let processor = Scripted::default();
+    let (shutdown, task) = start(&streams, processor.clone()).await;
+    wait_until(Duration::from_secs(10), "one dead letter", || async {
+        streams.xlen("s_dlq").await == 1
+    })
+    .await;
+    stop(shutdown, task).await;
+    assert!(
+        processor.seen.lock().unwrap().is_empty(),
+        "the processor is not called again"
+    );
+    let dead: Vec<_> = streams.entries("s_dlq").await.iter().map(fields).collect();
+    assert_eq!(dead[0]["reason"], "delivered 4 times without being settled");
+    assert_eq!(dead[0]["attempts"], "4");
+    assert_eq!(streams.xlen("s").await, 0);
+    assert_eq!(processor.dead.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_entry_on_its_last_allowed_delivery_is_still_tried() {
+    let streams = TestStreams::new();
+    streams.xadd_raw("s", "value", "ok").await;
+    deliver_and_crash(&streams, 2).await;
+    let processor = Scripted::default();
+    let (shutdown, task) = start(&streams, processor.clone()).await;
+    wait_until(
+        Duration::from_secs(10),
+        "the entry acknowledged",
+        || async { streams.xlen("s").await == 0 },
+    )
+    .await;
+    stop(shutdown, task).await;
+    assert_eq!(*processor.seen.lock().unwrap(), [("ok".to_owned(), 3)]);
+    assert_eq!(streams.xlen("s_dlq").await, 0);
+}
+
+#[tokio::test]
+async fn pauses_spend_no_deliveries_however_many_there_are() {
+    let streams = TestStreams::new();
+    streams.xadd_raw("s", "value", "flaky").await;
+    let processor = Scripted::default();
+    // Twice max_deliveries (3) pause cycles, then the dependency answers for good.
+    processor.pauses_left.store(6, Ordering::SeqCst);
+    let (shutdown, task) = start(&streams, processor.clone()).await;
+    wait_until(
+        Duration::from_secs(10),
+        "the entry acknowledged",
+        || async { streams.xlen("s").await == 0 },
+    )
+    .await;
+    stop(shutdown, task).await;
+    assert_eq!(streams.xlen("s_dlq").await, 0, "nothing dead-lettered");
+    let seen = processor.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 7, "six pauses and the success");
+    assert!(
+        seen.iter().all(|(_, deliveries)| *deliveries == 1),
+        "each read is its first delivery: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_deferred_entry_spends_no_delivery_while_it_waits() {
+    let streams = TestStreams::new();
+    streams.xadd_raw("s", "value", "wait").await;
+    let processor = Scripted::default();
+    let (shutdown, task) = start(&streams, processor.clone()).await;
+    wait_until(
+        Duration::from_secs(10),
+        "the entry seen 5 times",
+        || async { processor.seen.lock().unwrap().len() >= 5 },
+    )
+    .await;
+    stop(shutdown, task).await;
+    let seen = processor.seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|(_, d)| *d == 1), "{seen:?}");
     assert_eq!(streams.xlen("s_dlq").await, 0);
 }

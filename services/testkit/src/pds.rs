@@ -5,7 +5,8 @@
 //! Each hosted account has a [`Behaviour`]: served normally, or refused with `RepoNotFound`,
 //! `RepoTakendown` or `RepoDeactivated` (HTTP 400, as a PDS answers), a 500, an answer that never
 //! comes (a timeout for the client), a truncated CAR, a commit signed by a key other than the one
-//! in the DID document, or a commit for another DID.
+//! in the DID document, a commit for another DID, a body that never ends, or a repository with
+//! one invalid record.
 
 use crate::lock;
 use std::collections::{BTreeMap, HashMap};
@@ -58,7 +59,17 @@ pub enum Behaviour {
     BadSignature,
     /// Serves a commit that names another DID.
     DidMismatch,
+    /// Answers 200 with a body that never ends (chunked, no `Content-Length`; 64 KiB chunks, up
+    /// to 1 GiB): a client must refuse it while it streams.
+    Endless,
+    /// Serves the repository with one more record, [`INVALID_RECORD_RKEY`] in
+    /// `app.bsky.feed.post`, whose block is valid DAG-CBOR but not a valid record (it holds a
+    /// float, outside the AT Protocol data model); the account's own records are all valid.
+    InvalidRecord,
 }
+
+/// The record key of the extra, invalid record of [`Behaviour::InvalidRecord`].
+pub const INVALID_RECORD_RKEY: &str = "3zzzzzzzzzzzz";
 
 /// Why an account could not be hosted.
 #[derive(Debug, thiserror::Error)]
@@ -401,11 +412,18 @@ impl TestPds {
             ),
             _ => (account.did.clone(), account.key.clone()),
         };
+        let invalid = (behaviour == Behaviour::InvalidRecord).then(|| {
+            (
+                "app.bsky.feed.post".to_owned(),
+                INVALID_RECORD_RKEY.to_owned(),
+                Ipld::Map(BTreeMap::from([("n".to_owned(), Ipld::Float(1.5))])),
+            )
+        });
         let built = build_repo(
             &commit_did,
             &signer,
             &account.rev,
-            account.records.iter().cloned(),
+            account.records.iter().cloned().chain(invalid),
         )
         .map_err(repo_err)?;
         let mut car = built.to_car().map_err(repo_err)?;
@@ -465,6 +483,14 @@ impl TestPds {
             .values()
             .map(|h| h.listed.clone())
             .collect()
+    }
+
+    /// Pads the did:web document this host serves with a `padding` field of `bytes` bytes (a
+    /// document too large for a client's limit); it stays a valid document.
+    pub fn pad_web_document(&self, bytes: usize) {
+        if let Some(Value::Object(document)) = lock(&self.shared.web_document).as_mut() {
+            document.insert("padding".to_owned(), Value::String("x".repeat(bytes)));
+        }
     }
 
     /// Holds every `getRepo` answer back by `delay` (to catch a client mid-batch).
@@ -634,6 +660,7 @@ async fn get_repo(
                     ))
                 }
                 Behaviour::Timeout => Ok(None),
+                Behaviour::Endless => return endless_body(),
                 _ => Ok(Some(hosted.car.clone())),
             },
         }
@@ -654,6 +681,20 @@ async fn get_repo(
         )
             .into_response(),
     }
+}
+
+/// 200 with a chunked body of 64 KiB chunks, up to 1 GiB: "never ends" for any sane client.
+fn endless_body() -> Response {
+    use futures::StreamExt;
+    let chunk = axum::body::Bytes::from(vec![0u8; 64 * 1024]);
+    let chunks = futures::stream::repeat(chunk)
+        .take(16 * 1024)
+        .map(Ok::<_, std::convert::Infallible>);
+    (
+        [(header::CONTENT_TYPE, "application/vnd.ipld.car")],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response()
 }
 
 async fn web_document(State(shared): State<Arc<Shared>>) -> Response {
