@@ -87,6 +87,24 @@ pub fn xadd(stream: &str, fields: &[(String, String)], max_len: u64) -> redis::C
     cmd
 }
 
+fn describe(found: &str) -> String {
+    if found == "none" {
+        "does not exist".to_owned()
+    } else {
+        format!("is a {found}, not a stream")
+    }
+}
+
+/// The examples under `<service> replay-dead-letters --help`.
+pub fn examples(service: &str) -> String {
+    format!(
+        "Examples (STREAM_dlq is e.g. firehose_live_dlq or repo_backfill_dlq):\n  \
+{service} replay-dead-letters --stream STREAM_dlq --dry-run\n  \
+{service} replay-dead-letters --stream STREAM_dlq --count 100\n  \
+{service} replay-dead-letters --stream STREAM_dlq --reason-contains timeout"
+    )
+}
+
 fn is_metadata(field: &str) -> bool {
     field == REASON_FIELD || field == ATTEMPTS_FIELD
 }
@@ -100,10 +118,7 @@ entry's original fields (without `reason` and `attempts`) are added to the targe
 new entry, which its consumer groups deliver as new work, and the dead letter is deleted in the \
 same atomic step. Interrupting a replay loses nothing and duplicates nothing: run it again to \
 move the rest. Fix the cause first (see each entry's reason with --dry-run), or the entries \
-come back.",
-    after_help = "Examples:\n  indexer replay-dead-letters --stream firehose_live_dlq --dry-run\n  \
-indexer replay-dead-letters --stream firehose_live_dlq --count 100\n  \
-backfiller replay-dead-letters --stream repo_backfill_dlq --reason-contains timeout"
+come back."
 )]
 pub struct ReplayArgs {
     /// The dead-letter stream, its full name (with any REDIS_KEY_PREFIX).
@@ -181,7 +196,7 @@ pub enum ReplayError {
     #[error("--to {0:?} is the dead-letter stream itself")]
     SameStream(String),
     /// The target is missing or not a stream (a typo, most likely).
-    #[error("the target {stream:?} is {found}, not a stream: check the name (or --to)")]
+    #[error("the target {stream:?} {}: check the name (or --to)", describe(found))]
     BadTarget {
         /// The target.
         stream: String,

@@ -105,6 +105,9 @@ pub fn command<C: Settings>(service: &Service) -> clap::Command {
         .about(service.about)
         .long_about(None::<&'static str>)
         .after_help(AFTER_HELP)
+        .mut_subcommand("replay-dead-letters", |replay| {
+            replay.after_help(crate::dead_letter::examples(service.name))
+        })
         .mut_arg("metrics_port", |arg| {
             arg.default_value(service.metrics_port.to_string())
                 .required(false)
@@ -480,6 +483,7 @@ mod tests {
             "REDIS_URL",
             "--timeout-ms",
             "loses nothing",
+            "demo replay-dead-letters --stream STREAM_dlq --dry-run",
         ] {
             assert!(help.contains(needle), "{needle} missing from:\n{help}");
         }

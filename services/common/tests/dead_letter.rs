@@ -333,7 +333,7 @@ async fn a_replay_refuses_a_target_that_is_not_a_stream() {
     let err = dead_letter::replay_at(&missing, |_, _| {})
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("is none, not a stream"), "{err}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
     let string_key = format!("{}string", f.prefix);
     let _: () = redis::cmd("SET")
         .arg(&string_key)
@@ -346,7 +346,10 @@ async fn a_replay_refuses_a_target_that_is_not_a_stream() {
         ..f.args()
     };
     let err = dead_letter::replay_at(&wrong, |_, _| {}).await.unwrap_err();
-    assert!(err.to_string().contains("is string"), "{err}");
+    assert!(
+        err.to_string().contains("is a string, not a stream"),
+        "{err}"
+    );
     assert_eq!(f.xlen(&f.dlq.clone()).await, 2, "nothing deleted");
     f.cleanup().await;
 }
