@@ -531,6 +531,7 @@ impl IndexerEnv {
             .env("METRICS_ADDR", "127.0.0.1")
             .env("METRICS_PORT", port.to_string())
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
