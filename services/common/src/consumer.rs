@@ -399,26 +399,19 @@ impl GroupConsumer {
     }
 
     /// Moves `entry` to the dead-letter stream with its fields plus `reason` and `attempts`,
-    /// and acknowledges and deletes it, all in one atomic pipeline.
+    /// and acknowledges and deletes it, all in one atomic pipeline. The dead-letter stream is
+    /// bounded (`MAXLEN ~`, [`crate::dead_letter::max_len`]): its oldest entries go first.
     pub async fn dead_letter(
         &mut self,
         entry: &StreamEntry,
         reason: &str,
     ) -> Result<(), ConsumerError> {
-        let mut fields: Vec<(&str, String)> = entry
-            .fields
-            .iter()
-            .filter(|(k, _)| k.as_str() != "reason" && k.as_str() != "attempts")
-            .map(|(k, v)| (k.as_str(), v.clone()))
-            .collect();
-        fields.sort();
-        fields.push(("reason", reason.to_owned()));
-        fields.push(("attempts", entry.deliveries.to_string()));
-        let mut xadd = redis::cmd("XADD");
-        xadd.arg(&self.config.dead_letter_stream).arg("*");
-        for (k, v) in &fields {
-            xadd.arg(*k).arg(v);
-        }
+        let fields = crate::dead_letter::letter_fields(&entry.fields, reason, entry.deliveries);
+        let xadd = crate::dead_letter::xadd(
+            &self.config.dead_letter_stream,
+            &fields,
+            crate::dead_letter::max_len(),
+        );
         let mut pipe = redis::pipe();
         pipe.atomic().add_command(xadd).ignore();
         self.add_ack(&mut pipe, std::slice::from_ref(&entry.id));

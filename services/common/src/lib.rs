@@ -14,9 +14,11 @@
 //!   each entry (ack, retry, pause, defer, dead-letter), one [`worker::RetryPolicy`], one
 //!   housekeeping schedule (claim stale entries, safe trimming, sampling).
 //! - [`consumer`]: consumer groups: pending-first reads, XAUTOCLAIM, ack (XACK + XDEL), dead letters, safe trim.
+//! - [`dead_letter`]: bounded dead-letter streams and the `replay-dead-letters` command.
 
 pub mod config;
 pub mod consumer;
+pub mod dead_letter;
 pub mod event;
 pub mod runner;
 pub mod shutdown;

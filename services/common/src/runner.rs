@@ -13,7 +13,10 @@
 //! - exit 0 on a clean stop, 1 on a runtime failure (including a `/metrics` port that cannot be
 //!   bound), 2 on a bad setting or command line;
 //! - a `health` subcommand: `GET /health` on the service's own metrics port with a short
-//!   timeout, exit 0 on 200, else 1 with a message (what a container HEALTHCHECK calls).
+//!   timeout, exit 0 on 200, else 1 with a message (what a container HEALTHCHECK calls);
+//! - a `replay-dead-letters` subcommand: moves dead-lettered entries back onto their stream, or
+//!   lists them with `--dry-run` ([`crate::dead_letter`]); exit 0, or 1 naming what failed;
+//! - `DEAD_LETTER_MAX_LEN`, the bound of every dead-letter stream the service writes.
 //!
 //! The health probe is a hand-written HTTP/1.1 request over `std::net::TcpStream`: one request
 //! to loopback, with connect, read and write timeouts, needs neither a runtime nor an HTTP client
@@ -73,9 +76,12 @@ pub struct Common {
         ignore_case = true
     )]
     pub log_format: LogFormat,
+    /// Dead-letter streams are trimmed to about this many entries, oldest first.
+    #[arg(long, env = "DEAD_LETTER_MAX_LEN", default_value_t = crate::dead_letter::DEFAULT_MAX_LEN, value_parser = at_least(1u64))]
+    pub dead_letter_max_len: u64,
 }
 
-#[derive(Subcommand, Clone, Debug)]
+#[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
 enum Command {
     /// GET /health on this service's metrics port: exit 0 if it answers 200, else 1.
     Health {
@@ -83,6 +89,7 @@ enum Command {
         #[arg(long, default_value = "2000", value_parser = crate::config::millis_at_least(1))]
         timeout_ms: Duration,
     },
+    ReplayDeadLetters(crate::dead_letter::ReplayArgs),
 }
 
 const AFTER_HELP: &str = "Every setting is a flag or the environment variable in brackets; a flag \
@@ -98,6 +105,9 @@ pub fn command<C: Settings>(service: &Service) -> clap::Command {
         .about(service.about)
         .long_about(None::<&'static str>)
         .after_help(AFTER_HELP)
+        .mut_subcommand("replay-dead-letters", |replay| {
+            replay.after_help(crate::dead_letter::examples(service.name))
+        })
         .mut_arg("metrics_port", |arg| {
             arg.default_value(service.metrics_port.to_string())
                 .required(false)
@@ -153,21 +163,25 @@ where
             std::env::remove_var(&var);
         }
     }
-    let (common, settings, health) = match parse::<C, _, _>(&service, std::env::args_os()) {
+    let (common, settings, subcommand) = match parse::<C, _, _>(&service, std::env::args_os()) {
         Ok(parsed) => parsed,
         Err(code) => return code,
     };
-    if let Some(timeout) = health {
-        return match probe_health(common.metrics_addr, common.metrics_port, timeout) {
-            Ok(target) => {
-                println!("{}: healthy ({target})", service.name);
-                ExitCode::SUCCESS
-            }
-            Err(message) => {
-                eprintln!("{}: unhealthy: {message}", service.name);
-                ExitCode::FAILURE
-            }
-        };
+    match subcommand {
+        Some(Command::Health { timeout_ms }) => {
+            return match probe_health(common.metrics_addr, common.metrics_port, timeout_ms) {
+                Ok(target) => {
+                    println!("{}: healthy ({target})", service.name);
+                    ExitCode::SUCCESS
+                }
+                Err(message) => {
+                    eprintln!("{}: unhealthy: {message}", service.name);
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Command::ReplayDeadLetters(args)) => return replay_dead_letters(&service, &args),
+        None => {}
     }
     init_tracing(common.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -208,10 +222,38 @@ pub fn settings_or_exit<C: Settings>(name: &'static str, about: &'static str) ->
     settings
 }
 
+/// `replay-dead-letters`: one line per entry and a summary on stdout, a failure on stderr.
+fn replay_dead_letters(service: &Service, args: &crate::dead_letter::ReplayArgs) -> ExitCode {
+    use crate::dead_letter::{replay_at, report_line, summary_line};
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("{}: cannot start the async runtime: {err}", service.name);
+            return ExitCode::FAILURE;
+        }
+    };
+    let replayed = runtime.block_on(replay_at(args, |letter, outcome| {
+        println!("{}", report_line(letter, outcome));
+    }));
+    match replayed {
+        Ok(summary) => {
+            println!("{}", summary_line(args, &summary));
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{}: replay-dead-letters stopped: {err}", service.name);
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn parse<C: Settings, I, T>(
     service: &Service,
     args: I,
-) -> Result<(Common, C, Option<Duration>), ExitCode>
+) -> Result<(Common, C, Option<Command>), ExitCode>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -228,11 +270,8 @@ where
         eprintln!("{}: {err}", service.name);
         return Err(ExitCode::from(2));
     }
-    let health = match Command::from_arg_matches(&matches) {
-        Ok(Command::Health { timeout_ms }) => Some(timeout_ms),
-        Err(_) => None,
-    };
-    Ok((common, settings, health))
+    let subcommand = Command::from_arg_matches(&matches).ok();
+    Ok((common, settings, subcommand))
 }
 
 async fn serve<C, S, F, Fut, E>(service: Service, common: Common, settings: C, run: F) -> ExitCode
@@ -243,6 +282,7 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
+    crate::dead_letter::set_max_len(common.dead_letter_max_len);
     let registry = Registry::new();
     let metrics = match S::register(&registry) {
         Ok(metrics) => Arc::new(metrics),
@@ -355,7 +395,7 @@ mod tests {
         metrics_port: 4999,
     };
 
-    fn parsed(args: &[&str]) -> Result<(Common, Demo, Option<Duration>), ExitCode> {
+    fn parsed(args: &[&str]) -> Result<(Common, Demo, Option<Command>), ExitCode> {
         parse::<Demo, _, _>(&DEMO, std::iter::once("demo").chain(args.iter().copied()))
     }
 
@@ -371,6 +411,8 @@ mod tests {
             "LOG_FORMAT",
             "RUST_LOG",
             "health",
+            "replay-dead-letters",
+            "DEAD_LETTER_MAX_LEN",
         ] {
             assert!(help.contains(needle), "{needle} missing from:\n{help}");
         }
@@ -385,7 +427,82 @@ mod tests {
         assert!(health.is_none());
         let (_, _, health) =
             parsed(&["health", "--timeout-ms", "300"]).unwrap_or_else(|_| panic!("parses"));
-        assert_eq!(health, Some(Duration::from_millis(300)));
+        assert_eq!(
+            health,
+            Some(Command::Health {
+                timeout_ms: Duration::from_millis(300)
+            })
+        );
+    }
+
+    #[test]
+    fn replay_dead_letters_is_a_subcommand_with_its_own_options() {
+        let (_, _, replay) = parsed(&[
+            "replay-dead-letters",
+            "--stream",
+            "firehose_live_dlq",
+            "--dry-run",
+            "--count",
+            "10",
+            "--redis-url",
+            "redis://127.0.0.1:7000",
+        ])
+        .unwrap_or_else(|_| panic!("parses"));
+        let Some(Command::ReplayDeadLetters(args)) = replay else {
+            panic!("not the replay: {replay:?}");
+        };
+        assert_eq!(args.stream, "firehose_live_dlq");
+        assert!(args.dry_run);
+        assert_eq!(args.count, Some(10));
+        assert_eq!(args.to, None);
+        assert_eq!(args.redis_url, "redis://127.0.0.1:7000");
+        assert_eq!(
+            parsed(&["replay-dead-letters"]).err(),
+            Some(ExitCode::from(2)),
+            "--stream is required"
+        );
+        assert_eq!(
+            parsed(&["replay-dead-letters", "--stream", "s_dlq", "--count", "0"]).err(),
+            Some(ExitCode::from(2))
+        );
+    }
+
+    #[test]
+    fn the_replay_help_names_every_option() {
+        let mut command = command::<Demo>(&DEMO);
+        let replay = command
+            .find_subcommand_mut("replay-dead-letters")
+            .unwrap_or_else(|| panic!("no replay-dead-letters subcommand"));
+        let help = replay.render_long_help().to_string();
+        for needle in [
+            "--stream",
+            "--to",
+            "--count",
+            "--dry-run",
+            "--reason-contains",
+            "REDIS_URL",
+            "--timeout-ms",
+            "loses nothing",
+            "demo replay-dead-letters --stream STREAM_dlq --dry-run",
+        ] {
+            assert!(help.contains(needle), "{needle} missing from:\n{help}");
+        }
+    }
+
+    #[test]
+    fn the_dead_letter_bound_is_a_common_setting() {
+        let (common, _, _) = parsed(&[]).unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(
+            common.dead_letter_max_len,
+            crate::dead_letter::DEFAULT_MAX_LEN
+        );
+        let (common, _, _) =
+            parsed(&["--dead-letter-max-len", "50"]).unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(common.dead_letter_max_len, 50);
+        assert_eq!(
+            parsed(&["--dead-letter-max-len", "0"]).err(),
+            Some(ExitCode::from(2))
+        );
     }
 
     #[test]

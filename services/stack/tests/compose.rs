@@ -435,3 +435,23 @@ fn prometheus_and_grafana_get_their_files_read_only() {
         "{grafana:?}"
     );
 }
+
+#[test]
+fn dead_letter_streams_are_bounded_in_the_services_that_write_them() {
+    let config = rendered("dead-letters", &example_env());
+    for name in ["backfiller1", "backfiller2", "indexer1", "indexer6"] {
+        assert_eq!(
+            config["services"][name]["environment"]["DEAD_LETTER_MAX_LEN"].as_str(),
+            Some("100000"),
+            "{name}"
+        );
+    }
+    let config = rendered(
+        "dead-letters-set",
+        &format!("{}\nDEAD_LETTER_MAX_LEN=5000\n", example_env()),
+    );
+    assert_eq!(
+        config["services"]["indexer3"]["environment"]["DEAD_LETTER_MAX_LEN"].as_str(),
+        Some("5000")
+    );
+}

@@ -1,7 +1,7 @@
 //! What every test of the pipeline shares, written once: the Redis and PostgreSQL servers the
 //! tests use (`TEST_REDIS_URL`, `TEST_DATABASE_URL`), names no other test uses, one
 //! [`wait_until`], a database per test ([`TestDb`]), stream names per test ([`TestStreams`]),
-//! and a TCP proxy that a test can cut ([`TcpProxy`]).
+//! and a TCP fault proxy that a test can stall, cut and resume ([`TcpProxy`]).
 //!
 //! Test code: it panics with a message naming what is missing (a server, a database) rather
 //! than returning errors, since a test cannot go on without it.
@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rsky_common::event::{Label, LabelsEvent, StreamEvent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// The Redis the tests use: `TEST_REDIS_URL`, or `redis://127.0.0.1:6379`.
@@ -366,13 +369,30 @@ impl Drop for TestStreams {
     }
 }
 
-/// A TCP proxy to `target` that a test can cut (refusing and dropping every connection) and
-/// restore on the same port.
+/// A TCP fault proxy on a loopback port in front of `target` (a relay, Redis, PostgreSQL): it
+/// forwards both ways until a test injects a fault.
+///
+/// - [`TcpProxy::stall`]: stop forwarding, keep every connection open (a peer that hangs: a
+///   silent relay, a stuck database); new connections are accepted and held the same way;
+/// - [`TcpProxy::cut`]: close every connection and stop listening, so the port refuses new
+///   connections (a peer that died);
+/// - [`TcpProxy::resume`]: forward again, listening again on the same port after a cut.
+///
+/// Bytes read during a stall are held, not dropped: after a resume both sides see the stream
+/// they would have seen, only late.
 pub struct TcpProxy {
     /// The loopback port it listens on.
     pub port: u16,
     target: SocketAddr,
     state: Arc<Mutex<ProxyState>>,
+    flow: watch::Sender<Flow>,
+}
+
+/// Whether the links forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    Forward,
+    Stall,
 }
 
 struct ProxyState {
@@ -394,6 +414,7 @@ impl TcpProxy {
                 accept: None,
                 links: Vec::new(),
             })),
+            flow: watch::Sender::new(Flow::Forward),
         };
         proxy.serve(listener);
         proxy
@@ -402,23 +423,43 @@ impl TcpProxy {
     fn serve(&self, listener: TcpListener) {
         let state = self.state.clone();
         let target = self.target;
+        let flow = self.flow.clone();
         let accept = tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
+                let Ok((inbound, _)) = listener.accept().await else {
                     return;
                 };
+                let flow = flow.subscribe();
                 let link = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
+                    let Ok(Ok(outbound)) =
+                        tokio::time::timeout(PROXY_CONNECT_TIMEOUT, TcpStream::connect(target))
+                            .await
+                    else {
+                        return;
+                    };
+                    let (from_client, to_client) = inbound.into_split();
+                    let (from_target, to_target) = outbound.into_split();
+                    tokio::join!(
+                        pump(from_client, to_target, flow.clone()),
+                        pump(from_target, to_client, flow),
+                    );
                 });
-                crate::lock(&state).links.push(link);
+                let mut state = crate::lock(&state);
+                state.links.retain(|link| !link.is_finished());
+                state.links.push(link);
             }
         });
         crate::lock(&self.state).accept = Some(accept);
     }
 
-    /// Stops listening and drops every open connection: the port refuses connections.
+    /// Stops forwarding in both directions; connections stay open and new ones are accepted
+    /// and held, until [`TcpProxy::resume`].
+    pub fn stall(&self) {
+        self.flow.send_replace(Flow::Stall);
+    }
+
+    /// Closes every open connection and stops listening: the port refuses connections until
+    /// [`TcpProxy::resume`].
     pub async fn cut(&self) {
         let (accept, links) = {
             let mut state = crate::lock(&self.state);
@@ -430,21 +471,164 @@ impl TcpProxy {
         }
         for link in links {
             link.abort();
+            let _ = link.await;
         }
     }
 
-    /// Listens again on the same port.
+    /// Forwards again after a [`TcpProxy::stall`] (held bytes go on), and after a
+    /// [`TcpProxy::cut`] listens again on the same port.
+    pub async fn resume(&self) {
+        let listening = crate::lock(&self.state).accept.is_some();
+        if !listening {
+            let listener = TcpListener::bind(("127.0.0.1", self.port))
+                .await
+                .unwrap_or_else(|err| panic!("rebind the proxy port {}: {err}", self.port));
+            self.serve(listener);
+        }
+        self.flow.send_replace(Flow::Forward);
+    }
+
+    /// [`TcpProxy::resume`] (the name the first fault tests used).
     pub async fn restore(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .await
-            .expect("rebind the proxy port");
-        self.serve(listener);
+        self.resume().await;
+    }
+
+    /// Connections open through the proxy now.
+    pub fn connections(&self) -> usize {
+        crate::lock(&self.state)
+            .links
+            .iter()
+            .filter(|link| !link.is_finished())
+            .count()
+    }
+}
+
+/// How long the proxy waits for its target to accept a connection.
+const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Copies `from` to `to` while the flow is `Forward`; a chunk read during a stall is held until
+/// the resume. At the end of `from`, shuts `to` down for writing (a half-close, passed on).
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut flow: watch::Receiver<Flow>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if flow.wait_for(|f| *f == Flow::Forward).await.is_err() {
+            return;
+        }
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                let _ = to.shutdown().await;
+                return;
+            }
+            Ok(n) => n,
+        };
+        if flow.wait_for(|f| *f == Flow::Forward).await.is_err() {
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An echo server on a free loopback port.
+    async fn echo_server() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = socket.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    async fn echo(stream: &mut TcpStream, message: &[u8]) -> Vec<u8> {
+        stream.write_all(message).await.unwrap();
+        read_exactly(stream, message.len()).await
+    }
+
+    async fn read_exactly(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf))
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        buf
+    }
+
+    /// No byte arrives on `stream` for a while (how a stalled proxy looks from outside).
+    async fn assert_silent(stream: &mut TcpStream) {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut byte)).await;
+        assert!(read.is_err(), "expected silence, got {read:?}");
+    }
+
+    #[tokio::test]
+    async fn the_proxy_forwards_both_ways() {
+        let proxy = TcpProxy::start(echo_server().await).await;
+        let mut client = TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+        assert_eq!(echo(&mut client, b"ping").await, b"ping");
+        assert_eq!(proxy.connections(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stall_holds_bytes_on_open_connections_until_the_resume() {
+        let proxy = TcpProxy::start(echo_server().await).await;
+        let mut client = TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+        assert_eq!(echo(&mut client, b"before").await, b"before");
+        proxy.stall();
+        client.write_all(b"during").await.unwrap();
+        assert_silent(&mut client).await;
+        // A connection made during the stall is accepted and held too.
+        let mut late = TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+        late.write_all(b"late").await.unwrap();
+        assert_silent(&mut late).await;
+        assert_eq!(proxy.connections(), 2, "both connections kept");
+        proxy.resume().await;
+        assert_eq!(
+            read_exactly(&mut client, 6).await,
+            b"during",
+            "held, not lost"
+        );
+        assert_eq!(read_exactly(&mut late, 4).await, b"late");
+        assert_eq!(echo(&mut client, b"after").await, b"after");
+    }
+
+    #[tokio::test]
+    async fn a_cut_closes_every_connection_and_refuses_new_ones_until_the_resume() {
+        let proxy = TcpProxy::start(echo_server().await).await;
+        let mut client = TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+        assert_eq!(echo(&mut client, b"x").await, b"x");
+        proxy.cut().await;
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+            .await
+            .expect("the cut connection ends at once");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        let refused = TcpStream::connect(("127.0.0.1", proxy.port)).await;
+        assert!(refused.is_err(), "a cut proxy refuses connections");
+        assert_eq!(proxy.connections(), 0);
+        proxy.resume().await;
+        let mut again = TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+        assert_eq!(echo(&mut again, b"back").await, b"back");
+    }
+
+    #[tokio::test]
+    async fn a_cut_during_a_stall_resumes_forwarding_on_new_connections() {
+        let proxy = TcpProxy::start(echo_server().await).await;
+        proxy.stall();
+        proxy.cut().await;
+        proxy.resume().await;
+        let mut client = TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+        assert_eq!(echo(&mut client, b"ok").await, b"ok");
+    }
 
     #[test]
     fn unique_names_differ_and_suit_postgres() {
