@@ -1,6 +1,7 @@
 //! Backfill mode: page `com.atproto.sync.listRepos` on each host into `repo_backfill`, one
 //! transaction per page holding its entries and the cursor of the next page; `!ingester-done`
-//! marks a host whose listing finished.
+//! marks a host whose listing finished. Listing pauses while `repo_backfill` holds
+//! `INGESTER_BACKFILL_HIGH_WATER_MARK` entries or more, as the firehose writer waits for room.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use serde::Deserialize;
 
 use crate::config::{Config, Host};
 use crate::metrics::IngesterMetrics;
+use crate::sink::wait_for_room;
 use crate::source::sleep_or_shutdown;
 
 /// The cursor value of a host whose listing finished.
@@ -110,6 +112,21 @@ async fn list_host(
     }
     let mut delay = config.reconnect_min;
     loop {
+        // The backfiller drains repo_backfill far slower than listRepos fills it: without this
+        // the whole network's repository list would sit in Redis.
+        wait_for_room(
+            &mut conn,
+            &config.streams.repo_backfill,
+            config.backfill_high_water_mark,
+            config.backpressure_poll,
+            &metrics.backfill_backpressure_active,
+            metrics,
+            shutdown,
+        )
+        .await;
+        if shutdown.is_cancelled() {
+            return false;
+        }
         let mut url = format!(
             "{}/xrpc/{LIST_REPOS}?limit={}",
             host.http_base, config.list_repos_limit
