@@ -279,6 +279,46 @@ async fn the_same_batch_written_twice_leaves_each_event_once() {
     delete_prefix(&mut conn, &prefix).await;
 }
 
+#[tokio::test]
+async fn the_same_list_repos_page_written_twice_leaves_each_repo_once() {
+    use rsky_ingester::backfill::{write_page, PageWrite};
+    let prefix = unique_prefix("page-twice");
+    let streams = Streams::new(&prefix);
+    let key = streams.cursor_key(&streams.repo_backfill, "relay.test");
+    let mut conn = store::connect(&redis_url()).await.unwrap();
+    let page: Vec<String> = ["did:plc:a", "did:plc:b"]
+        .iter()
+        .map(|did| format!(r#"{{"did":"{did}","host":"relay.test","active":true}}"#))
+        .collect();
+    let stream = &streams.repo_backfill;
+    let first = write_page(&mut conn, stream, &key, None, "did:plc:b", &page).await;
+    assert_eq!(first.unwrap(), PageWrite::Written(2));
+    // What a retry after a lost reply sends.
+    let again = write_page(&mut conn, stream, &key, None, "did:plc:b", &page).await;
+    assert_eq!(again.unwrap(), PageWrite::AlreadyWritten);
+    assert_eq!(store::stream_len(&mut conn, stream).await.unwrap(), 2);
+    assert_eq!(
+        store::read_cursor(&mut conn, &key)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("did:plc:b")
+    );
+    // The next page, listed from that cursor, goes on.
+    let next = write_page(
+        &mut conn,
+        stream,
+        &key,
+        Some("did:plc:b"),
+        "!ingester-done",
+        &page[..1],
+    )
+    .await;
+    assert_eq!(next.unwrap(), PageWrite::Written(1));
+    assert_eq!(store::stream_len(&mut conn, stream).await.unwrap(), 3);
+    delete_prefix(&mut conn, &prefix).await;
+}
+
 /// The tests' Redis URL with its host and port replaced by the proxy's.
 fn through(proxy: &TcpProxy) -> String {
     let url = redis_url();
