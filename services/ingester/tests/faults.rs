@@ -21,10 +21,11 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Websocket timeouts short enough for a test: connect 300 ms, idle 400 ms, ping every 100 ms.
+/// Websocket timeouts short enough for a test: connect 300 ms, idle 1 s, ping every 100 ms (ten
+/// pings per idle timeout, so a loaded machine does not time out a live connection).
 const WS_TIMEOUTS: [(&str, &str); 3] = [
     ("INGESTER_WS_CONNECT_TIMEOUT_MS", "300"),
-    ("INGESTER_WS_IDLE_TIMEOUT_MS", "400"),
+    ("INGESTER_WS_IDLE_TIMEOUT_MS", "1000"),
     ("INGESTER_WS_PING_INTERVAL_MS", "100"),
 ];
 
@@ -132,8 +133,8 @@ async fn a_quiet_relay_that_answers_pings_stays_connected() {
         ingester.value("ingester_websocket_connections") == 1.0
     })
     .await;
-    // Several idle timeouts long: only the pongs keep it open.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Two and a half idle timeouts: only the pongs keep it open.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(errors(&ingester, "timeout"), 0.0);
     assert_eq!(relay.repo_cursors().len(), 1, "never redialed");
     assert_eq!(ingester.value("ingester_websocket_connections"), 1.0);
