@@ -1,18 +1,21 @@
 //! Backfill mode: page `com.atproto.sync.listRepos` on each host into `repo_backfill`, one
 //! transaction per page holding its entries and the cursor of the next page; `!ingester-done`
-//! marks a host whose listing finished.
+//! marks a host whose listing finished. Listing pauses while `repo_backfill` holds
+//! `INGESTER_BACKFILL_HIGH_WATER_MARK` entries or more, as the firehose writer waits for room.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use rsky_common::event::BackfillEvent;
 use rsky_common::shutdown::Shutdown;
-use rsky_common::store::{read_cursor, AtomicBatch, Connection};
+use rsky_common::store::{read_cursor, Connection, StoreError};
 use rsky_common::streams::REPO_FIELD;
 use rsky_metrics_runtime::counted;
 use serde::Deserialize;
 
 use crate::config::{Config, Host};
 use crate::metrics::IngesterMetrics;
+use crate::sink::wait_for_room;
 use crate::source::sleep_or_shutdown;
 
 /// The cursor value of a host whose listing finished.
@@ -110,6 +113,21 @@ async fn list_host(
     }
     let mut delay = config.reconnect_min;
     loop {
+        // The backfiller drains repo_backfill far slower than listRepos fills it: without this
+        // the whole network's repository list would sit in Redis.
+        wait_for_room(
+            &mut conn,
+            &config.streams.repo_backfill,
+            config.backfill_high_water_mark,
+            config.backpressure_poll,
+            &metrics.backfill_backpressure_active,
+            metrics,
+            shutdown,
+        )
+        .await;
+        if shutdown.is_cancelled() {
+            return false;
+        }
         let mut url = format!(
             "{}/xrpc/{LIST_REPOS}?limit={}",
             host.http_base, config.list_repos_limit
@@ -156,14 +174,18 @@ async fn list_host(
                 .ok()
             })
             .collect();
-        loop {
-            let mut batch = AtomicBatch::new();
-            for payload in &payloads {
-                batch.xadd(&config.streams.repo_backfill, &[(REPO_FIELD, payload)]);
-            }
-            batch.set(&key, &next);
-            match batch.commit(&mut conn).await {
-                Ok(_) => break,
+        let written = loop {
+            let page_write = write_page(
+                &mut conn,
+                &config.streams.repo_backfill,
+                &key,
+                cursor.as_deref(),
+                &next,
+                &payloads,
+            )
+            .await;
+            match page_write {
+                Ok(written) => break written,
                 Err(err) => {
                     metrics.errors[crate::metrics::ErrorKind::Redis].inc();
                     tracing::warn!(error = %err, "listRepos page not written; retrying");
@@ -172,8 +194,22 @@ async fn list_host(
                     }
                 }
             }
+        };
+        match written {
+            PageWrite::Written(added) => metrics.backfill_repos_written.inc_by(added),
+            PageWrite::AlreadyWritten => {
+                tracing::info!(host = %host.name, cursor = %next, "listRepos page already written (a retry after a lost reply); not written again");
+            }
+            PageWrite::CursorMoved(stored) => {
+                // Someone else (another ingester on this host) moved the cursor: follow it.
+                tracing::warn!(host = %host.name, %key, ?stored, expected = ?cursor, "the listRepos cursor moved under this ingester; continuing from the stored one");
+                if stored.as_deref() == Some(DONE) {
+                    return true;
+                }
+                cursor = stored;
+                continue;
+            }
         }
-        metrics.backfill_repos_written.inc_by(payloads.len() as u64);
         tracing::debug!(host = %host.name, repos = payloads.len(), cursor = %next, "listRepos page written");
         if next == DONE {
             tracing::info!(host = %host.name, "listRepos finished");
@@ -181,6 +217,85 @@ async fn list_host(
         }
         cursor = Some(next);
     }
+}
+
+/// What writing a listRepos page did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PageWrite {
+    /// The page's entries (this many) and its cursor were written.
+    Written(u64),
+    /// The stored cursor already is the page's: it was written before (a retry after a lost
+    /// reply); nothing was added.
+    AlreadyWritten,
+    /// The stored cursor is neither the one the page was listed from nor the page's own;
+    /// nothing was added.
+    CursorMoved(Option<String>),
+}
+
+/// Adds a page's entries and moves the cursor from `KEYS[2] == ARGV[2]` to `ARGV[3]` in one
+/// script, only while the stored cursor is still the one the page was listed from (empty for
+/// none); else returns the stored cursor, adding nothing. KEYS: stream, cursor key. ARGV: field,
+/// expected cursor, next cursor, then the payloads.
+static PAGE_WRITE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local stored = redis.call('GET', KEYS[2]) or ''
+if stored ~= ARGV[2] then
+  return {0, stored}
+end
+for i = 4, #ARGV do
+  redis.call('XADD', KEYS[1], '*', ARGV[1], ARGV[i])
+end
+redis.call('SET', KEYS[2], ARGV[3])
+return {1, #ARGV - 3}
+",
+    )
+});
+
+/// Writes a listRepos page listed from `from` with its `next` cursor: a repeated write (its
+/// first reply lost) adds nothing.
+pub async fn write_page(
+    conn: &mut Connection,
+    stream: &str,
+    key: &str,
+    from: Option<&str>,
+    next: &str,
+    payloads: &[String],
+) -> Result<PageWrite, StoreError> {
+    let mut invocation = PAGE_WRITE.prepare_invoke();
+    invocation
+        .key(stream)
+        .key(key)
+        .arg(REPO_FIELD)
+        .arg(from.unwrap_or_default())
+        .arg(next);
+    for payload in payloads {
+        invocation.arg(payload);
+    }
+    let (written, value): (i64, redis::Value) =
+        invocation
+            .invoke_async(conn)
+            .await
+            .map_err(|source| StoreError::Command {
+                what: format!(
+                    "page write (script) of {} XADD to {stream} with {key}",
+                    payloads.len()
+                ),
+                source,
+            })?;
+    if written == 1 {
+        return Ok(PageWrite::Written(
+            redis::from_redis_value::<u64>(value).unwrap_or_default(),
+        ));
+    }
+    let stored = redis::from_redis_value::<String>(value).unwrap_or_default();
+    Ok(if stored == next {
+        PageWrite::AlreadyWritten
+    } else if stored.is_empty() {
+        PageWrite::CursorMoved(None)
+    } else {
+        PageWrite::CursorMoved(Some(stored))
+    })
 }
 
 #[counted(metrics = metrics, events = list_repos_requests, errors = backfill_fetch_errors, duration = list_repos_seconds)]

@@ -1,5 +1,6 @@
 //! Batching: decoded frames become batches of at most `size` events, flushed when full or when
-//! `timeout` has passed since the batch's first frame.
+//! `timeout` has passed since the batch's first frame. A [`Input::DropCursor`] closes the batch
+//! it arrives in.
 
 use std::time::Duration;
 
@@ -9,6 +10,17 @@ use tokio::time::Instant;
 
 use crate::decode::Decoded;
 
+/// What a socket's task hands its writer, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// A decoded frame.
+    Frame(Decoded),
+    /// The subscription dropped its cursor (the relay answered `FutureCursor`): once the frames
+    /// before this are written, the stored cursor is deleted, so the frames after it (a new
+    /// sequence, lower seqs) are not taken for frames already written.
+    DropCursor,
+}
+
 /// Events to write together, and the cursor that covers them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Batch {
@@ -16,6 +28,8 @@ pub struct Batch {
     pub events: Vec<StreamEvent>,
     /// The highest seq of the frames in the batch (those without events included).
     pub cursor: Option<i64>,
+    /// Whether the stored cursor is deleted once the batch is written.
+    pub drop_cursor: bool,
 }
 
 impl Batch {
@@ -30,16 +44,26 @@ impl Batch {
 /// The next batch from `rx`: waits for a first frame, then takes frames until `size` events or
 /// `timeout`. `None` once the channel is closed and empty.
 pub async fn next_batch(
-    rx: &mut mpsc::Receiver<Decoded>,
+    rx: &mut mpsc::Receiver<Input>,
     size: usize,
     timeout: Duration,
 ) -> Option<Batch> {
     let mut batch = Batch::default();
-    batch.add(rx.recv().await?);
+    match rx.recv().await? {
+        Input::Frame(decoded) => batch.add(decoded),
+        Input::DropCursor => {
+            batch.drop_cursor = true;
+            return Some(batch);
+        }
+    }
     let deadline = Instant::now() + timeout;
     while batch.events.len() < size {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(decoded)) => batch.add(decoded),
+            Ok(Some(Input::Frame(decoded))) => batch.add(decoded),
+            Ok(Some(Input::DropCursor)) => {
+                batch.drop_cursor = true;
+                break;
+            }
             Ok(None) | Err(_) => break,
         }
     }
@@ -51,8 +75,8 @@ mod tests {
     use super::*;
     use rsky_common::event::IdentityEvent;
 
-    fn frame(seq: i64, events: usize) -> Decoded {
-        Decoded {
+    fn frame(seq: i64, events: usize) -> Input {
+        Input::Frame(Decoded {
             seq: Some(seq),
             events: (0..events)
                 .map(|_| {
@@ -64,7 +88,8 @@ mod tests {
                     })
                 })
                 .collect(),
-        }
+            ..Decoded::default()
+        })
     }
 
     #[tokio::test]
@@ -104,5 +129,22 @@ mod tests {
         assert!(next_batch(&mut rx, 500, Duration::from_secs(60))
             .await
             .is_none());
+    }
+
+    #[tokio::test]
+    async fn dropping_the_cursor_closes_the_batch_before_the_frames_after_it() {
+        let (tx, mut rx) = mpsc::channel(10);
+        tx.send(frame(7, 1)).await.unwrap();
+        tx.send(Input::DropCursor).await.unwrap();
+        tx.send(frame(1, 1)).await.unwrap();
+        drop(tx);
+        let first = next_batch(&mut rx, 500, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!((first.cursor, first.drop_cursor), (Some(7), true));
+        let second = next_batch(&mut rx, 500, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!((second.cursor, second.drop_cursor), (Some(1), false));
     }
 }

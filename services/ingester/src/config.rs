@@ -130,6 +130,26 @@ pub struct Config {
     /// Longest reconnect delay (ms).
     #[arg(long = "reconnect-max-ms", env = "INGESTER_RECONNECT_MAX_MS", default_value = "30000", value_parser = millis_at_least(1))]
     pub reconnect_max: Duration,
+    /// Longest wait for a websocket to connect: TCP, TLS and the upgrade (ms).
+    #[arg(long = "ws-connect-timeout-ms", env = "INGESTER_WS_CONNECT_TIMEOUT_MS", default_value = "10000", value_parser = millis_at_least(1))]
+    pub ws_connect_timeout: Duration,
+    /// A websocket on which nothing (frame, ping or pong) arrives for this long is dropped and
+    /// dialed again (ms; more than the ping interval).
+    #[arg(long = "ws-idle-timeout-ms", env = "INGESTER_WS_IDLE_TIMEOUT_MS", default_value = "30000", value_parser = millis_at_least(1))]
+    pub ws_idle_timeout: Duration,
+    /// How often a ping is sent on each websocket (ms); its pong keeps a quiet stream alive.
+    #[arg(long = "ws-ping-interval-ms", env = "INGESTER_WS_PING_INTERVAL_MS", default_value = "10000", value_parser = millis_at_least(1))]
+    pub ws_ping_interval: Duration,
+    /// Longest wait for a Redis connection (ms).
+    #[arg(long = "redis-connect-timeout-ms", env = "INGESTER_REDIS_CONNECT_TIMEOUT_MS", default_value = "5000", value_parser = millis_at_least(1))]
+    pub redis_connect_timeout: Duration,
+    /// Longest wait for a Redis reply (ms): sized for a full batch's write on a busy server,
+    /// queued behind the other tasks sharing the connection.
+    #[arg(long = "redis-response-timeout-ms", env = "INGESTER_REDIS_RESPONSE_TIMEOUT_MS", default_value = "10000", value_parser = millis_at_least(1))]
+    pub redis_response_timeout: Duration,
+    /// `repo_backfill` length at which listRepos pauses.
+    #[arg(long, env = "INGESTER_BACKFILL_HIGH_WATER_MARK", default_value = "100000", value_parser = at_least(1u64))]
+    pub backfill_high_water_mark: u64,
     /// Repositories per listRepos page (at most 1000).
     #[arg(long, env = "INGESTER_LIST_REPOS_LIMIT", default_value = "1000", value_parser = at_least(1u32))]
     pub list_repos_limit: u32,
@@ -176,6 +196,16 @@ impl Settings for Config {
                 ),
             ));
         }
+        if self.ws_idle_timeout <= self.ws_ping_interval {
+            return Err(ConfigError::new(
+                "INGESTER_WS_IDLE_TIMEOUT_MS",
+                &self.ws_idle_timeout.as_millis().to_string(),
+                format!(
+                    "must be more than INGESTER_WS_PING_INTERVAL_MS ({}), or a quiet stream times out between pongs",
+                    self.ws_ping_interval.as_millis()
+                ),
+            ));
+        }
         if self.list_repos_limit > 1000 {
             return Err(ConfigError::new(
                 "INGESTER_LIST_REPOS_LIMIT",
@@ -207,6 +237,23 @@ mod tests {
         assert_eq!(config.mode, Mode::All);
         assert!(config.labeler_hosts.is_empty());
         assert_eq!(config.streams, Streams::default());
+        assert_eq!(config.ws_connect_timeout, Duration::from_secs(10));
+        assert_eq!(config.ws_idle_timeout, Duration::from_secs(30));
+        assert_eq!(config.ws_ping_interval, Duration::from_secs(10));
+        assert_eq!(config.redis_connect_timeout, Duration::from_secs(5));
+        assert_eq!(config.redis_response_timeout, Duration::from_secs(10));
+        assert_eq!(config.backfill_high_water_mark, 100_000);
+    }
+
+    #[test]
+    fn the_idle_timeout_must_exceed_the_ping_interval() {
+        let err = Config::from_pairs([
+            ("INGESTER_WS_IDLE_TIMEOUT_MS", "1000"),
+            ("INGESTER_WS_PING_INTERVAL_MS", "1000"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "INGESTER_WS_IDLE_TIMEOUT_MS");
+        assert!(err.reason.contains("INGESTER_WS_PING_INTERVAL_MS (1000)"));
     }
 
     #[test]

@@ -19,7 +19,13 @@ pub struct Decoded {
     pub seq: Option<i64>,
     /// The events to write, in order.
     pub events: Vec<StreamEvent>,
+    /// Whether the frame was a `FutureCursor` error: the relay's sequence is behind the cursor
+    /// asked for (see the README's FutureCursor rule).
+    pub future_cursor: bool,
 }
+
+/// The error a relay or labeler sends for a cursor ahead of its sequence.
+pub const FUTURE_CURSOR: &str = "FutureCursor";
 
 /// Decodes one `subscribeRepos` binary message; `time` is the ingest time written on events.
 #[counted(metrics = metrics, events = firehose_events)]
@@ -28,6 +34,7 @@ pub fn decode_frame(frame: &[u8], time: &str, metrics: &IngesterMetrics) -> Deco
         Ok(RepoFrame::Commit(commit)) => Decoded {
             seq: Some(commit.seq),
             events: commit_events(&commit, time, metrics),
+            future_cursor: false,
         },
         Ok(RepoFrame::Identity(identity)) => Decoded {
             seq: Some(identity.seq),
@@ -42,6 +49,7 @@ pub fn decode_frame(frame: &[u8], time: &str, metrics: &IngesterMetrics) -> Deco
                 })
                 .into_iter()
                 .collect(),
+            future_cursor: false,
         },
         Ok(RepoFrame::Account(account)) => Decoded {
             seq: Some(account.seq),
@@ -57,12 +65,14 @@ pub fn decode_frame(frame: &[u8], time: &str, metrics: &IngesterMetrics) -> Deco
                 })
                 .into_iter()
                 .collect(),
+            future_cursor: false,
         },
         Ok(RepoFrame::Sync(sync)) => {
             tracing::debug!(seq = sync.seq, did = %sync.did, "#sync skipped");
             Decoded {
                 seq: Some(sync.seq),
                 events: Vec::new(),
+                future_cursor: false,
             }
         }
         Ok(RepoFrame::Info(info)) => {
@@ -72,7 +82,10 @@ pub fn decode_frame(frame: &[u8], time: &str, metrics: &IngesterMetrics) -> Deco
         Ok(RepoFrame::Error(error)) => {
             metrics.errors[crate::metrics::ErrorKind::ErrorFrame].inc();
             tracing::warn!(error = %error.error, message = ?error.message, "error frame from the relay");
-            Decoded::default()
+            Decoded {
+                future_cursor: error.error == FUTURE_CURSOR,
+                ..Decoded::default()
+            }
         }
         Err(FrameError::UnknownType(t)) => {
             tracing::debug!(%t, "frame of an unknown type skipped");

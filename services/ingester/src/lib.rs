@@ -6,7 +6,8 @@
 //! - [`source`]: websocket subscriptions with reconnect and cursor resume;
 //! - [`decode`]: frames to stream events (validate, filter, count);
 //! - [`batch`]: events to batches by size and time;
-//! - [`sink`]: atomic writes with their cursor, backpressure, stream-length sampling;
+//! - [`sink`]: atomic, repeatable writes with their cursor, backpressure, stream-length
+//!   sampling;
 //! - [`backfill`]: `listRepos` into `repo_backfill`;
 //! - [`labeler`]: `subscribeLabels` into `label_live`;
 //! - [`metrics`]: the metric set, [`IngesterMetrics`].
@@ -35,9 +36,10 @@ use tokio::task::JoinSet;
 pub use config::{Config, Host, Mode};
 pub use metrics::IngesterMetrics;
 
-use crate::decode::{decode_frame, Decoded};
+use crate::batch::Input;
+use crate::decode::decode_frame;
 use crate::sink::FirehoseSink;
-use crate::source::{FrameHandler, Subscription};
+use crate::source::{FrameHandler, Handled, Subscription};
 
 /// The subscribeRepos method.
 pub const SUBSCRIBE_REPOS: &str = "com.atproto.sync.subscribeRepos";
@@ -57,7 +59,12 @@ pub async fn run(
     metrics: Arc<IngesterMetrics>,
     shutdown: Shutdown,
 ) -> Result<(), IngesterError> {
-    let conn = store::connect(&config.redis_url).await?;
+    let conn = sink::connect(
+        &config.redis_url,
+        config.redis_connect_timeout,
+        config.redis_response_timeout,
+    )
+    .await?;
     tracing::info!(redis = %store::redact_url(&config.redis_url), mode = ?config.mode, prefix = %config.streams.prefix, "ingester starting");
     let config = Arc::new(config);
     let mut tasks = JoinSet::new();
@@ -110,25 +117,34 @@ pub async fn run(
 /// Decodes frames on the socket's task and hands them to the writer through a bounded channel:
 /// when the writer waits, `send` waits, and the socket is not read.
 struct FirehoseReader {
-    tx: mpsc::Sender<Decoded>,
+    tx: mpsc::Sender<Input>,
     metrics: Arc<IngesterMetrics>,
 }
 
 impl FrameHandler for FirehoseReader {
-    async fn handle(&mut self, frame: Vec<u8>) -> Option<i64> {
+    async fn handle(&mut self, frame: Vec<u8>) -> Handled {
         let decoded = decode_frame(&frame, &now_rfc3339(), &self.metrics);
-        let seq = decoded.seq;
-        if seq.is_none() && decoded.events.is_empty() {
-            return None;
+        if decoded.future_cursor {
+            return Handled::FutureCursor;
         }
+        let Some(seq) = decoded.seq else {
+            // Without a seq a frame yields no event (info, error, malformed, unknown).
+            return Handled::Skipped;
+        };
         let events = decoded.events.len() as i64;
         self.metrics.events_in_memory.add(events);
-        if self.tx.send(decoded).await.is_err() {
-            // The writer ended (it only does on shutdown): do not advance past this frame.
+        if self.tx.send(Input::Frame(decoded)).await.is_err() {
+            // The writer ended (on shutdown, or Redis refused a batch at shutdown): do not
+            // advance past this frame.
             self.metrics.events_in_memory.sub(events);
-            return None;
+            return Handled::Skipped;
         }
-        seq
+        Handled::Seq(seq)
+    }
+
+    async fn drop_cursor(&mut self) {
+        // In order with the frames before it: the writer writes them, then deletes the cursor.
+        let _ = self.tx.send(Input::DropCursor).await;
     }
 }
 
@@ -145,31 +161,21 @@ pub async fn run_firehose(
         .cursor_key(&config.streams.firehose_live, &host.name);
     let cursor = sink::stored_seq(&mut conn.clone(), &cursor_key, &metrics, &shutdown).await;
     tracing::info!(host = %host.name, ?cursor, "firehose starting");
-    let (tx, mut rx) = mpsc::channel::<Decoded>(config.channel_capacity);
+    let (tx, rx) = mpsc::channel::<Input>(config.channel_capacity);
     let writer = {
         let (config, shutdown, metrics) = (config.clone(), shutdown.clone(), metrics.clone());
         tokio::spawn(async move {
-            let mut sink = FirehoseSink {
+            let sink = FirehoseSink {
                 conn,
                 streams: &config.streams,
                 metrics: &metrics,
                 high_water_mark: config.high_water_mark,
                 poll: config.backpressure_poll,
             };
-            while let Some(batch) =
-                batch::next_batch(&mut rx, config.batch_size, config.batch_timeout).await
-            {
-                sink.wait_for_room(&shutdown).await;
-                sink.write(&batch, &cursor_key, &shutdown).await;
-            }
+            write_batches(rx, sink, &config, &cursor_key, &shutdown).await;
         })
     };
-    let subscription = Subscription {
-        host,
-        nsid: SUBSCRIBE_REPOS,
-        reconnect_min: config.reconnect_min,
-        reconnect_max: config.reconnect_max,
-    };
+    let subscription = Subscription::new(host, SUBSCRIBE_REPOS, &config);
     let mut reader = FirehoseReader {
         tx,
         metrics: metrics.clone(),
@@ -180,5 +186,44 @@ pub async fn run_firehose(
     if let Err(err) = writer.await {
         metrics.errors[crate::metrics::ErrorKind::Panic].inc();
         tracing::error!(error = %err, "the firehose writer failed");
+    }
+}
+
+/// The firehose writer: batches from `rx`, each written after waiting for room, until the
+/// channel closes. A batch abandoned at shutdown (Redis refused it) ends the writer there:
+/// writing a later batch would move the stored cursor past the abandoned events.
+async fn write_batches(
+    mut rx: mpsc::Receiver<Input>,
+    mut sink: FirehoseSink<'_>,
+    config: &Config,
+    cursor_key: &str,
+    shutdown: &Shutdown,
+) {
+    while let Some(batch) =
+        batch::next_batch(&mut rx, config.batch_size, config.batch_timeout).await
+    {
+        sink.wait_for_room(shutdown).await;
+        if !sink.write(&batch, cursor_key, shutdown).await {
+            rx.close();
+            let mut left = 0usize;
+            while let Ok(input) = rx.try_recv() {
+                if let Input::Frame(decoded) = input {
+                    left += decoded.events.len();
+                }
+            }
+            tracing::error!(
+                abandoned = batch.events.len(),
+                not_written_after_it = left,
+                cursor_key,
+                "the writer stops at the first batch it could not write; the stored cursor still covers only what was written"
+            );
+            return;
+        }
+        if batch.drop_cursor {
+            tracing::warn!(cursor_key, "FutureCursor: deleting the stored cursor");
+            if !sink::drop_cursor(&mut sink.conn, cursor_key, sink.metrics, shutdown).await {
+                return;
+            }
+        }
     }
 }

@@ -11,6 +11,9 @@ use rsky_metrics_runtime::{
 pub enum ErrorKind {
     /// A websocket connection that could not be opened, failed or ended unexpectedly
     Connection,
+    /// A websocket that did not connect (TCP, TLS and upgrade) within the connect timeout, or
+    /// from which nothing (frame, ping or pong) arrived within the read-idle timeout
+    Timeout,
     /// A `#error` frame sent by a relay or a labeler
     ErrorFrame,
     /// A frame or block that could not be decoded (CBOR, CAR, record), or a text message
@@ -78,6 +81,8 @@ pub struct IngesterMetrics {
     pub repo_backfill_length: IntGauge,
     /// 1 while writing waits for firehose_live to drain below the high-water mark, else 0
     pub backpressure_active: IntGauge,
+    /// 1 while listRepos waits for repo_backfill to drain below its high-water mark, else 0
+    pub backfill_backpressure_active: IntGauge,
     /// Open websocket connections (relays and labelers)
     pub websocket_connections: IntGauge,
     /// Events decoded but not yet written to Redis

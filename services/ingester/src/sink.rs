@@ -1,13 +1,16 @@
-//! Writing to Redis: each batch is one MULTI/EXEC with all its XADDs and its cursor; writing
-//! waits (never drops) while the output stream is at its high-water mark; stream lengths are
-//! sampled into gauges.
+//! Writing to Redis: each batch is one Lua script that adds its events and moves its cursor
+//! atomically, skipping events the cursor already covers, so a write repeated after a lost reply
+//! adds nothing; writing waits (never drops) while the output stream is at its high-water mark;
+//! stream lengths are sampled into gauges.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use rsky_common::shutdown::Shutdown;
-use rsky_common::store::{read_cursor, stream_len, AtomicBatch, Connection, StoreError};
+use rsky_common::store::{read_cursor, redact_url, stream_len, Connection, StoreError};
 use rsky_common::streams::{Streams, EVENT_FIELD};
-use rsky_metrics_runtime::counted;
+use rsky_metrics_runtime::{counted, IntGauge};
 
 use crate::batch::Batch;
 use crate::metrics::IngesterMetrics;
@@ -17,6 +20,153 @@ use crate::source::sleep_or_shutdown;
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Attempts at flushing a batch once shutdown has begun (Redis may be gone for good).
 const SHUTDOWN_ATTEMPTS: u32 = 5;
+/// Reconnect attempts the connection makes before a command fails.
+const RECONNECT_ATTEMPTS: usize = 2;
+
+/// Connects to `url` with timeouts sized to the ingester's work: a batch write is one script of
+/// up to `INGESTER_BATCH_SIZE` XADDs, queued behind the other tasks sharing the connection, so
+/// the client's default 500 ms reply timeout would fail (and retry) writes that ran. While Redis
+/// is down a command waits for the manager's reconnect attempts; with the client's default six
+/// that is about 9.5 s per command, so a few bounded ones are made here instead (the callers
+/// retry on their own, and at shutdown give up after a few attempts).
+pub async fn connect(
+    url: &str,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+) -> Result<Connection, StoreError> {
+    let fail = |source| StoreError::Connect {
+        url: redact_url(url),
+        source,
+    };
+    let client = redis::Client::open(url).map_err(fail)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(response_timeout))
+        .set_number_of_retries(RECONNECT_ATTEMPTS)
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(fail)
+}
+
+/// Adds a batch's events to a stream and moves its cursor, as one atomic script. An event whose
+/// seq is not above the stored cursor was written before (a write whose reply was lost, then
+/// retried), so it is skipped; the cursor only moves forward. Entry IDs stay `*`: their
+/// millisecond part is still the time of the XADD, which the indexer's latency histogram reads.
+///
+/// KEYS: stream, cursor key. ARGV: field, the batch's cursor (empty for none), then seq and
+/// payload per event.
+static GUARDED_WRITE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local stored = tonumber(redis.call('GET', KEYS[2]) or '')
+local added = 0
+for i = 3, #ARGV, 2 do
+  if stored == nil or tonumber(ARGV[i]) > stored then
+    redis.call('XADD', KEYS[1], '*', ARGV[1], ARGV[i + 1])
+    added = added + 1
+  end
+end
+local cursor = tonumber(ARGV[2])
+if cursor ~= nil and (stored == nil or cursor > stored) then
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+return added
+",
+    )
+});
+
+/// Writes `(seq, payload)` entries under `field` to `stream` and `cursor` to `cursor_key`
+/// with [`GUARDED_WRITE`]; returns how many entries were added (the others were written
+/// before).
+pub async fn guarded_write(
+    conn: &mut Connection,
+    stream: &str,
+    field: &str,
+    entries: &[(i64, &str)],
+    cursor: Option<i64>,
+    cursor_key: &str,
+) -> Result<u64, StoreError> {
+    let mut invocation = GUARDED_WRITE.prepare_invoke();
+    invocation
+        .key(stream)
+        .key(cursor_key)
+        .arg(field)
+        .arg(cursor.map(|c| c.to_string()).unwrap_or_default());
+    for (seq, payload) in entries {
+        invocation.arg(seq).arg(*payload);
+    }
+    invocation
+        .invoke_async(conn)
+        .await
+        .map_err(|source| StoreError::Command {
+            what: format!(
+                "guarded write (script) of {} XADD to {stream} with {cursor_key}",
+                entries.len()
+            ),
+            source,
+        })
+}
+
+/// Deletes the cursor under `key`, retrying until done; false when shutdown came first.
+pub async fn drop_cursor(
+    conn: &mut Connection,
+    key: &str,
+    metrics: &IngesterMetrics,
+    shutdown: &Shutdown,
+) -> bool {
+    loop {
+        let result: Result<(), _> = redis::cmd("DEL").arg(key).query_async(conn).await;
+        match result {
+            Ok(()) => return true,
+            Err(err) => {
+                metrics.errors[crate::metrics::ErrorKind::Redis].inc();
+                tracing::warn!(%key, error = %err, "cannot delete the stored cursor; retrying");
+                if sleep_or_shutdown(RETRY_DELAY, shutdown).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Waits while `stream` holds `high_water_mark` entries or more, with `gauge` at 1. Returns
+/// early on shutdown.
+pub async fn wait_for_room(
+    conn: &mut Connection,
+    stream: &str,
+    high_water_mark: u64,
+    poll: Duration,
+    gauge: &IntGauge,
+    metrics: &IngesterMetrics,
+    shutdown: &Shutdown,
+) {
+    let mut waiting = false;
+    loop {
+        match stream_len(conn, stream).await {
+            Ok(len) if len < high_water_mark => break,
+            Ok(len) => {
+                if !waiting {
+                    tracing::warn!(%stream, len, high_water_mark, "backpressure: waiting for consumers to drain the stream");
+                    waiting = true;
+                    gauge.set(1);
+                }
+            }
+            Err(err) => {
+                metrics.errors[crate::metrics::ErrorKind::Redis].inc();
+                tracing::warn!(error = %err, "cannot check the stream length; retrying");
+            }
+        }
+        if sleep_or_shutdown(poll, shutdown).await {
+            break;
+        }
+    }
+    if waiting {
+        tracing::info!(%stream, "backpressure released");
+    }
+    gauge.set(0);
+}
 
 /// Writes firehose batches to `firehose_live`.
 pub struct FirehoseSink<'a> {
@@ -36,43 +186,31 @@ impl FirehoseSink<'_> {
     /// Waits while `firehose_live` holds `high_water_mark` entries or more, with the
     /// backpressure gauge at 1. Returns early on shutdown so the batch in hand is flushed.
     pub async fn wait_for_room(&mut self, shutdown: &Shutdown) {
-        let mut waiting = false;
-        loop {
-            match stream_len(&mut self.conn, &self.streams.firehose_live).await {
-                Ok(len) if len < self.high_water_mark => break,
-                Ok(len) => {
-                    if !waiting {
-                        tracing::warn!(stream = %self.streams.firehose_live, len, high_water_mark = self.high_water_mark, "backpressure: waiting for consumers to drain the stream");
-                        waiting = true;
-                        self.metrics.backpressure_active.set(1);
-                    }
-                }
-                Err(err) => {
-                    self.metrics.errors[crate::metrics::ErrorKind::Redis].inc();
-                    tracing::warn!(error = %err, "cannot check the stream length; retrying");
-                }
-            }
-            if sleep_or_shutdown(self.poll, shutdown).await {
-                break;
-            }
-        }
-        if waiting {
-            tracing::info!(stream = %self.streams.firehose_live, "backpressure released");
-        }
-        self.metrics.backpressure_active.set(0);
+        wait_for_room(
+            &mut self.conn,
+            &self.streams.firehose_live,
+            self.high_water_mark,
+            self.poll,
+            &self.metrics.backpressure_active,
+            self.metrics,
+            shutdown,
+        )
+        .await;
     }
 
-    /// Writes `batch` and its cursor atomically, retrying until it is written. After shutdown
-    /// began it gives up after a few attempts and says how many events were not written.
+    /// Writes `batch` and its cursor atomically, retrying until it is written (a retry of a
+    /// write that ran adds nothing). After shutdown began it gives up after a few attempts,
+    /// says how many events were not written, and returns false: the caller must then write
+    /// nothing more, so the stored cursor never passes an unwritten event.
     pub async fn write(&mut self, batch: &Batch, cursor_key: &str, shutdown: &Shutdown) -> bool {
         if batch.events.is_empty() && batch.cursor.is_none() {
             return true;
         }
-        let payloads: Vec<String> = batch
+        let payloads: Vec<(i64, String)> = batch
             .events
             .iter()
             .filter_map(|event| match serde_json::to_string(event) {
-                Ok(json) => Some(json),
+                Ok(json) => Some((event.seq(), json)),
                 Err(err) => {
                     // Values that came from DAG-CBOR always serialize; count it if one does not.
                     self.metrics.errors[crate::metrics::ErrorKind::Serialize].inc();
@@ -81,43 +219,54 @@ impl FirehoseSink<'_> {
                 }
             })
             .collect();
+        let entries: Vec<(i64, &str)> = payloads
+            .iter()
+            .map(|(seq, json)| (*seq, json.as_str()))
+            .collect();
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            match self.write_once(&payloads, batch.cursor, cursor_key).await {
-                Ok(()) => {
-                    self.metrics.stream_events.inc_by(payloads.len() as u64);
+            match self.write_once(&entries, batch.cursor, cursor_key).await {
+                Ok(added) => {
+                    if added < entries.len() as u64 {
+                        tracing::info!(
+                            skipped = entries.len() as u64 - added,
+                            "events the stored cursor already covers were not written again"
+                        );
+                    }
+                    self.metrics.stream_events.inc_by(added);
                     self.metrics.events_in_memory.sub(batch.events.len() as i64);
                     return true;
                 }
                 Err(err) => {
                     if shutdown.is_cancelled() && attempts >= SHUTDOWN_ATTEMPTS {
-                        tracing::error!(error = %err, events = payloads.len(), cursor = ?batch.cursor, "shutting down without writing the last batch: Redis refused it {attempts} times");
+                        tracing::error!(error = %err, events = entries.len(), cursor = ?batch.cursor, "shutting down without writing this batch or any after it: Redis refused it {attempts} times; the stored cursor makes the next start read them again");
                         return false;
                     }
-                    tracing::warn!(error = %err, events = payloads.len(), "batch not written; retrying");
+                    tracing::warn!(error = %err, events = entries.len(), "batch not written; retrying");
                     tokio::time::sleep(RETRY_DELAY).await;
                 }
             }
         }
     }
 
-    /// One MULTI/EXEC: every XADD of the batch, then the cursor SET.
+    /// One run of the guarded write script: the batch's XADDs, then its cursor.
     #[counted(metrics = self.metrics, events = batch_writes, errors = errors, duration = batch_write_seconds)]
     async fn write_once(
         &mut self,
-        payloads: &[String],
+        entries: &[(i64, &str)],
         cursor: Option<i64>,
         cursor_key: &str,
-    ) -> Result<(), StoreError> {
-        let mut pipeline = AtomicBatch::new();
-        for payload in payloads {
-            pipeline.xadd(&self.streams.firehose_live, &[(EVENT_FIELD, payload)]);
-        }
-        if let Some(cursor) = cursor {
-            pipeline.set(cursor_key, &cursor.to_string());
-        }
-        pipeline.commit(&mut self.conn).await.map(|_| ())
+    ) -> Result<u64, StoreError> {
+        guarded_write(
+            &mut self.conn,
+            &self.streams.firehose_live,
+            EVENT_FIELD,
+            entries,
+            cursor,
+            cursor_key,
+        )
+        .await
     }
 }
 

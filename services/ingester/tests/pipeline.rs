@@ -56,6 +56,7 @@ fn every_error_kind_is_on_the_first_scrape_at_zero() {
     let scrape = rsky_metrics_runtime::encode_text(&registry);
     let kinds = [
         "connection",
+        "timeout",
         "error_frame",
         "decode",
         "invalid_input",

@@ -1,11 +1,12 @@
 //! The test relay: a loopback server speaking `com.atproto.sync.subscribeRepos`,
 //! `com.atproto.sync.listRepos` and `com.atproto.label.subscribeLabels`, serving frames from
-//! in-memory logs, with knobs for the failures a consumer must survive.
+//! in-memory logs, with knobs for the failures a consumer must survive: disconnects, failing
+//! listRepos pages, a relay that stalls ([`Stall`]) and one that answers `FutureCursor`.
 
 use crate::lock;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -20,6 +21,17 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::log::{FrameLog, Item};
+
+/// How a stalled relay treats new websocket connections ([`TestRelay::set_stall`]); both hold
+/// the connection until [`TestRelay::drop_connections`] or the relay is dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stall {
+    /// The HTTP upgrade request is read and never answered.
+    Upgrade,
+    /// The upgrade completes, then the relay neither sends nor reads anything (so pings are
+    /// never answered).
+    AfterUpgrade,
+}
 
 /// Frames kept per log unless [`TestRelay::start_with_capacity`] says otherwise.
 pub const DEFAULT_LOG_CAPACITY: usize = 1_000_000;
@@ -48,6 +60,8 @@ struct Shared {
     repo_cursors: Mutex<Vec<Option<i64>>>,
     label_cursors: Mutex<Vec<Option<i64>>>,
     list_failures: AtomicUsize,
+    stall: Mutex<Option<Stall>>,
+    reject_future_cursors: AtomicBool,
     list_requests: AtomicUsize,
     open_connections: AtomicUsize,
     frames_sent: AtomicUsize,
@@ -103,6 +117,8 @@ impl TestRelay {
             repo_cursors: Mutex::new(Vec::new()),
             label_cursors: Mutex::new(Vec::new()),
             list_failures: AtomicUsize::new(0),
+            stall: Mutex::new(None),
+            reject_future_cursors: AtomicBool::new(false),
             list_requests: AtomicUsize::new(0),
             open_connections: AtomicUsize::new(0),
             frames_sent: AtomicUsize::new(0),
@@ -175,6 +191,20 @@ impl TestRelay {
         self.shared.list_failures.store(times, Ordering::SeqCst);
     }
 
+    /// Stalls the websocket connections that arrive from now on (`subscribeRepos` and
+    /// `subscribeLabels`); `None` serves them again. Connections already stalled stay so.
+    pub fn set_stall(&self, stall: Option<Stall>) {
+        *lock(&self.shared.stall) = stall;
+    }
+
+    /// When `on`, a subscription whose cursor is ahead of its log's last seq (any cursor on an
+    /// empty log) gets a `FutureCursor` error frame and a close, as the spec has relays answer.
+    pub fn reject_future_cursors(&self, on: bool) {
+        self.shared
+            .reject_future_cursors
+            .store(on, Ordering::SeqCst);
+    }
+
     /// Cuts every open connection now.
     pub fn drop_connections(&self) {
         self.shared.generation.send_modify(|g| *g += 1);
@@ -224,7 +254,15 @@ async fn subscribe_repos(
     lock(&shared.repo_cursors).push(query.cursor);
     let limit = lock(&shared.disconnect_after).pop_front();
     let log = shared.repos.clone();
-    ws.on_upgrade(move |socket| serve_log(socket, shared, log, query.cursor, limit))
+    subscribe(
+        shared,
+        log,
+        query.cursor,
+        limit,
+        ws,
+        future_cursor_repo_frame,
+    )
+    .await
 }
 
 async fn subscribe_labels(
@@ -234,7 +272,77 @@ async fn subscribe_labels(
 ) -> Response {
     lock(&shared.label_cursors).push(query.cursor);
     let log = shared.labels.clone();
-    ws.on_upgrade(move |socket| serve_log(socket, shared, log, query.cursor, None))
+    subscribe(
+        shared,
+        log,
+        query.cursor,
+        None,
+        ws,
+        future_cursor_label_frame,
+    )
+    .await
+}
+
+fn future_cursor_repo_frame() -> Option<Vec<u8>> {
+    use rsky_atproto::firehose::{encode_repo_frame, ErrorFrame, RepoFrame};
+    encode_repo_frame(&RepoFrame::Error(ErrorFrame {
+        error: "FutureCursor".into(),
+        message: Some("cursor is ahead of the relay's sequence".into()),
+    }))
+    .ok()
+}
+
+fn future_cursor_label_frame() -> Option<Vec<u8>> {
+    use rsky_atproto::firehose::{encode_label_frame, ErrorFrame, LabelFrame};
+    encode_label_frame(&LabelFrame::Error(ErrorFrame {
+        error: "FutureCursor".into(),
+        message: Some("cursor is ahead of the labeler's sequence".into()),
+    }))
+    .ok()
+}
+
+/// A subscription: stalled, rejected as a future cursor, or served from `log`.
+async fn subscribe(
+    shared: Arc<Shared>,
+    log: FrameLog,
+    cursor: Option<i64>,
+    limit: Option<usize>,
+    ws: WebSocketUpgrade,
+    future_cursor_frame: fn() -> Option<Vec<u8>>,
+) -> Response {
+    let stall = *lock(&shared.stall);
+    match stall {
+        Some(Stall::Upgrade) => {
+            // No response: the client waits for its upgrade until the relay cuts or drops it.
+            let mut cut = shared.generation.subscribe();
+            cut.mark_unchanged();
+            let _ = cut.changed().await;
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        Some(Stall::AfterUpgrade) => return ws.on_upgrade(move |socket| hold(socket, shared)),
+        None => {}
+    }
+    let future = shared.reject_future_cursors.load(Ordering::SeqCst)
+        && cursor.is_some_and(|cursor| cursor > log.last_seq().unwrap_or(0));
+    if future {
+        return ws.on_upgrade(move |mut socket| async move {
+            if let Some(frame) = future_cursor_frame() {
+                let _ = socket.send(Message::Binary(frame.into())).await;
+            }
+            let _ = socket.send(Message::Close(None)).await;
+        });
+    }
+    ws.on_upgrade(move |socket| serve_log(socket, shared, log, cursor, limit))
+}
+
+/// Holds an upgraded connection without reading or writing, until the relay cuts it.
+async fn hold(socket: WebSocket, shared: Arc<Shared>) {
+    shared.open_connections.fetch_add(1, Ordering::SeqCst);
+    let mut cut = shared.generation.subscribe();
+    cut.mark_unchanged();
+    let _ = cut.changed().await;
+    shared.open_connections.fetch_sub(1, Ordering::SeqCst);
+    drop(socket);
 }
 
 /// Sends the log from the cursor on, then follows it live, until the consumer leaves, the

@@ -323,3 +323,83 @@ fn the_load_mix_has_every_kind_of_event_and_other_namespaces() {
     assert!(kinds["create"] > kinds["delete"], "{kinds:?}");
     assert_eq!(seqs, (1..=2000).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_relay_stalled_at_the_upgrade_never_answers_it() {
+    let relay = TestRelay::start().await.unwrap();
+    relay.set_stall(Some(rsky_testkit::relay::Stall::Upgrade));
+    let url = format!("{}/xrpc/com.atproto.sync.subscribeRepos", relay.ws_url());
+    let connect = tokio_tungstenite::connect_async(url.as_str());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), connect)
+            .await
+            .is_err(),
+        "no upgrade answer"
+    );
+    assert_eq!(relay.repo_cursors(), [None], "the request was received");
+    relay.set_stall(None);
+    let connected = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(url.as_str()),
+    )
+    .await;
+    assert!(matches!(connected, Ok(Ok(_))), "served again");
+}
+
+#[tokio::test]
+async fn a_relay_stalled_after_the_upgrade_sends_nothing_and_answers_no_ping() {
+    let relay = TestRelay::start().await.unwrap();
+    let mut script = FirehoseScript::new(1);
+    script.identity("did:plc:alice", None).unwrap();
+    relay.push(script.take_items());
+    relay.set_stall(Some(rsky_testkit::relay::Stall::AfterUpgrade));
+    let url = format!("{}/xrpc/com.atproto.sync.subscribeRepos", relay.ws_url());
+    let (mut socket, _) = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(url.as_str()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    use futures::SinkExt;
+    socket
+        .send(Message::Ping(Default::default()))
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(Duration::from_millis(500), socket.next()).await;
+    assert!(next.is_err(), "nothing arrives, not even a pong: {next:?}");
+    assert_eq!(relay.open_connections(), 1);
+    relay.drop_connections();
+}
+
+#[tokio::test]
+async fn a_cursor_ahead_of_the_log_gets_future_cursor_then_a_close() {
+    let relay = TestRelay::start().await.unwrap();
+    let mut script = FirehoseScript::new(1);
+    script.identity("did:plc:alice", None).unwrap();
+    relay.push(script.take_items());
+    relay.reject_future_cursors(true);
+    let base = format!("{}/xrpc/com.atproto.sync.subscribeRepos", relay.ws_url());
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{base}?cursor=5"))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .unwrap();
+    let Some(Ok(Message::Binary(bytes))) = first else {
+        panic!("expected an error frame, got {first:?}");
+    };
+    match decode_repo_frame(&bytes).unwrap() {
+        RepoFrame::Error(error) => assert_eq!(error.error, "FutureCursor"),
+        other => panic!("expected FutureCursor, got {other:?}"),
+    }
+    let second = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .unwrap();
+    assert!(
+        matches!(second, Some(Ok(Message::Close(_))) | None),
+        "{second:?}"
+    );
+    // A cursor the log covers is served as before.
+    assert_eq!(frames(&format!("{base}?cursor=0"), 1).await.len(), 1);
+}

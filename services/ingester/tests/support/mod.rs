@@ -110,6 +110,11 @@ impl Running {
         self.task.as_ref().is_some_and(|t| !t.is_finished())
     }
 
+    /// Begins shutdown (as SIGTERM does) without waiting for it.
+    pub fn cancel(&self) {
+        self.shutdown.cancel();
+    }
+
     /// Shuts down (as SIGTERM does) and waits for the flush.
     pub async fn stop(&mut self) {
         self.shutdown.cancel();
