@@ -106,6 +106,7 @@
 //! assert_eq!(DemoMetrics::METRICS[2].label_values[1], ["create", "delete"]);
 //! ```
 
+mod connection;
 mod counted;
 mod desc;
 mod error;

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,8 +18,10 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use prometheus::{IntGaugeVec, Opts, Registry};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::connection::{self, Timeouts};
 
 use crate::exposition::{self, Format};
 use crate::registry::is_clash;
@@ -32,12 +35,39 @@ pub const DEFAULT_PORT_ENV: &str = "METRICS_PORT";
 /// The environment variable read for the bind address unless [`MetricsServerBuilder::addr_env`] says otherwise.
 pub const DEFAULT_ADDR_ENV: &str = "METRICS_ADDR";
 
+/// How long a client may take to send a complete request head, by default
+/// ([`MetricsServerBuilder::header_read_timeout`]).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a keep-alive connection may wait for its next request, by default
+/// ([`MetricsServerBuilder::idle_timeout`]): longer than a 60 s scrape interval, so Prometheus
+/// keeps its connection between scrapes.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// How long one request may take from its first byte to the last byte of its response, by
+/// default ([`MetricsServerBuilder::request_timeout`]).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many connections the server holds at once, by default
+/// ([`MetricsServerBuilder::max_connections`]).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+
+/// How long the accept loop waits after an error that is not about one connection (such as
+/// running out of file descriptors) before it accepts again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Serves a registry over HTTP: `GET`/`HEAD /metrics` and `GET`/`HEAD /health`.
 ///
 /// `/metrics` answers in the Prometheus text format 0.0.4, or in OpenMetrics 1.0 text when the
 /// request's `Accept` prefers `application/openmetrics-text` (as Prometheus' does), gzipped when
 /// `Accept-Encoding` allows gzip. The families of `#[derive(Metrics)]` sets are written straight
 /// from their values (see [`exposition::encode`]); other collectors go through `gather()`.
+///
+/// Slow or idle clients cannot hold it: a connection must send its request head within
+/// [`header_read_timeout`](MetricsServerBuilder::header_read_timeout) (5 s by default, counted
+/// from the accept or from the first byte of a later request), take its whole response within
+/// [`request_timeout`](MetricsServerBuilder::request_timeout) (30 s) and start its next request
+/// within [`idle_timeout`](MetricsServerBuilder::idle_timeout) (75 s), or it is closed; and at
+/// most [`max_connections`](MetricsServerBuilder::max_connections) (64) are held at once, a
+/// connection beyond them being closed as soon as it is accepted. The server needs a tokio
+/// runtime with the time driver (as `#[tokio::main]` builds).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), rsky_metrics_runtime::Error> {
@@ -56,6 +86,8 @@ pub struct MetricsServer {
     listener: TcpListener,
     local_addr: SocketAddr,
     router: Router,
+    timeouts: Timeouts,
+    max_connections: usize,
 }
 
 /// Configuration of a [`MetricsServer`].
@@ -71,6 +103,8 @@ pub struct MetricsServerBuilder {
     listen: Option<SocketAddr>,
     registry: Option<Registry>,
     process_metrics: bool,
+    timeouts: Timeouts,
+    max_connections: usize,
 }
 
 impl MetricsServer {
@@ -86,6 +120,12 @@ impl MetricsServer {
             listen: None,
             registry: None,
             process_metrics: true,
+            timeouts: Timeouts {
+                header_read: DEFAULT_HEADER_READ_TIMEOUT,
+                idle: DEFAULT_IDLE_TIMEOUT,
+                request: DEFAULT_REQUEST_TIMEOUT,
+            },
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 
@@ -99,17 +139,59 @@ impl MetricsServer {
         self.local_addr
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight and returns.
+    /// Serves until `shutdown` completes, then finishes the requests in flight (each within
+    /// its time limits) and returns.
     pub async fn serve_with_shutdown<F>(self, shutdown: F) -> Result<(), Error>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let addr = self.local_addr;
+        let MetricsServer {
+            listener,
+            local_addr: addr,
+            router,
+            timeouts,
+            max_connections,
+        } = self;
         tracing::info!(%addr, "serving /metrics");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|source| Error::Serve { addr, source })?;
+        let slots = Arc::new(Semaphore::new(max_connections));
+        let (closing, closing_seen) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => accepted,
+            };
+            while connections.try_join_next().is_some() {}
+            let stream = match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(err) if is_about_one_connection(&err) => continue,
+                Err(err) => {
+                    tracing::warn!(%addr, error = %err, "cannot accept a /metrics connection; retrying");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                // Closed at once: the file descriptors stay bounded whatever the clients do.
+                tracing::debug!(%addr, max_connections, "too many /metrics connections; closing a new one");
+                drop(stream);
+                continue;
+            };
+            // A response leaves in as few segments as it takes, without waiting for acks.
+            let _ = stream.set_nodelay(true);
+            connections.spawn(connection::serve(
+                stream,
+                router.clone(),
+                timeouts,
+                closing_seen.clone(),
+                slot,
+            ));
+        }
+        drop(listener);
+        let _ = closing.send(true);
+        // Each connection ends within its own time limits at the latest.
+        while connections.join_next().await.is_some() {}
         tracing::info!(%addr, "the /metrics server stopped");
         Ok(())
     }
@@ -200,6 +282,38 @@ impl MetricsServerBuilder {
         self
     }
 
+    /// How long a client may take to send a complete request head, counted from the accept (or
+    /// from the first byte of a later request on a kept-alive connection); the connection is
+    /// closed after that. [`DEFAULT_HEADER_READ_TIMEOUT`] (5 s) by default: a scraper sends its
+    /// head in one packet, a slow-loris client never finishes it.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.header_read = timeout;
+        self
+    }
+
+    /// How long a kept-alive connection may wait for its next request before it is closed.
+    /// [`DEFAULT_IDLE_TIMEOUT`] (75 s) by default.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.idle = timeout;
+        self
+    }
+
+    /// How long one request may take, from its first byte to the last byte of its response
+    /// handed to the kernel (a client that does not read its response is closed after that).
+    /// [`DEFAULT_REQUEST_TIMEOUT`] (30 s) by default; the header read timeout applies within it.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.request = timeout;
+        self
+    }
+
+    /// How many connections the server holds at once; a connection accepted beyond them is
+    /// closed at once, so slow clients cannot take the file descriptors that the service's
+    /// other connections need. [`DEFAULT_MAX_CONNECTIONS`] (64) by default; at least 1.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.clamp(1, Semaphore::MAX_PERMITS);
+        self
+    }
+
     /// The address to listen on, from the process environment.
     pub fn resolve_addr(&self) -> Result<SocketAddr, Error> {
         self.resolve_addr_with(|var| std::env::var(var).ok())
@@ -256,8 +370,20 @@ impl MetricsServerBuilder {
             listener,
             local_addr,
             router: router(registry),
+            timeouts: self.timeouts,
+            max_connections: self.max_connections,
         })
     }
+}
+
+/// Accept errors that concern one connection only (it was reset before we took it): the next
+/// accept is fine.
+fn is_about_one_connection(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock
+    )
 }
 
 fn parse_port(var: &str, value: &str) -> Result<u16, Error> {
