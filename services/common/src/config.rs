@@ -238,7 +238,13 @@ fn short_type<T>() -> &'static str {
 /// assert_ne!(name, rsky_common::config::default_consumer_name("backfiller"));
 /// ```
 pub fn default_consumer_name(service: &str) -> String {
-    let host = std::env::var("HOSTNAME")
+    let host = hostname().unwrap_or_else(|| "localhost".to_owned());
+    consumer_name(service, &host, std::process::id(), random_suffix())
+}
+
+/// This host's name: `$HOSTNAME`, else `/etc/hostname`; `None` when neither names one.
+pub fn hostname() -> Option<String> {
+    std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.trim().is_empty())
         .or_else(|| {
@@ -247,8 +253,6 @@ pub fn default_consumer_name(service: &str) -> String {
                 .map(|h| h.trim().to_owned())
                 .filter(|h| !h.is_empty())
         })
-        .unwrap_or_else(|| "localhost".to_owned());
-    consumer_name(service, &host, std::process::id(), random_suffix())
 }
 
 /// `{service}-{host}-{pid}-{suffix:04x}`, with characters outside `[A-Za-z0-9._-]` as `-`.

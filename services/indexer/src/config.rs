@@ -174,15 +174,7 @@ pub enum StreamKind {
 /// `indexer-{hostname}` (stable across restarts of one host or container, so a restarted
 /// process picks up its own pending entries), or `indexer-{pid}` without a hostname.
 fn default_consumer_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.trim().is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty())
-        })
+    rsky_common::config::hostname()
         .map(|host| format!("indexer-{host}"))
         .unwrap_or_else(|| format!("indexer-{}", std::process::id()))
 }
