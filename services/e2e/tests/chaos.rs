@@ -1,11 +1,20 @@
 //! The chaos run: test relay -> ingester -> Redis -> indexer -> PostgreSQL, each hop through a
-//! fault proxy (rsky_testkit::support::TcpProxy), loopback only. During the run the relay
-//! stalls, PostgreSQL is cut off for a while, an indexer process is SIGKILLed and started
-//! again, and Redis (a server of the test's own, AOF on, fsync always) is killed and restarted.
+//! fault proxy (rsky_testkit::support::TcpProxy), loopback only. During the run:
+//!
+//! - PostgreSQL refuses one post (a trigger raising P0001, an entry failure): it is retried,
+//!   dead-lettered with the database's error as its reason, and counted;
+//! - the relay goes silent (the proxy holds every byte both ways, the ingester's pings too) for
+//!   longer than the ingester's read-idle timeout: the ingester counts a timeout, dials again
+//!   from its cursor, and loses or repeats nothing;
+//! - PostgreSQL is cut off for a while, and an indexer process is SIGKILLed during the outage
+//!   and started again;
+//! - Redis (a server of the test's own, AOF on, fsync always) is killed and restarted.
+//!
 //! At the end every event the relay emitted is in PostgreSQL exactly once or in the dead-letter
-//! stream with its reason; then the dead letters are replayed with the indexer's own
-//! `replay-dead-letters` and every event is in PostgreSQL; the indexer's counters, scraped from
-//! `/metrics` and summed over its two process lives, agree with the rows.
+//! stream with its reason; then the trigger is dropped, `indexer replay-dead-letters --dry-run`
+//! lists the dead letters and changes nothing, `indexer replay-dead-letters` moves them back, and
+//! every event is in PostgreSQL exactly once; the indexer's counters, scraped from `/metrics`
+//! and summed over its two process lives, agree with the rows.
 //!
 //! Every wait is for a condition, with a timeout; nothing sleeps to synchronise.
 
@@ -18,6 +27,7 @@ use std::time::Duration;
 
 use rsky_common::config::Settings;
 use rsky_common::shutdown::Shutdown;
+use rsky_ingester::metrics::ErrorKind;
 use rsky_ingester::IngesterMetrics;
 use rsky_metrics_runtime::Registry;
 use rsky_testkit::binary::free_port;
@@ -64,7 +74,8 @@ async fn every_event_survives_stalls_cuts_kills_and_restarts_exactly_once_or_dea
     };
     let mut indexer = indexer_env.start(1);
 
-    // The ingester, in the test's runtime, its metrics read directly.
+    // The ingester, in the test's runtime, its metrics read directly. Its websocket idle
+    // timeout is short, so that the relay's stall below trips it.
     let ingester_registry = Registry::new();
     let ingester_metrics = Arc::new(IngesterMetrics::register(&ingester_registry).unwrap());
     let ingester_config = rsky_ingester::Config::from_pairs([
@@ -78,6 +89,18 @@ async fn every_event_survives_stalls_cuts_kills_and_restarts_exactly_once_or_dea
         ("INGESTER_BATCH_TIMEOUT_MS", "50".to_owned()),
         ("INGESTER_RECONNECT_MIN_MS", "100".to_owned()),
         ("INGESTER_RECONNECT_MAX_MS", "1000".to_owned()),
+        (
+            "INGESTER_WS_IDLE_TIMEOUT_MS",
+            IDLE_TIMEOUT.as_millis().to_string(),
+        ),
+        (
+            "INGESTER_WS_PING_INTERVAL_MS",
+            (IDLE_TIMEOUT / 3).as_millis().to_string(),
+        ),
+        (
+            "INGESTER_WS_CONNECT_TIMEOUT_MS",
+            IDLE_TIMEOUT.as_millis().to_string(),
+        ),
     ])
     .expect("ingester settings");
     let ingester_shutdown = Shutdown::new();
@@ -88,32 +111,109 @@ async fn every_event_survives_stalls_cuts_kills_and_restarts_exactly_once_or_dea
     ));
     let client = db.client().await;
 
-    // Phase 1: a clean run.
-    push_posts(&relay, &mut script, &mut emitted, PHASE);
-    wait_for_posts(&client, &mut indexer, PHASE as i64).await;
+    // A poison post: once the indexer has created its tables, a trigger (on the test's own,
+    // direct connection) makes PostgreSQL refuse it with P0001, an entry failure: retried,
+    // then dead-lettered.
+    wait_for_migrations(&client, &mut indexer).await;
+    let poison = rkey_of(POISON);
+    install_poison(&client, &poison).await;
+    let dlq = format!("{PREFIX}firehose_live_dlq");
+    let mut conn = redis_conn(&redis_direct).await;
 
-    // Phase 2: the relay stalls mid-stream; PostgreSQL goes away while the events it held
-    // arrive; the indexer is SIGKILLed during the outage, with entries pending.
-    relay_proxy.stall();
+    // Phase 1: a clean run, but for the poison post, which is dead-lettered.
     push_posts(&relay, &mut script, &mut emitted, PHASE);
-    pg_proxy.cut().await;
-    relay_proxy.resume().await;
-    let metrics = ingester_metrics.clone();
-    wait_until(WAIT, "phase 2 written to Redis by the ingester", || {
-        let m = metrics.clone();
-        async move { m.stream_events.get() >= 2 * PHASE as u64 }
-    })
-    .await;
+    wait_for_all_indexed_or_dead_lettered(&mut indexer, &client, &conn, &dlq, &emitted).await;
+    let dead = dead_lettered(&mut conn, &dlq).await;
+    assert_eq!(
+        dead.keys().collect::<Vec<_>>(),
+        [&poison],
+        "phase 1 dead-letters the poison post only"
+    );
+    assert!(
+        dead[&poison].contains(POISON_MESSAGE),
+        "the dead letter's reason names the database's error: {:?}",
+        dead[&poison]
+    );
+    assert!(
+        !indexed_rkeys(&client).await.contains(&poison),
+        "the poison post is not in PostgreSQL"
+    );
     let port = indexer.port;
-    // The outage lasts until the indexer has failed on it and paused (it then only probes the
-    // database), is killed, and is started again below.
-    wait_until(
-        WAIT,
-        "the indexer fails on the database outage",
+    wait_for_condition(
+        &mut indexer,
+        "the indexer counts the dead letter",
         || async move {
             scrape(port)
                 .await
-                .is_some_and(|m| value(&m, "indexer_unexpected_errors_total") > 0.0)
+                .is_some_and(|m| value(&m, "indexer_dead_lettered_total") >= 1.0)
+        },
+    )
+    .await;
+    let before_stall = scrape(port).await.expect("scrape the indexer");
+    assert_eq!(
+        value(&before_stall, "indexer_dead_lettered_total"),
+        1.0,
+        "one dead letter, counted once"
+    );
+
+    // Phase 2: the relay goes silent (the proxy holds every byte both ways, the ingester's
+    // pings too) for longer than the ingester's idle timeout, with events it has not passed
+    // on; PostgreSQL goes away meanwhile.
+    let timeouts = || ingester_metrics.errors[ErrorKind::Timeout].get();
+    let timeouts_before = timeouts();
+    let dials_before = relay.repo_cursors().len();
+    let cursor_before = script.next_seq() - 1;
+    relay_proxy.stall();
+    push_posts(&relay, &mut script, &mut emitted, PHASE);
+    pg_proxy.cut().await;
+    wait_until(WAIT, "the ingester times out on the silent relay", || {
+        let timed_out = timeouts() > timeouts_before;
+        async move { timed_out }
+    })
+    .await;
+    assert_eq!(
+        ingester_metrics.stream_events.get(),
+        PHASE as u64,
+        "nothing of phase 2 passed the stalled relay"
+    );
+    relay_proxy.resume().await;
+    let metrics = ingester_metrics.clone();
+    wait_until(
+        WAIT,
+        "the ingester reconnected and wrote phase 2 to Redis",
+        || {
+            let m = metrics.clone();
+            async move {
+                m.stream_events.get() >= 2 * PHASE as u64 && m.websocket_connections.get() == 1
+            }
+        },
+    )
+    .await;
+    let dials = relay.repo_cursors();
+    assert!(
+        dials.len() > dials_before,
+        "the ingester dialed the relay again: {dials:?}"
+    );
+    assert!(
+        dials[dials_before..]
+            .iter()
+            .all(|cursor| *cursor == Some(cursor_before)),
+        "every dial after the stall resumes after seq {cursor_before}: {dials:?}"
+    );
+    assert_eq!(
+        ingester_metrics.stream_events.get(),
+        2 * PHASE as u64,
+        "phase 2 written once: nothing lost or repeated across the reconnect"
+    );
+    // The outage lasts until the indexer has failed on it and paused (it then only probes the
+    // database), is killed with entries pending, and is started again below.
+    wait_for_condition(
+        &mut indexer,
+        "the indexer fails on the database outage",
+        || async move {
+            scrape(port).await.is_some_and(|m| {
+                value(&m, r#"indexer_errors_total{kind="database_unavailable"}"#) > 0.0
+            })
         },
     )
     .await;
@@ -140,19 +240,7 @@ async fn every_event_survives_stalls_cuts_kills_and_restarts_exactly_once_or_dea
 
     // Every event in PostgreSQL or dead-lettered.
     let total = emitted.len();
-    let dlq = format!("{PREFIX}firehose_live_dlq");
-    let mut conn = redis_conn(&redis_direct).await;
-    wait_for_condition(&mut indexer, "every event indexed or dead-lettered", || {
-        let (client, mut conn, dlq, emitted) = (&client, conn.clone(), dlq.clone(), &emitted);
-        async move {
-            let indexed = indexed_rkeys(client).await;
-            let dead = dead_lettered(&mut conn, &dlq).await;
-            emitted
-                .iter()
-                .all(|rkey| indexed.contains(rkey) || dead.contains_key(rkey))
-        }
-    })
-    .await;
+    wait_for_all_indexed_or_dead_lettered(&mut indexer, &client, &conn, &dlq, &emitted).await;
     wait_for_condition(&mut indexer, "the stream drained", || {
         let mut conn = conn.clone();
         async move {
@@ -174,14 +262,94 @@ async fn every_event_survives_stalls_cuts_kills_and_restarts_exactly_once_or_dea
             !reason.is_empty(),
             "the dead letter of {rkey} has no reason"
         );
+        assert!(!indexed.contains(rkey), "{rkey} indexed and dead-lettered");
     }
+    assert!(
+        dead.contains_key(&poison),
+        "the poison post is still a dead letter"
+    );
     assert_eq!(
         count(&client, "SELECT count(*) FROM post").await,
         count(&client, "SELECT count(DISTINCT uri) FROM post").await,
         "one row per post"
     );
-    let life2 = scrape(indexer.port).await.expect("scrape the indexer");
     let dead_letters_written = dead_letter_count(&mut conn, &dlq).await;
+    assert_eq!(
+        dead_letters_written as usize,
+        dead.len(),
+        "one dead letter per dead-lettered post"
+    );
+
+    // The cause is fixed; the operator lists the dead letters (a dry run changes nothing), then
+    // moves them back with the indexer's own command, and they are indexed.
+    drop_poison(&client).await;
+    let listed = replay_dead_letters(&indexer_bin, &redis_direct, &dlq, true);
+    assert!(
+        listed.contains(&format!("would move {dead_letters_written} entries"))
+            && listed.contains(POISON_MESSAGE)
+            && listed.contains(&poison),
+        "the dry run lists the poison post's dead letter:\n{listed}"
+    );
+    assert_eq!(
+        dead_lettered(&mut conn, &dlq).await,
+        dead,
+        "a dry run changes nothing"
+    );
+    assert!(!indexed_rkeys(&client).await.contains(&poison));
+    let moved = replay_dead_letters(&indexer_bin, &redis_direct, &dlq, false);
+    assert!(
+        moved.contains(&format!("moved {dead_letters_written} entries")),
+        "{moved}"
+    );
+    wait_for_posts(&client, &mut indexer, total as i64).await;
+    let indexed = indexed_rkeys(&client).await;
+    assert_eq!(
+        indexed,
+        emitted.iter().cloned().collect::<BTreeSet<_>>(),
+        "after the replay every event is in PostgreSQL"
+    );
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM post").await,
+        total as i64,
+        "each post exactly once"
+    );
+    assert_eq!(
+        count(
+            &client,
+            &format!("SELECT count(*) FROM post WHERE uri LIKE '%/{poison}'")
+        )
+        .await,
+        1,
+        "the replayed post exactly once"
+    );
+    assert_eq!(
+        dead_letter_count(&mut conn, &dlq).await,
+        0,
+        "the dead-letter stream no longer holds it"
+    );
+    wait_for_condition(&mut indexer, "the replayed entries settled", || {
+        let mut conn = conn.clone();
+        async move { pending(&mut conn, &format!("{PREFIX}firehose_live")).await == 0 }
+    })
+    .await;
+
+    // The counters, summed over both lives, agree with the rows: each indexed row was counted
+    // once, plus the re-deliveries that the faults explain (an acknowledgement lost with Redis,
+    // an event the ingester wrote twice after a reconnect).
+    let port = indexer.port;
+    let rows = indexed.len() as u64;
+    let processed_in_life1 = value(&life1, "indexer_events_processed_total");
+    wait_for_condition(
+        &mut indexer,
+        "the indexer counts every row",
+        || async move {
+            scrape(port).await.is_some_and(|m| {
+                processed_in_life1 + value(&m, "indexer_events_processed_total") >= rows as f64
+            })
+        },
+    )
+    .await;
+    let life2 = scrape(indexer.port).await.expect("scrape the indexer");
     let show = |m: &BTreeMap<String, f64>| {
         m.iter()
             .filter(|(k, v)| {
@@ -194,18 +362,15 @@ async fn every_event_survives_stalls_cuts_kills_and_restarts_exactly_once_or_dea
             .join(" ")
     };
     eprintln!(
-        "chaos: {total} events; {} indexed, {} dead-lettered {:?}; ingester wrote {}\n  indexer life 1: {}\n  indexer life 2: {}",
-        indexed.len(),
+        "chaos: {total} events; {} dead-lettered {:?} and replayed; ingester wrote {}, timed out {} time(s), dialed {} time(s)\n  indexer life 1: {}\n  indexer life 2: {}",
         dead.len(),
         dead.values().collect::<BTreeSet<_>>(),
         ingester_metrics.stream_events.get(),
+        timeouts(),
+        relay.repo_cursors().len(),
         show(&life1),
         show(&life2),
     );
-
-    // The counters, summed over both lives, agree with the rows: each indexed row was counted
-    // once, plus the re-deliveries that the faults explain (an acknowledgement lost with Redis,
-    // an event the ingester wrote twice after a reconnect).
     let sum = |name: &str| value(&life1, name) + value(&life2, name);
     let processed = sum("indexer_events_processed_total") as u64;
     let ack_failures = sum("indexer_ack_failures_total") as u64;
@@ -213,7 +378,6 @@ async fn every_event_survives_stalls_cuts_kills_and_restarts_exactly_once_or_dea
         .stream_events
         .get()
         .saturating_sub(total as u64);
-    let rows = indexed.len() as u64;
     assert!(
         processed >= rows,
         "{processed} events counted as processed for {rows} rows"
@@ -227,40 +391,13 @@ async fn every_event_survives_stalls_cuts_kills_and_restarts_exactly_once_or_dea
         processed,
         "every event is a create"
     );
-    // Dead letters written after the last scrape of life 1 are not in its counter.
-    let counted_dead = sum("indexer_dead_lettered_total") as u64;
-    assert!(
-        counted_dead <= dead_letters_written && dead_letters_written as usize >= dead.len(),
-        "{counted_dead} counted, {dead_letters_written} in the stream"
-    );
-
-    // The dead letters go back with the indexer's own replay command, and are indexed.
-    if !dead.is_empty() {
-        let replay = Command::new(&indexer_bin)
-            .args(["replay-dead-letters", "--stream", &dlq])
-            .env("REDIS_URL", &redis_direct)
-            .output()
-            .expect("run indexer replay-dead-letters");
-        assert_eq!(
-            replay.status.code(),
-            Some(0),
-            "replay: {}",
-            String::from_utf8_lossy(&replay.stderr)
-        );
-        let out = String::from_utf8_lossy(&replay.stdout);
-        assert!(
-            out.contains(&format!("moved {dead_letters_written} entries")),
-            "{out}"
-        );
-    }
-    wait_for_posts(&client, &mut indexer, total as i64).await;
-    let indexed = indexed_rkeys(&client).await;
+    // Dead letters written after the last scrape of life 1 and before its kill are not in its
+    // counter; none are (nothing is tried during the outage), so the counter is exact.
     assert_eq!(
-        indexed,
-        emitted.iter().cloned().collect::<BTreeSet<_>>(),
-        "after the replay every event is in PostgreSQL"
+        sum("indexer_dead_lettered_total") as u64,
+        dead_letters_written,
+        "every dead letter counted once"
     );
-    assert_eq!(dead_letter_count(&mut conn, &dlq).await, 0);
 
     ingester_shutdown.cancel();
     let _ = tokio::time::timeout(WAIT, ingester).await;
@@ -269,11 +406,99 @@ async fn every_event_survives_stalls_cuts_kills_and_restarts_exactly_once_or_dea
     drop(restarted);
 }
 
+/// The index (in emission order) of the post that the trigger refuses.
+const POISON: usize = 7;
+/// The message the trigger raises with.
+const POISON_MESSAGE: &str = "chaos: poison post refused";
+/// The ingester's websocket read-idle timeout in this run (pings every third of it).
+const IDLE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+fn rkey_of(i: usize) -> String {
+    format!("3kchaos{i:07}")
+}
+
+/// A trigger that makes PostgreSQL refuse the post `rkey` (SQLSTATE P0001, raise_exception).
+async fn install_poison(client: &tokio_postgres::Client, rkey: &str) {
+    let sql = format!(
+        r#"CREATE FUNCTION chaos_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.uri LIKE '%/{rkey}' THEN
+    RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = '{POISON_MESSAGE}: ' || NEW.uri;
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER chaos_poison BEFORE INSERT OR UPDATE ON post
+  FOR EACH ROW EXECUTE FUNCTION chaos_poison();"#
+    );
+    client
+        .batch_execute(&sql)
+        .await
+        .unwrap_or_else(|err| panic!("install the poison trigger: {err}"));
+}
+
+async fn drop_poison(client: &tokio_postgres::Client) {
+    client
+        .batch_execute("DROP TRIGGER chaos_poison ON post; DROP FUNCTION chaos_poison();")
+        .await
+        .unwrap_or_else(|err| panic!("drop the poison trigger: {err}"));
+}
+
+/// `indexer replay-dead-letters --stream <dlq> [--dry-run]` against Redis at `redis_url`; its
+/// standard output, once it exited 0.
+fn replay_dead_letters(bin: &Path, redis_url: &str, dlq: &str, dry_run: bool) -> String {
+    let mut command = Command::new(bin);
+    command
+        .args(["replay-dead-letters", "--stream", dlq])
+        .env("REDIS_URL", redis_url);
+    if dry_run {
+        command.arg("--dry-run");
+    }
+    let replay = command.output().expect("run indexer replay-dead-letters");
+    assert_eq!(
+        replay.status.code(),
+        Some(0),
+        "replay-dead-letters (dry run: {dry_run}): {}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    String::from_utf8_lossy(&replay.stdout).into_owned()
+}
+
+async fn wait_for_migrations(client: &tokio_postgres::Client, indexer: &mut Indexer) {
+    let all = rsky_indexer::schema::MIGRATIONS.len() as i64;
+    wait_for_condition(indexer, "the indexer's migrations", || async move {
+        client
+            .query_one("SELECT count(*) FROM indexer_migration", &[])
+            .await
+            .is_ok_and(|row| row.get::<_, i64>(0) == all)
+    })
+    .await;
+}
+
+async fn wait_for_all_indexed_or_dead_lettered(
+    indexer: &mut Indexer,
+    client: &tokio_postgres::Client,
+    conn: &redis::aio::ConnectionManager,
+    dlq: &str,
+    emitted: &[String],
+) {
+    wait_for_condition(indexer, "every event indexed or dead-lettered", || {
+        let mut conn = conn.clone();
+        async move {
+            let indexed = indexed_rkeys(client).await;
+            let dead = dead_lettered(&mut conn, dlq).await;
+            emitted
+                .iter()
+                .all(|rkey| indexed.contains(rkey) || dead.contains_key(rkey))
+        }
+    })
+    .await;
+}
+
 /// Adds `n` commits, one post create each, round-robin over [`DIDS`]; records their rkeys.
 fn push_posts(relay: &TestRelay, script: &mut FirehoseScript, emitted: &mut Vec<String>, n: usize) {
     for _ in 0..n {
         let i = emitted.len();
-        let rkey = format!("3kchaos{i:07}");
+        let rkey = rkey_of(i);
         let record = json!({"$type": "app.bsky.feed.post", "text": format!("chaos {i}"),
             "createdAt": "2024-01-01T00:00:00.000Z"});
         script
@@ -525,6 +750,8 @@ impl IndexerEnv {
             .env("INDEXER_BLOCK_MS", "100")
             .env("INDEXER_SAMPLE_INTERVAL_MS", "100")
             .env("INDEXER_RETRY_BACKOFF_MS", "50")
+            // The poison post is dead-lettered on its third failed delivery.
+            .env("INDEXER_MAX_DELIVERIES", "3")
             .env("INDEXER_BATCH_SIZE", "50")
             .env("INDEXER_CONCURRENCY", "8")
             .env("DB_POOL_MAX_SIZE", "4")

@@ -45,6 +45,7 @@ use deadpool_postgres::Pool;
 use rsky_common::consumer::{ConsumerConfig, ConsumerError, GroupConsumer};
 use rsky_common::shutdown::Shutdown;
 use rsky_common::store::redact_url;
+use tokio::task::JoinSet;
 
 pub use config::{Config, Mode, StreamKind};
 pub use db::DbError;
@@ -154,18 +155,21 @@ impl Indexer {
                 config.batch_size,
             ));
         }
-        let sampler = tokio::spawn(sample_pool(self.shared.clone(), shutdown.clone()));
-        let tasks: Vec<_> = workers
-            .into_iter()
-            .map(|worker| tokio::spawn(worker.run(shutdown.clone())))
-            .collect();
-        for task in tasks {
-            if let Err(err) = task.await {
+        // Join sets abort their tasks when dropped: when this future is dropped (the task that
+        // runs it aborted), no worker goes on reading or acknowledging on its own.
+        let mut sampler = JoinSet::new();
+        sampler.spawn(sample_pool(self.shared.clone(), shutdown.clone()));
+        let mut tasks = JoinSet::new();
+        for worker in workers {
+            tasks.spawn(worker.run(shutdown.clone()));
+        }
+        while let Some(result) = tasks.join_next().await {
+            if let Err(err) = result {
                 tracing::error!(error = %err, "a stream worker panicked");
             }
         }
         shutdown.cancel();
-        let _ = sampler.await;
+        while sampler.join_next().await.is_some() {}
         Ok(())
     }
 }

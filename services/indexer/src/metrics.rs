@@ -72,6 +72,23 @@ impl ErrorKind {
     }
 }
 
+/// What a stale write was: the `kind` label of `indexer_stale_events_total`. A stale write is
+/// one that an order guard skipped because what it would change already holds a newer state (a
+/// reclaimed entry replayed late, another indexer of the group behind, a backfilled event after
+/// live ones); it is processed and acknowledged, not an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, LabelValue)]
+#[label(name = "kind")]
+pub enum StaleKind {
+    /// A record create, update or delete older (by rev) than the record's stored revision
+    Record,
+    /// An account event older (by seq) than the last one applied to its DID
+    Account,
+    /// An identity event older (by seq) than the last one applied to its DID
+    Identity,
+    /// A label or negation older (by cts) than the last operation applied to its key
+    Label,
+}
+
 /// Metrics of the indexer (`indexer_*`). Tests register their own set with
 /// `IndexerMetrics::register(&registry)`; the binary uses `IndexerMetrics::global()`.
 #[derive(Metrics, Clone)]
@@ -119,6 +136,8 @@ pub struct IndexerMetrics {
     pub labels_added: IntCounter,
     /// Negation labels applied (their label removed)
     pub labels_removed: IntCounter,
+    /// Events and labels skipped as stale, by kind: older than what their order guard (record rev, account or identity seq, label cts) already holds; processed and acknowledged, not errors
+    pub stale_events: IntCounterFamily<StaleKind>,
     /// Stream entries whose acknowledgement (XACK + XDEL) failed; they stay pending and are redelivered
     pub ack_failures: IntCounter,
     /// Entries delivered to the indexer's consumer group and not yet acknowledged (XPENDING, all consumers, all streams)

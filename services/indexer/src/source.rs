@@ -32,7 +32,9 @@ use crate::db::{self, FailureClass};
 use crate::decode::{decode_event, decode_labels, validate_label, Collection};
 use crate::index::{EventKind, Indexed, Prepared};
 use crate::labels::LabelsWritten;
-use crate::metrics::{ErrorKind, IndexerMetrics, RecordAction, RecordCollection, RecordLabels};
+use crate::metrics::{
+    ErrorKind, IndexerMetrics, RecordAction, RecordCollection, RecordLabels, StaleKind,
+};
 
 /// Longest pause between retries of a failing batch.
 pub(crate) const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
@@ -323,6 +325,7 @@ impl IndexProcessor {
         metrics.labels_processed.inc_by(total);
         metrics.labels_added.inc_by(written.added);
         metrics.labels_removed.inc_by(written.removed);
+        metrics.stale_events[StaleKind::Label].inc_by(written.stale);
         for _ in 0..invalid {
             self.count_error(FailureClass::Expected);
         }
@@ -378,6 +381,19 @@ impl IndexProcessor {
         });
         if let (Some(collection), Some(action)) = (collection, action) {
             m.records_by_collection[RecordLabels { collection, action }].inc();
+        }
+        if !indexed.applied {
+            let stale = match indexed.kind {
+                EventKind::Create | EventKind::Update | EventKind::Delete => {
+                    Some(StaleKind::Record)
+                }
+                EventKind::Account => Some(StaleKind::Account),
+                EventKind::Identity => Some(StaleKind::Identity),
+                EventKind::Repo => None,
+            };
+            if let Some(kind) = stale {
+                m.stale_events[kind].inc();
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 mod common;
 
 use rsky_indexer::metrics::ErrorKind;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -371,6 +372,12 @@ async fn a_kill_between_commit_and_ack_replays_the_batch_with_the_same_rows() {
     .await;
     assert_eq!(m.events_processed.get(), total);
     first.kill().await;
+    // Killed means no worker of it goes on (each holds the metrics): none may acknowledge the
+    // batch once Redis is back.
+    wait_until(WAIT, "the killed indexer's workers are gone", || async {
+        Arc::strong_count(&m) == 1
+    })
+    .await;
     let client = db.client().await;
     let committed = snapshot(&client).await;
     assert_eq!(count(&client, "post").await, 10, "11 posts, one deleted");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use rsky_indexer::metrics::{ErrorKind, RecordAction, RecordCollection};
+use rsky_indexer::metrics::{ErrorKind, RecordAction, RecordCollection, StaleKind};
 use rsky_indexer::IndexerMetrics;
 use rsky_metrics_runtime::testing::assert_promtool_clean;
 use rsky_metrics_runtime::{LabelValue, MetricsServer, Registry};
@@ -78,6 +78,12 @@ async fn every_spec_metric_is_on_the_first_scrape_at_zero_and_promtool_is_clean(
     assert_eq!(ErrorKind::VALUES, kinds);
     for kind in kinds {
         let series = format!("indexer_errors_total{{kind=\"{kind}\"}}");
+        assert_eq!(value_of(&body, &series), Some(0.0), "{series} at zero");
+    }
+    let stale_kinds = ["record", "account", "identity", "label"];
+    assert_eq!(StaleKind::VALUES, stale_kinds);
+    for kind in stale_kinds {
+        let series = format!("indexer_stale_events_total{{kind=\"{kind}\"}}");
         assert_eq!(value_of(&body, &series), Some(0.0), "{series} at zero");
     }
     for collection in RecordCollection::VALUES {

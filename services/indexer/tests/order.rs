@@ -533,3 +533,73 @@ async fn concurrent_writers_end_at_the_newest_event() {
         );
     }
 }
+
+/// Through the stream, along both write paths: each late older record, account, identity,
+/// label or negation is counted once in `indexer_stale_events_total` under its kind; newer
+/// events after older ones, and labels on keys without state, are not stale.
+#[tokio::test]
+async fn each_stale_write_is_counted_under_its_kind() {
+    use rsky_indexer::metrics::StaleKind;
+
+    for path in ["batched", "per-event"] {
+        let (_db, streams, indexer) = start_indexer(&[("INDEXER_WRITE_PATH", path)]).await;
+        let (a, b, c, d) = (did(1), did(2), did(3), did(4));
+        let post = |rev_n| {
+            update(
+                &d,
+                "app.bsky.feed.post",
+                "p1",
+                &rev(rev_n),
+                record_for("app.bsky.feed.post", 1),
+            )
+        };
+        streams
+            .xadd_live([
+                identity_at(&a, 10, Some("new.test")),
+                identity_at(&a, 5, Some("old.test")), // stale
+                account_at(&b, 10, false, Some("takendown")),
+                account_at(&b, 5, true, None), // stale
+                account_at(&c, 1, false, Some("deactivated")),
+                account_at(&c, 2, true, None), // newer: applied
+                post(2),
+                post(1), // stale
+            ])
+            .await;
+        let uri = format!("at://{a}/app.bsky.feed.post/p1");
+        streams
+            .xadd_labels(vec![
+                label_at(&uri, "spam", false, 2),
+                label_at(&uri, "porn", true, 5),
+            ])
+            .await;
+        streams
+            .xadd_labels(vec![
+                label_at(&uri, "spam", true, 1),  // stale negation
+                label_at(&uri, "porn", false, 4), // stale add
+                label_at(&uri, "gore", false, 1), // a key without state: applied
+            ])
+            .await;
+        let m = indexer.metrics.clone();
+        wait_until(
+            std::time::Duration::from_secs(20),
+            "every event and label processed",
+            || {
+                let done = m.events_processed.get() == 8 && m.labels_processed.get() == 5;
+                async move { done }
+            },
+        )
+        .await;
+        let stale = |kind| indexer.metrics.stale_events[kind].get();
+        assert_eq!(
+            [
+                stale(StaleKind::Record),
+                stale(StaleKind::Account),
+                stale(StaleKind::Identity),
+                stale(StaleKind::Label)
+            ],
+            [1, 1, 1, 2],
+            "{path}: record, account, identity, label"
+        );
+        indexer.stop().await;
+    }
+}

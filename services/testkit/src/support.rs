@@ -378,8 +378,9 @@ impl Drop for TestStreams {
 ///   connections (a peer that died);
 /// - [`TcpProxy::resume`]: forward again, listening again on the same port after a cut.
 ///
-/// Bytes read during a stall are held, not dropped: after a resume both sides see the stream
-/// they would have seen, only late.
+/// Bytes read during a stall are held, not dropped, and so is a side's close: after a resume
+/// both sides see the stream they would have seen, only late; during the stall neither sees the
+/// other (a websocket's pings and pongs, a close) at all.
 pub struct TcpProxy {
     /// The loopback port it listens on.
     pub port: u16,
@@ -507,7 +508,8 @@ impl TcpProxy {
 const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Copies `from` to `to` while the flow is `Forward`; a chunk read during a stall is held until
-/// the resume. At the end of `from`, shuts `to` down for writing (a half-close, passed on).
+/// the resume. At the end of `from`, shuts `to` down for writing (a half-close, passed on, and
+/// held by a stall like the bytes: a silent peer does not see the other side leave either).
 async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut flow: watch::Receiver<Flow>) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -516,7 +518,9 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut flow: watch::
         }
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => {
-                let _ = to.shutdown().await;
+                if flow.wait_for(|f| *f == Flow::Forward).await.is_ok() {
+                    let _ = to.shutdown().await;
+                }
                 return;
             }
             Ok(n) => n,
@@ -599,6 +603,24 @@ mod tests {
         );
         assert_eq!(read_exactly(&mut late, 4).await, b"late");
         assert_eq!(echo(&mut client, b"after").await, b"after");
+    }
+
+    #[tokio::test]
+    async fn a_stall_holds_a_half_close_until_the_resume() {
+        let proxy = TcpProxy::start(echo_server().await).await;
+        let mut client = TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+        assert_eq!(echo(&mut client, b"x").await, b"x");
+        proxy.stall();
+        client.shutdown().await.unwrap();
+        // Passed on, the half-close would make the echo server close its side too.
+        assert_silent(&mut client).await;
+        proxy.resume().await;
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest))
+            .await
+            .expect("the close passed on after the resume")
+            .unwrap();
+        assert!(rest.is_empty());
     }
 
     #[tokio::test]
