@@ -260,6 +260,12 @@ export function rows(): [title: string, panels: Panel[]][] {
           'Failed events and labels per second by kind: invalid_input, database_unavailable, database, panic.',
           'indexer_errors_total',
         ),
+        timeseriesPanel(
+          'Stale events by kind',
+          'Events and labels skipped per second because their order guard already holds something newer (record rev, account or identity seq, label cts), by kind. Processed and acknowledged, not errors: a steady rate means late replays or indexers racing on one account.',
+          { unit: 'ops', stacked: false },
+          [{ expr: sum(rateOf('indexer_stale_events_total'), 'kind'), legend: '{{kind}}' }],
+        ),
         sharedGauges(
           'Pending messages',
           "Entries delivered to the indexers' consumer group and not yet acknowledged (group-wide, so the maximum over the indexers).",
