@@ -676,3 +676,67 @@ pub(crate) fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
     }
     gzip.unwrap_or(star)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use hyper::body::Body as _;
+
+    use super::*;
+
+    fn next(body: &mut Chunked) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(body).poll_frame(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn data(polled: Poll<Option<Result<Frame<Bytes>, std::io::Error>>>) -> Bytes {
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => frame.into_data().expect("a data frame"),
+            _ => panic!("expected a data frame"),
+        }
+    }
+
+    fn chunked(first: &'static [u8]) -> (mpsc::UnboundedSender<Chunk>, Chunked) {
+        let (chunks, received) = mpsc::unbounded_channel();
+        let body = Chunked {
+            first: Some(Bytes::from_static(first)),
+            received,
+            ended: false,
+        };
+        (chunks, body)
+    }
+
+    #[test]
+    fn a_streamed_body_ends_after_its_last_chunk() {
+        let (chunks, mut body) = chunked(b"a 1\n");
+        assert_eq!(data(next(&mut body)), "a 1\n");
+        assert!(next(&mut body).is_pending(), "waits for the encode");
+        chunks
+            .send(Chunk::More(Bytes::from_static(b"b 2\n")))
+            .unwrap();
+        chunks
+            .send(Chunk::Last(Bytes::from_static(b"c 3\n")))
+            .unwrap();
+        assert_eq!(data(next(&mut body)), "b 2\n");
+        assert_eq!(data(next(&mut body)), "c 3\n");
+        assert!(body.is_end_stream());
+        assert!(matches!(next(&mut body), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn a_streamed_body_whose_encode_stops_early_ends_with_an_error() {
+        let (chunks, mut body) = chunked(b"a 1\n");
+        chunks
+            .send(Chunk::More(Bytes::from_static(b"b 2\n")))
+            .unwrap();
+        // The encode panicked: its sender is gone without a last chunk.
+        drop(chunks);
+        assert_eq!(data(next(&mut body)), "a 1\n");
+        assert_eq!(data(next(&mut body)), "b 2\n");
+        assert!(!body.is_end_stream());
+        assert!(
+            matches!(next(&mut body), Poll::Ready(Some(Err(_)))),
+            "an error, so that hyper does not send the terminating chunk"
+        );
+    }
+}

@@ -555,3 +555,71 @@ async fn a_large_body_is_streamed_in_chunks_with_the_same_content() {
         .unwrap();
     assert_eq!(support::parse(&later.body), support::parse(&theirs));
 }
+
+/// A collector that panics in `collect()` once armed.
+struct PanicsWhenArmed {
+    desc: prometheus::core::Desc,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl prometheus::core::Collector for PanicsWhenArmed {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        if self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            panic!("a collector bug");
+        }
+        Vec::new()
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_scrape_whose_encode_panics_is_never_a_complete_answer() {
+    let registry = Registry::new();
+    let metrics = DemoMetrics::register(&registry).unwrap();
+    for i in 0..8_000u64 {
+        metrics
+            .outcomes
+            .with_label_values(&[format!("outcome {i}")])
+            .inc();
+    }
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let desc = prometheus::core::Desc::new(
+        "demo_broken".into(),
+        "A collector with a bug".into(),
+        vec![],
+        Default::default(),
+    )
+    .unwrap();
+    registry
+        .register(Box::new(PanicsWhenArmed {
+            desc,
+            armed: armed.clone(),
+        }))
+        .unwrap();
+    let server = start_quiet(&registry).await;
+    let addr = server.local_addr();
+    // The first scrape learns the size: the next one is streamed.
+    assert_eq!(request(addr, "GET", "/metrics").await.status, 200);
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    // The server closes the connection either way; an error (reset) is fine too.
+    let _ = stream.read_to_end(&mut raw).await;
+    let complete_ok = raw.starts_with(b"HTTP/1.1 200") && raw.ends_with(b"\r\n0\r\n\r\n");
+    assert!(
+        !complete_ok,
+        "a body cut short by a panic must not look complete ({} bytes)",
+        raw.len()
+    );
+    armed.store(false, std::sync::atomic::Ordering::SeqCst);
+    // And the server goes on serving.
+    assert_eq!(request(addr, "GET", "/metrics").await.status, 200);
+    server.shutdown().await.unwrap();
+}
