@@ -62,7 +62,9 @@ fn prometheus_text(registry: &Registry) -> Vec<u8> {
 type Headers = &'static [(&'static str, &'static str)];
 
 /// A keep-alive HTTP/1.1 connection that reads each response into one reused buffer: the
-/// scraper's own cost stays out of the comparison (Prometheus' client is not Rust anyway).
+/// scraper's own cost stays out of the comparison (Prometheus' client is not Rust anyway). It
+/// reads a body sent with a `Content-Length` or in chunks (`Transfer-Encoding: chunked`) alike,
+/// whichever the server chose, for every row.
 struct Conn {
     stream: TcpStream,
     buffer: Vec<u8>,
@@ -78,6 +80,13 @@ impl Conn {
         }
     }
 
+    /// Reads more of the response into the buffer.
+    async fn fill(&mut self) {
+        self.buffer.reserve(256 * 1024);
+        let n = self.stream.read_buf(&mut self.buffer).await.expect("read");
+        assert!(n > 0, "the server closed the connection");
+    }
+
     /// GETs /metrics; returns the body's length.
     async fn get(&mut self, headers: &[(&str, &str)]) -> usize {
         let mut request = String::from("GET /metrics HTTP/1.1\r\nHost: bench\r\n");
@@ -91,27 +100,50 @@ impl Conn {
             .expect("send");
         self.buffer.clear();
         let (head_end, length) = loop {
-            self.buffer.reserve(256 * 1024);
-            let n = self.stream.read_buf(&mut self.buffer).await.expect("read");
-            assert!(n > 0, "the server closed the connection");
+            self.fill().await;
             if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&self.buffer[..end]).to_ascii_lowercase();
-                let length: usize = head
+                let length = head
                     .lines()
                     .find_map(|l| l.strip_prefix("content-length:"))
-                    .expect("a content-length")
-                    .trim()
-                    .parse()
-                    .expect("a number");
+                    .map(|n| n.trim().parse::<usize>().expect("a number"));
                 break (end + 4, length);
             }
         };
-        while self.buffer.len() < head_end + length {
-            self.buffer.reserve(256 * 1024);
-            let n = self.stream.read_buf(&mut self.buffer).await.expect("read");
-            assert!(n > 0, "the server closed the connection");
+        match length {
+            Some(length) => {
+                while self.buffer.len() < head_end + length {
+                    self.fill().await;
+                }
+                length
+            }
+            None => self.read_chunks(head_end).await,
         }
-        length
+    }
+
+    /// Reads a chunked body starting at `at`; returns the length of its data.
+    async fn read_chunks(&mut self, mut at: usize) -> usize {
+        let mut length = 0;
+        loop {
+            let line_end = loop {
+                if let Some(end) = self.buffer[at..].windows(2).position(|w| w == b"\r\n") {
+                    break at + end;
+                }
+                self.fill().await;
+            };
+            let size_text = std::str::from_utf8(&self.buffer[at..line_end]).expect("a chunk size");
+            let size = usize::from_str_radix(size_text.trim(), 16).expect("a hex chunk size");
+            // The data and its CRLF (the last chunk, of size 0, has no trailers here: just CRLF).
+            let next = line_end + 2 + size + 2;
+            while self.buffer.len() < next {
+                self.fill().await;
+            }
+            length += size;
+            at = next;
+            if size == 0 {
+                return length;
+            }
+        }
     }
 }
 

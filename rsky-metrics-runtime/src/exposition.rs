@@ -112,6 +112,10 @@ pub struct FamilyWriter<'a> {
     format: Format,
     /// `le` values of `desc.buckets`, rendered once for this format.
     le: Option<&'a [Box<str>]>,
+    /// Where full chunks go, in a chunked encode.
+    flush: Option<&'a mut Flush>,
+    /// Bytes handed to `flush` so far.
+    flushed: usize,
 }
 
 impl<'a> FamilyWriter<'a> {
@@ -122,6 +126,20 @@ impl<'a> FamilyWriter<'a> {
             desc,
             format,
             le: None,
+            flush: None,
+            flushed: 0,
+        }
+    }
+
+    /// After each series: in a chunked encode, a full buffer leaves as one chunk (so a chunk
+    /// always ends with a whole line).
+    #[inline]
+    fn series_done(&mut self) {
+        if let Some(flush) = self.flush.as_deref_mut() {
+            if self.out.len() >= flush.at {
+                self.flushed += self.out.len();
+                flush.emit(self.out);
+            }
         }
     }
 
@@ -141,6 +159,40 @@ impl<'a> FamilyWriter<'a> {
         self.line_start(b"", labels);
         write_u64(self.out, value);
         self.out.push(b'\n');
+        self.series_done();
+    }
+
+    /// As [`sample_u64`](Self::sample_u64), with the start of the line (`name{labels} `, or
+    /// `name ` without labels) rendered once by the family: one copy per series.
+    #[inline]
+    pub(crate) fn line_u64(&mut self, line: &str, value: u64) {
+        let mut digits = itoa::Buffer::new();
+        self.line_value(line, digits.format(value).as_bytes());
+    }
+
+    /// As [`line_u64`](Self::line_u64), for a signed value.
+    #[inline]
+    pub(crate) fn line_i64(&mut self, line: &str, value: i64) {
+        let mut digits = itoa::Buffer::new();
+        self.line_value(line, digits.format(value).as_bytes());
+    }
+
+    /// As [`line_u64`](Self::line_u64), for a float value.
+    #[inline]
+    pub(crate) fn line_f64(&mut self, line: &str, value: f64) {
+        self.out.extend_from_slice(line.as_bytes());
+        write_float(self.out, value);
+        self.out.push(b'\n');
+        self.series_done();
+    }
+
+    #[inline]
+    fn line_value(&mut self, line: &str, value: &[u8]) {
+        self.out.reserve(line.len() + value.len() + 1);
+        self.out.extend_from_slice(line.as_bytes());
+        self.out.extend_from_slice(value);
+        self.out.push(b'\n');
+        self.series_done();
     }
 
     /// One gauge sample with a signed integer value.
@@ -149,6 +201,7 @@ impl<'a> FamilyWriter<'a> {
         self.out
             .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
         self.out.push(b'\n');
+        self.series_done();
     }
 
     /// One counter or gauge sample with a float value (`NaN`, `+Inf`, `-Inf` included).
@@ -156,6 +209,7 @@ impl<'a> FamilyWriter<'a> {
         self.line_start(b"", labels);
         write_float(self.out, value);
         self.out.push(b'\n');
+        self.series_done();
     }
 
     /// One histogram series: `cumulative[i]` observations were at most `bounds[i]`; the `+Inf`
@@ -184,6 +238,7 @@ impl<'a> FamilyWriter<'a> {
         self.line_start(b"_count", labels);
         write_u64(self.out, count);
         self.out.push(b'\n');
+        self.series_done();
     }
 
     /// A histogram series read from prometheus' own record of it.
@@ -203,6 +258,7 @@ impl<'a> FamilyWriter<'a> {
         self.line_start(b"_count", labels);
         write_u64(self.out, count);
         self.out.push(b'\n');
+        self.series_done();
     }
 
     fn bucket_line(&mut self, labels: &str, le: Le<'_>, observed: u64) {
@@ -238,6 +294,26 @@ impl<'a> FamilyWriter<'a> {
 enum Le<'a> {
     Rendered(&'a str),
     Bound(f64),
+}
+
+/// The start of a sample line of family `name` with the label set `labels` (rendered by
+/// [`render_labels`]): `name{labels} `, or `name ` without labels.
+pub(crate) fn render_line(name: &str, labels: &str) -> String {
+    let mut line = String::with_capacity(name.len() + labels.len() + 3);
+    line.push_str(name);
+    if !labels.is_empty() {
+        line.push('{');
+        line.push_str(labels);
+        line.push('}');
+    }
+    line.push(' ');
+    line
+}
+
+/// The label set of a line rendered by [`render_line`] for a family named `name_len` bytes.
+pub(crate) fn labels_of_line(line: &str, name_len: usize) -> &str {
+    line.get(name_len + 1..line.len().saturating_sub(2))
+        .unwrap_or("")
 }
 
 /// Renders a label set as it stands between `{` and `}`: `a="x",b="y"`, with `\`, `"` and
@@ -563,6 +639,26 @@ pub(crate) fn encode_collected(collector: &dyn Collector, out: &mut FamilyWriter
 struct Sink {
     out: Vec<u8>,
     format: Format,
+    /// In a chunked encode ([`encode_chunked`]), where full buffers go.
+    flush: Option<Flush>,
+}
+
+/// Hands a buffer holding at least `at` bytes on as one chunk, and goes on in a fresh one.
+pub(crate) struct Flush {
+    at: usize,
+    emit: Box<dyn FnMut(Vec<u8>)>,
+}
+
+impl Flush {
+    fn emit(&mut self, out: &mut Vec<u8>) {
+        let full = std::mem::replace(out, chunk_buffer(self.at));
+        (self.emit)(full);
+    }
+}
+
+/// A buffer for one chunk of `at` bytes: the series that crosses `at` still fits.
+fn chunk_buffer(at: usize) -> Vec<u8> {
+    Vec::with_capacity(at + at / 8)
 }
 
 thread_local! {
@@ -654,7 +750,7 @@ impl<M: Collector + EncodeMetric> Fast<M> {
         }
     }
 
-    fn write(&self, out: &mut Vec<u8>, format: Format) {
+    fn write(&self, out: &mut Vec<u8>, format: Format, flush: Option<&mut Flush>) {
         let start = out.len();
         let (header, le) = match format {
             Format::Text => (&self.rendered.text, &self.rendered.le_text),
@@ -664,8 +760,11 @@ impl<M: Collector + EncodeMetric> Fast<M> {
         let samples = out.len();
         let mut writer = FamilyWriter::new(out, self.desc, format);
         writer.le = Some(le);
+        writer.flush = flush;
         self.metric.encode(&mut writer);
-        if out.len() == samples {
+        // A flush happens only after a series.
+        let flushed = writer.flushed > 0;
+        if !flushed && out.len() == samples {
             // As prometheus' gather(): a family without series is left out.
             out.truncate(start);
         }
@@ -681,9 +780,8 @@ impl<M: Collector + EncodeMetric + Clone + 'static> Collector for Fast<M> {
         let wrote = SINK
             .try_with(|sink| match sink.try_borrow_mut() {
                 Ok(mut sink) => match sink.as_mut() {
-                    Some(sink) => {
-                        let format = sink.format;
-                        self.write(&mut sink.out, format);
+                    Some(Sink { out, format, flush }) => {
+                        self.write(out, *format, flush.as_mut());
                         true
                     }
                     None => false,
@@ -711,9 +809,32 @@ pub fn encode(registry: &Registry, format: Format) -> Vec<u8> {
 /// [`encode`] into a buffer (cleared first), so a server can reuse its allocation.
 pub fn encode_into(registry: &Registry, format: Format, out: &mut Vec<u8>) {
     out.clear();
+    encode_with(registry, format, out, None);
+}
+
+/// [`encode`] in chunks of about `chunk` bytes, each ending with a whole line: `emit` gets every
+/// full chunk as soon as it is written (so a server can send it while the rest is encoded);
+/// the last, shorter one is returned.
+pub(crate) fn encode_chunked(
+    registry: &Registry,
+    format: Format,
+    chunk: usize,
+    emit: impl FnMut(Vec<u8>) + 'static,
+) -> Vec<u8> {
+    let mut out = chunk_buffer(chunk);
+    let flush = Flush {
+        at: chunk,
+        emit: Box::new(emit),
+    };
+    encode_with(registry, format, &mut out, Some(flush));
+    out
+}
+
+fn encode_with(registry: &Registry, format: Format, out: &mut Vec<u8>, flush: Option<Flush>) {
     let sink = Sink {
         out: std::mem::take(out),
         format,
+        flush,
     };
     let others = match SinkGuard::install(sink) {
         Some(guard) => {
@@ -812,6 +933,7 @@ mod tests {
         let guard = SinkGuard::install(Sink {
             out: Vec::new(),
             format: Format::Text,
+            flush: None,
         })
         .expect("a sink");
         assert!(
@@ -847,6 +969,50 @@ mod tests {
         assert!(caught.is_err());
         let counter = prometheus::IntCounter::new(DESC.name, DESC.help).unwrap();
         assert_eq!(Fast::new(counter, &DESC).collect().len(), 1);
+    }
+
+    #[test]
+    fn a_chunked_encode_is_the_whole_encode_cut_at_line_ends() {
+        static REQUESTS: MetricDesc = MetricDesc {
+            labels: &["peer"],
+            ..DESC
+        };
+        static EMPTY: MetricDesc = MetricDesc {
+            field: "idle",
+            name: "demo_idle_total",
+            labels: &["peer"],
+            ..DESC
+        };
+        let registry = Registry::new();
+        let requests = crate::IntCounterVec::from_desc(&REQUESTS).unwrap();
+        for i in 0..500u64 {
+            requests.with_label_values(&[format!("peer {i}")]).inc_by(i);
+        }
+        registry
+            .register(Box::new(Fast::new(requests, &REQUESTS)))
+            .unwrap();
+        // A family without series between chunks is still left out.
+        let idle = crate::IntCounterVec::from_desc(&EMPTY).unwrap();
+        registry
+            .register(Box::new(Fast::new(idle, &EMPTY)))
+            .unwrap();
+        for format in [Format::Text, Format::OpenMetrics] {
+            let chunks = std::rc::Rc::new(RefCell::new(Vec::new()));
+            let emitted = std::rc::Rc::clone(&chunks);
+            let last = encode_chunked(&registry, format, 1000, move |chunk| {
+                emitted.borrow_mut().push(chunk);
+            });
+            let chunks = chunks.take();
+            assert!(chunks.len() > 10, "{} chunks", chunks.len());
+            for chunk in &chunks {
+                assert!(chunk.len() >= 1000 && chunk.ends_with(b"\n"));
+            }
+            let joined: Vec<u8> = chunks.into_iter().flatten().chain(last).collect();
+            assert_eq!(
+                String::from_utf8(joined).unwrap(),
+                String::from_utf8(encode(&registry, format)).unwrap()
+            );
+        }
     }
 
     #[test]

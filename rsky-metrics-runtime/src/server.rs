@@ -2,23 +2,30 @@
 //! it, gzipped when it accepts gzip), a health check, process metrics and a
 //! `{service}_build_info` gauge, on an address taken from the environment.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{ready, Context, Poll};
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use hyper::body::Frame;
 use prometheus::{IntGaugeVec, Opts, Registry};
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::connection::{self, Timeouts};
@@ -465,7 +472,7 @@ fn router(registry: Registry) -> Router {
             "/metrics",
             get(move |headers: HeaderMap| {
                 let scraper = Arc::clone(&scraper);
-                async move { scraper.scrape(&headers) }
+                scraper.scrape(headers)
             }),
         )
         .route("/health", get(|| async { "ok\n" }))
@@ -486,8 +493,13 @@ struct Scraper {
 /// Why the response depends on the request: caches must key on both.
 const VARY: &str = "Accept, Accept-Encoding";
 
+/// A plain body of at least this size is encoded on a blocking thread and leaves in chunks of
+/// this size, each sent while the next is encoded (`Transfer-Encoding: chunked`); a smaller one
+/// is encoded at once and sent with its `Content-Length`.
+const CHUNK: usize = 64 * 1024;
+
 impl Scraper {
-    fn scrape(&self, headers: &HeaderMap) -> Response {
+    async fn scrape(self: Arc<Self>, headers: HeaderMap) -> Response {
         let accept = headers
             .get(header::ACCEPT)
             .and_then(|value| value.to_str().ok());
@@ -497,6 +509,63 @@ impl Scraper {
                 .get(header::ACCEPT_ENCODING)
                 .and_then(|value| value.to_str().ok()),
         );
+        if gzip || self.last_len.load(Ordering::Relaxed) < CHUNK {
+            return self.whole(format, gzip);
+        }
+        self.streamed(format).await
+    }
+
+    /// Encodes on a blocking thread and answers as soon as the first chunk is there.
+    async fn streamed(self: Arc<Self>, format: Format) -> Response {
+        let (chunks, mut received) = mpsc::unbounded_channel();
+        let scraper = Arc::clone(&self);
+        // Unbounded: the encode never waits for the client while it holds the families' locks;
+        // what it buffers is at most one body, as a whole encode does.
+        let encode = move || {
+            let more = chunks.clone();
+            let sent = Rc::new(Cell::new(0));
+            let counted = Rc::clone(&sent);
+            let last = exposition::encode_chunked(&scraper.registry, format, CHUNK, move |chunk| {
+                counted.set(counted.get() + chunk.len());
+                let _ = more.send(Chunk::More(Bytes::from(chunk)));
+            });
+            scraper
+                .last_len
+                .store(sent.get() + last.len(), Ordering::Relaxed);
+            let _ = chunks.send(Chunk::Last(Bytes::from(last)));
+        };
+        // A runtime shutting down drops `encode` unrun: the channel closes and we answer 500.
+        drop(tokio::task::spawn_blocking(encode));
+        let headers = [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            ),
+            (header::VARY, HeaderValue::from_static(VARY)),
+        ];
+        match received.recv().await {
+            Some(Chunk::Last(body)) => (headers, body).into_response(),
+            Some(Chunk::More(first)) => {
+                let body = Chunked {
+                    first: Some(first),
+                    received,
+                    ended: false,
+                };
+                (headers, Body::new(body)).into_response()
+            }
+            None => {
+                tracing::warn!("the /metrics encode ended without a body");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot encode /metrics\n",
+                )
+                    .into_response()
+            }
+        }
+    }
+
+    /// Encodes the whole body here, then answers with it (gzipped if asked).
+    fn whole(&self, format: Format, gzip: bool) -> Response {
         let mut body = Vec::with_capacity(self.last_len.load(Ordering::Relaxed) + 1024);
         exposition::encode_into(&self.registry, format, &mut body);
         self.last_len.store(body.len(), Ordering::Relaxed);
@@ -529,6 +598,54 @@ impl Scraper {
     }
 }
 
+/// A piece of a body encoded on a blocking thread.
+enum Chunk {
+    More(Bytes),
+    Last(Bytes),
+}
+
+/// A body whose chunks come from an encode on another thread. It ends with an error (hyper
+/// then closes the connection without the terminating chunk, so the client sees a truncated
+/// body, not a short one) if the encode stopped before its last chunk.
+struct Chunked {
+    first: Option<Bytes>,
+    received: mpsc::UnboundedReceiver<Chunk>,
+    /// The last chunk was taken.
+    ended: bool,
+}
+
+impl hyper::body::Body for Chunked {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let frame = match ready!(self.received.poll_recv(cx)) {
+            Some(Chunk::More(chunk)) => Ok(Frame::data(chunk)),
+            Some(Chunk::Last(chunk)) => {
+                self.ended = true;
+                Ok(Frame::data(chunk))
+            }
+            None => Err(std::io::Error::other(
+                "the /metrics encode stopped before its end",
+            )),
+        };
+        Poll::Ready(Some(frame))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+}
+
 /// Fast compression (level 1): a scrape body is repetitive, so it still shrinks several times,
 /// and the CPU it costs is the service's.
 fn gzipped(body: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -558,4 +675,68 @@ pub(crate) fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
         }
     }
     gzip.unwrap_or(star)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use hyper::body::Body as _;
+
+    use super::*;
+
+    fn next(body: &mut Chunked) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(body).poll_frame(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn data(polled: Poll<Option<Result<Frame<Bytes>, std::io::Error>>>) -> Bytes {
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => frame.into_data().expect("a data frame"),
+            _ => panic!("expected a data frame"),
+        }
+    }
+
+    fn chunked(first: &'static [u8]) -> (mpsc::UnboundedSender<Chunk>, Chunked) {
+        let (chunks, received) = mpsc::unbounded_channel();
+        let body = Chunked {
+            first: Some(Bytes::from_static(first)),
+            received,
+            ended: false,
+        };
+        (chunks, body)
+    }
+
+    #[test]
+    fn a_streamed_body_ends_after_its_last_chunk() {
+        let (chunks, mut body) = chunked(b"a 1\n");
+        assert_eq!(data(next(&mut body)), "a 1\n");
+        assert!(next(&mut body).is_pending(), "waits for the encode");
+        chunks
+            .send(Chunk::More(Bytes::from_static(b"b 2\n")))
+            .unwrap();
+        chunks
+            .send(Chunk::Last(Bytes::from_static(b"c 3\n")))
+            .unwrap();
+        assert_eq!(data(next(&mut body)), "b 2\n");
+        assert_eq!(data(next(&mut body)), "c 3\n");
+        assert!(body.is_end_stream());
+        assert!(matches!(next(&mut body), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn a_streamed_body_whose_encode_stops_early_ends_with_an_error() {
+        let (chunks, mut body) = chunked(b"a 1\n");
+        chunks
+            .send(Chunk::More(Bytes::from_static(b"b 2\n")))
+            .unwrap();
+        // The encode panicked: its sender is gone without a last chunk.
+        drop(chunks);
+        assert_eq!(data(next(&mut body)), "a 1\n");
+        assert_eq!(data(next(&mut body)), "b 2\n");
+        assert!(!body.is_end_stream());
+        assert!(
+            matches!(next(&mut body), Poll::Ready(Some(Err(_)))),
+            "an error, so that hyper does not send the terminating chunk"
+        );
+    }
 }

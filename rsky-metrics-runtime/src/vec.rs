@@ -17,7 +17,7 @@ use prometheus::core::{Collector, Desc, Metric as _};
 use prometheus::proto::{LabelPair, MetricFamily, MetricType};
 use prometheus::{Counter, Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Opts};
 
-use crate::exposition::{render_labels, EncodeMetric, FamilyWriter};
+use crate::exposition::{labels_of_line, render_labels, render_line, EncodeMetric, FamilyWriter};
 use crate::MetricDesc;
 
 mod sealed {
@@ -43,12 +43,13 @@ pub trait VecChild:
     fn from_desc(desc: &MetricDesc) -> Self::Opts;
     #[doc(hidden)]
     fn build(opts: &Self::Opts) -> prometheus::Result<Self>;
+    /// Writes this series, whose sample lines start with `line` (`name{labels} `).
     #[doc(hidden)]
-    fn encode_series(&self, labels: &str, out: &mut FamilyWriter<'_>);
+    fn encode_series(&self, line: &Line<'_>, out: &mut FamilyWriter<'_>);
 }
 
 macro_rules! plain_child {
-    ($($ty:ident: $kind:ident => |$m:ident, $labels:ident, $out:ident| $encode:expr),* $(,)?) => {$(
+    ($($ty:ident: $kind:ident => $sample:ident / $line:ident),* $(,)?) => {$(
         impl sealed::Sealed for $ty {}
         impl VecChild for $ty {
             type Opts = Opts;
@@ -66,19 +67,22 @@ macro_rules! plain_child {
                 $ty::with_opts(opts.clone())
             }
             #[inline]
-            fn encode_series(&self, $labels: &str, $out: &mut FamilyWriter<'_>) {
-                let $m = self;
-                $encode
+            fn encode_series(&self, line: &Line<'_>, out: &mut FamilyWriter<'_>) {
+                if line.as_written {
+                    out.$line(line.text, self.get());
+                } else {
+                    out.$sample(line.labels(), self.get());
+                }
             }
         }
     )*};
 }
 
 plain_child!(
-    IntCounter: COUNTER => |m, labels, out| out.sample_u64(labels, m.get()),
-    Counter: COUNTER => |m, labels, out| out.sample_f64(labels, m.get()),
-    IntGauge: GAUGE => |m, labels, out| out.sample_i64(labels, m.get()),
-    Gauge: GAUGE => |m, labels, out| out.sample_f64(labels, m.get()),
+    IntCounter: COUNTER => sample_u64 / line_u64,
+    Counter: COUNTER => sample_f64 / line_f64,
+    IntGauge: GAUGE => sample_i64 / line_i64,
+    Gauge: GAUGE => sample_f64 / line_f64,
 );
 
 impl sealed::Sealed for Histogram {}
@@ -98,9 +102,27 @@ impl VecChild for Histogram {
     fn build(opts: &HistogramOpts) -> prometheus::Result<Self> {
         Histogram::with_opts(opts.clone())
     }
-    fn encode_series(&self, labels: &str, out: &mut FamilyWriter<'_>) {
+    fn encode_series(&self, line: &Line<'_>, out: &mut FamilyWriter<'_>) {
         let metric = self.metric();
-        out.histogram_proto(labels, metric.get_histogram());
+        out.histogram_proto(line.labels(), metric.get_histogram());
+    }
+}
+
+/// The start of a series' sample lines, as [`VecChild::encode_series`] gets it.
+#[doc(hidden)]
+pub struct Line<'a> {
+    /// `name{labels} ` (`name ` without labels).
+    text: &'a str,
+    name_len: usize,
+    /// Whether the family is written under the name `text` starts with, so that `text` is the
+    /// start of each sample line as it is.
+    as_written: bool,
+}
+
+impl Line<'_> {
+    /// The label set alone, as it stands between `{` and `}`.
+    fn labels(&self) -> &str {
+        labels_of_line(self.text, self.name_len)
     }
 }
 
@@ -150,8 +172,9 @@ struct Series<T> {
 struct Entry<T> {
     hash: u64,
     values: Box<[String]>,
-    /// The label set as the exposition writes it, between `{` and `}`.
-    labels: Box<str>,
+    /// The start of the series' sample line as the exposition writes it, `name{labels} `
+    /// (`exposition::render_line`).
+    line: Box<str>,
     metric: T,
 }
 
@@ -293,12 +316,13 @@ impl<T: VecChild> LabelVec<T> {
         }
         let metric = T::build(&self.inner.child_opts)?;
         let values: Box<[String]> = values.iter().map(|v| v.as_ref().to_owned()).collect();
-        let labels = render_labels(&self.label_pairs(&values)).into_boxed_str();
+        let labels = render_labels(&self.label_pairs(&values));
+        let line = render_line(&self.inner.desc.fq_name, &labels).into_boxed_str();
         let at = entries.len();
         entries.push(Entry {
             hash,
             values,
-            labels,
+            line,
             metric: metric.clone(),
         });
         index.insert_unique(hash, at, |&i| entries[i].hash);
@@ -449,9 +473,17 @@ impl<T: VecChild> Collector for LabelVec<T> {
 
 impl<T: VecChild> EncodeMetric for LabelVec<T> {
     fn encode(&self, out: &mut FamilyWriter<'_>) {
+        let name = &self.inner.desc.fq_name;
+        // The lines start with our name: usable as they are when the family is written under it.
+        let same_name = out.desc().name == name.as_str();
         let series = self.read();
         for entry in &series.entries {
-            entry.metric.encode_series(&entry.labels, out);
+            let line = Line {
+                text: &entry.line,
+                name_len: name.len(),
+                as_written: same_name,
+            };
+            entry.metric.encode_series(&line, out);
         }
     }
 }

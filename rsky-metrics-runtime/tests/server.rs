@@ -9,9 +9,10 @@ use std::io::Read as _;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
+use rsky_metrics_runtime::exposition::{self, Format};
 use rsky_metrics_runtime::{
     testing, Error, Histogram, IntCounter, IntCounterVec, IntGauge, Metrics, MetricsServer,
-    Registry, CONTENT_TYPE,
+    Registry, TextEncoder, CONTENT_TYPE,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -76,7 +77,14 @@ async fn request_with(
         .position(|w| w == b"\r\n\r\n")
         .expect("a complete response");
     let head = String::from_utf8(raw[..split].to_vec()).expect("a UTF-8 head");
-    let raw_body = raw[split + 4..].to_vec();
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let raw_body = if chunked {
+        dechunk(&raw[split + 4..])
+    } else {
+        raw[split + 4..].to_vec()
+    };
     let body = String::from_utf8_lossy(&raw_body).into_owned();
     let mut lines = head.lines();
     let status = lines
@@ -96,6 +104,28 @@ async fn request_with(
         headers,
         body,
         raw_body,
+    }
+}
+
+/// The data of a body sent with `Transfer-Encoding: chunked`; panics unless it ends with the
+/// last (empty) chunk, so a body cut short is a failure.
+fn dechunk(mut framed: &[u8]) -> Vec<u8> {
+    let mut data = Vec::new();
+    loop {
+        let line_end = framed
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("a chunk size line");
+        let size = std::str::from_utf8(&framed[..line_end]).expect("a chunk size");
+        let size = usize::from_str_radix(size.trim(), 16).expect("a hex chunk size");
+        let chunk = &framed[line_end + 2..];
+        if size == 0 {
+            return data;
+        }
+        assert!(chunk.len() >= size + 2, "a chunk cut short");
+        data.extend_from_slice(&chunk[..size]);
+        assert_eq!(&chunk[size..size + 2], b"\r\n", "a chunk ends with CRLF");
+        framed = &chunk[size + 2..];
     }
 }
 
@@ -468,5 +498,128 @@ async fn gzip_when_accepted_decodes_to_the_plain_body() {
             "Accept-Encoding: {accept_encoding}"
         );
     }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_large_body_is_streamed_in_chunks_with_the_same_content() {
+    let registry = Registry::new();
+    let metrics = DemoMetrics::register(&registry).unwrap();
+    // About 400 KB: encoded in chunks while the first ones are sent.
+    for i in 0..8_000u64 {
+        metrics
+            .outcomes
+            .with_label_values(&[format!("outcome \"{i}\"\\\n")])
+            .inc_by(i);
+    }
+    let server = start_quiet(&registry).await;
+    let addr = server.local_addr();
+    // The first scrape learns the body's size; the next ones are streamed.
+    let first = request(addr, "GET", "/metrics").await;
+    assert!(first.header("content-length").is_some());
+    for accept in [None, Some(PROMETHEUS_ACCEPT)] {
+        let extra: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
+        let streamed = request_with(addr, "GET", "/metrics", &extra).await;
+        assert_eq!(streamed.status, 200);
+        assert_eq!(
+            streamed.header("transfer-encoding"),
+            Some("chunked"),
+            "{accept:?}"
+        );
+        assert_eq!(streamed.header("content-length"), None);
+        let format = if accept.is_some() {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        };
+        assert_eq!(streamed.header("content-type"), Some(format.content_type()));
+        assert_eq!(
+            streamed.body,
+            String::from_utf8(exposition::encode(&registry, format)).unwrap(),
+            "{accept:?}"
+        );
+        if accept.is_none() {
+            assert_eq!(streamed.body, first.body);
+        }
+    }
+    // Values at scrape time, not a body kept from before.
+    metrics.outcomes.with_label_values(&["late"]).inc();
+    let later = request(addr, "GET", "/metrics").await;
+    assert!(later
+        .body
+        .contains("demo_outcomes_total{outcome=\"late\"} 1\n"));
+    server.shutdown().await.unwrap();
+    let mut theirs = String::new();
+    TextEncoder::new()
+        .encode_utf8(&registry.gather(), &mut theirs)
+        .unwrap();
+    assert_eq!(support::parse(&later.body), support::parse(&theirs));
+}
+
+/// A collector that panics in `collect()` once armed.
+struct PanicsWhenArmed {
+    desc: prometheus::core::Desc,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl prometheus::core::Collector for PanicsWhenArmed {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        if self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            panic!("a collector bug");
+        }
+        Vec::new()
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_scrape_whose_encode_panics_is_never_a_complete_answer() {
+    let registry = Registry::new();
+    let metrics = DemoMetrics::register(&registry).unwrap();
+    for i in 0..8_000u64 {
+        metrics
+            .outcomes
+            .with_label_values(&[format!("outcome {i}")])
+            .inc();
+    }
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let desc = prometheus::core::Desc::new(
+        "demo_broken".into(),
+        "A collector with a bug".into(),
+        vec![],
+        Default::default(),
+    )
+    .unwrap();
+    registry
+        .register(Box::new(PanicsWhenArmed {
+            desc,
+            armed: armed.clone(),
+        }))
+        .unwrap();
+    let server = start_quiet(&registry).await;
+    let addr = server.local_addr();
+    // The first scrape learns the size: the next one is streamed.
+    assert_eq!(request(addr, "GET", "/metrics").await.status, 200);
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    // The server closes the connection either way; an error (reset) is fine too.
+    let _ = stream.read_to_end(&mut raw).await;
+    let complete_ok = raw.starts_with(b"HTTP/1.1 200") && raw.ends_with(b"\r\n0\r\n\r\n");
+    assert!(
+        !complete_ok,
+        "a body cut short by a panic must not look complete ({} bytes)",
+        raw.len()
+    );
+    armed.store(false, std::sync::atomic::Ordering::SeqCst);
+    // And the server goes on serving.
+    assert_eq!(request(addr, "GET", "/metrics").await.status, 200);
     server.shutdown().await.unwrap();
 }
