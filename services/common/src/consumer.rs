@@ -67,6 +67,12 @@ impl ConsumerError {
             ConsumerError::Reply { .. } => false,
         }
     }
+
+    /// Whether Redis answered `NOGROUP`: the consumer group (or the whole stream) is gone, e.g.
+    /// Redis restarted without persistence or someone deleted the stream or the group.
+    pub fn is_no_group(&self) -> bool {
+        matches!(self, ConsumerError::Redis { source, .. } if source.code() == Some("NOGROUP"))
+    }
 }
 
 /// Where and as whom a [`GroupConsumer`] reads.
@@ -193,7 +199,9 @@ impl GroupConsumer {
     }
 
     /// Creates the group at the start of the stream (and the stream if missing); an existing
-    /// group is left as it is.
+    /// group is left as it is. At the start (`0`), not at the end (`$`): entries are deleted
+    /// once acknowledged, so whatever is in the stream is unfinished work, also when the group
+    /// is created again after Redis lost it (see [`ConsumerError::is_no_group`]).
     pub async fn create_group(&mut self) -> Result<(), ConsumerError> {
         let result: Result<Value, RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
