@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{RedisError, Value};
 
 /// A failure of a consumer-group operation, naming the stream, the group and the operation.
@@ -151,16 +151,17 @@ pub struct GroupConsumer {
 }
 
 impl GroupConsumer {
-    /// Connects to Redis for this consumer. The connection reconnects by itself after a failure.
+    /// Connects to Redis for this consumer, with the process's timeouts
+    /// ([`crate::store::timeouts`]) and its block time on top of the response timeout. The
+    /// connection reconnects by itself after a failure.
     pub async fn connect(
         client: &redis::Client,
         config: ConsumerConfig,
     ) -> Result<Self, ConsumerError> {
-        // A blocking read holds the connection for `block`: the response timeout must outlast it.
-        let manager_config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(config.block + Duration::from_secs(5)))
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2);
+        // A blocking read holds the connection for `block`: the response timeout outlasts it.
+        let manager_config = crate::store::timeouts()
+            .for_blocking(config.block)
+            .manager_config();
         let conn = client
             .get_connection_manager_with_config(manager_config)
             .await

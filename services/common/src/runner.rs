@@ -16,7 +16,10 @@
 //!   timeout, exit 0 on 200, else 1 with a message (what a container HEALTHCHECK calls);
 //! - a `replay-dead-letters` subcommand: moves dead-lettered entries back onto their stream, or
 //!   lists them with `--dry-run` ([`crate::dead_letter`]); exit 0, or 1 naming what failed;
-//! - `DEAD_LETTER_MAX_LEN`, the bound of every dead-letter stream the service writes.
+//! - `DEAD_LETTER_MAX_LEN`, the bound of every dead-letter stream the service writes;
+//! - `REDIS_CONNECT_TIMEOUT_MS` and `REDIS_RESPONSE_TIMEOUT_MS`, the timeouts of every Redis
+//!   connection the service opens ([`crate::store::RedisTimeouts`]);
+//! - variables a service renamed ([`Settings::RENAMED`]) are still read under their old names.
 //!
 //! The health probe is a hand-written HTTP/1.1 request over `std::net::TcpStream`: one request
 //! to loopback, with connect, read and write timeouts, needs neither a runtime nor an HTTP client
@@ -79,6 +82,9 @@ pub struct Common {
     /// Dead-letter streams are trimmed to about this many entries, oldest first.
     #[arg(long, env = "DEAD_LETTER_MAX_LEN", default_value_t = crate::dead_letter::DEFAULT_MAX_LEN, value_parser = at_least(1u64))]
     pub dead_letter_max_len: u64,
+    /// The timeouts of every Redis connection.
+    #[command(flatten)]
+    pub redis: crate::store::RedisTimeouts,
 }
 
 #[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
@@ -162,6 +168,9 @@ where
         if std::env::var_os(&var).is_some_and(|value| value.to_string_lossy().trim().is_empty()) {
             std::env::remove_var(&var);
         }
+    }
+    for (var, value) in renamed_values(C::RENAMED, |var| std::env::var_os(var)) {
+        std::env::set_var(var, value);
     }
     let (common, settings, subcommand) = match parse::<C, _, _>(&service, std::env::args_os()) {
         Ok(parsed) => parsed,
@@ -250,6 +259,20 @@ fn replay_dead_letters(service: &Service, args: &crate::dead_letter::ReplayArgs)
     }
 }
 
+/// The values to set under the new names of renamed variables `(old, new)`: an old variable's
+/// (not blank) value when the new one is unset or blank.
+fn renamed_values(
+    renamed: &[(&str, &'static str)],
+    lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Vec<(&'static str, std::ffi::OsString)> {
+    let set = |var: &str| lookup(var).filter(|value| !value.to_string_lossy().trim().is_empty());
+    renamed
+        .iter()
+        .filter(|(_, new)| set(new).is_none())
+        .filter_map(|(old, new)| Some((*new, set(old)?)))
+        .collect()
+}
+
 fn parse<C: Settings, I, T>(
     service: &Service,
     args: I,
@@ -283,6 +306,7 @@ where
     E: Display,
 {
     crate::dead_letter::set_max_len(common.dead_letter_max_len);
+    crate::store::set_timeouts(common.redis);
     let registry = Registry::new();
     let metrics = match S::register(&registry) {
         Ok(metrics) => Arc::new(metrics),
@@ -413,6 +437,10 @@ mod tests {
             "health",
             "replay-dead-letters",
             "DEAD_LETTER_MAX_LEN",
+            "REDIS_CONNECT_TIMEOUT_MS",
+            "[default: 5000]",
+            "REDIS_RESPONSE_TIMEOUT_MS",
+            "[default: 10000]",
         ] {
             assert!(help.contains(needle), "{needle} missing from:\n{help}");
         }
@@ -502,6 +530,48 @@ mod tests {
         assert_eq!(
             parsed(&["--dead-letter-max-len", "0"]).err(),
             Some(ExitCode::from(2))
+        );
+    }
+
+    #[test]
+    fn the_redis_timeouts_are_common_settings() {
+        let (common, _, _) = parsed(&[]).unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(common.redis, crate::store::RedisTimeouts::DEFAULT);
+        let (common, _, _) = parsed(&[
+            "--redis-connect-timeout-ms",
+            "300",
+            "--redis-response-timeout-ms",
+            "20000",
+        ])
+        .unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(
+            common.redis.redis_connect_timeout,
+            Duration::from_millis(300)
+        );
+        assert_eq!(common.redis.redis_response_timeout, Duration::from_secs(20));
+        assert_eq!(
+            parsed(&["--redis-response-timeout-ms", "0"]).err(),
+            Some(ExitCode::from(2))
+        );
+    }
+
+    #[test]
+    fn a_renamed_variable_is_read_when_its_new_name_is_unset() {
+        let renamed = [("OLD_A", "NEW_A"), ("OLD_B", "NEW_B"), ("OLD_C", "NEW_C")];
+        let env = |var: &str| {
+            match var {
+                "OLD_A" => Some("1"),
+                "OLD_B" => Some("2"),
+                "NEW_B" => Some("3"),
+                "OLD_C" => Some(" "),
+                _ => None,
+            }
+            .map(std::ffi::OsString::from)
+        };
+        assert_eq!(
+            renamed_values(&renamed, env),
+            [("NEW_A", std::ffi::OsString::from("1"))],
+            "the new name wins; a blank old value is unset"
         );
     }
 
