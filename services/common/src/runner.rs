@@ -7,6 +7,9 @@
 //! - `METRICS_ADDR`, `METRICS_PORT` (the `/metrics` server) and `LOG_FORMAT` (`text`, or `json`
 //!   for one JSON object per line), shared by every service; logs go to stderr, filtered by
 //!   `RUST_LOG` (default `info`);
+//! - the `/metrics` server's limits on slow clients, `METRICS_HEADER_TIMEOUT_MS`,
+//!   `METRICS_IDLE_TIMEOUT_MS`, `METRICS_REQUEST_TIMEOUT_MS` and `METRICS_MAX_CONNECTIONS`
+//!   (defaults: the runtime's, 5 s, 75 s, 30 s and 64);
 //! - the metric set registered in a registry of its own, served on `/metrics` and `/health`,
 //!   handed to the service as an `Arc`;
 //! - SIGINT/SIGTERM cancel the [`Shutdown`] token; the service drains and returns;
@@ -36,7 +39,7 @@ use std::time::Duration;
 use clap::{Args, FromArgMatches, Subcommand, ValueEnum};
 use rsky_metrics_runtime::{MetricSet, MetricsServer, Registry};
 
-use crate::config::{at_least, config_error, env_names, Settings};
+use crate::config::{at_least, config_error, env_names, millis_at_least, Settings};
 use crate::shutdown::{on_signal, Shutdown};
 
 /// What a service tells the runner about itself.
@@ -70,6 +73,20 @@ pub struct Common {
     /// The /metrics port (also what `health` asks).
     #[arg(long, env = "METRICS_PORT", value_parser = at_least(1u16))]
     pub metrics_port: u16,
+    /// A /metrics connection that has not sent a complete request head within this time is
+    /// closed (ms).
+    #[arg(long = "metrics-header-timeout-ms", env = "METRICS_HEADER_TIMEOUT_MS", default_value = "5000", value_parser = millis_at_least(1))]
+    pub metrics_header_timeout: Duration,
+    /// A kept-alive /metrics connection without a new request for this long is closed (ms; more
+    /// than the scrape interval).
+    #[arg(long = "metrics-idle-timeout-ms", env = "METRICS_IDLE_TIMEOUT_MS", default_value = "75000", value_parser = millis_at_least(1))]
+    pub metrics_idle_timeout: Duration,
+    /// A /metrics request not answered and taken by its client within this time is closed (ms).
+    #[arg(long = "metrics-request-timeout-ms", env = "METRICS_REQUEST_TIMEOUT_MS", default_value = "30000", value_parser = millis_at_least(1))]
+    pub metrics_request_timeout: Duration,
+    /// /metrics connections held at once; one beyond them is closed at once.
+    #[arg(long, env = "METRICS_MAX_CONNECTIONS", default_value_t = rsky_metrics_runtime::DEFAULT_MAX_CONNECTIONS, value_parser = at_least(1usize))]
+    pub metrics_max_connections: usize,
     /// Log lines as text, or as one JSON object per line.
     #[arg(
         long,
@@ -320,6 +337,10 @@ where
         .registry(registry)
         .listen(addr)
         .version(service.version)
+        .header_read_timeout(common.metrics_header_timeout)
+        .idle_timeout(common.metrics_idle_timeout)
+        .request_timeout(common.metrics_request_timeout)
+        .max_connections(common.metrics_max_connections)
         .bind()
         .await
     {
@@ -438,11 +459,75 @@ mod tests {
             "replay-dead-letters",
             "DEAD_LETTER_MAX_LEN",
             "REDIS_CONNECT_TIMEOUT_MS",
-            "[default: 5000]",
             "REDIS_RESPONSE_TIMEOUT_MS",
-            "[default: 10000]",
+            "METRICS_HEADER_TIMEOUT_MS",
+            "METRICS_IDLE_TIMEOUT_MS",
+            "METRICS_REQUEST_TIMEOUT_MS",
+            "METRICS_MAX_CONNECTIONS",
         ] {
             assert!(help.contains(needle), "{needle} missing from:\n{help}");
+        }
+        for (var, default) in [
+            ("REDIS_CONNECT_TIMEOUT_MS", "5000"),
+            ("REDIS_RESPONSE_TIMEOUT_MS", "10000"),
+            ("METRICS_HEADER_TIMEOUT_MS", "5000"),
+            ("METRICS_IDLE_TIMEOUT_MS", "75000"),
+            ("METRICS_REQUEST_TIMEOUT_MS", "30000"),
+            ("METRICS_MAX_CONNECTIONS", "64"),
+        ] {
+            let at = help
+                .find(&format!("[env: {var}="))
+                .unwrap_or_else(|| panic!("{var} missing from:\n{help}"));
+            let next = help[at..].lines().nth(1).unwrap_or_default();
+            assert_eq!(next.trim(), format!("[default: {default}]"), "{var}");
+        }
+    }
+
+    #[test]
+    fn the_metrics_server_limits_default_to_the_runtimes_and_a_flag_overrides_them() {
+        let (common, _, _) = parsed(&[]).unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(
+            common.metrics_header_timeout,
+            rsky_metrics_runtime::DEFAULT_HEADER_READ_TIMEOUT
+        );
+        assert_eq!(
+            common.metrics_idle_timeout,
+            rsky_metrics_runtime::DEFAULT_IDLE_TIMEOUT
+        );
+        assert_eq!(
+            common.metrics_request_timeout,
+            rsky_metrics_runtime::DEFAULT_REQUEST_TIMEOUT
+        );
+        assert_eq!(
+            common.metrics_max_connections,
+            rsky_metrics_runtime::DEFAULT_MAX_CONNECTIONS
+        );
+        let (common, _, _) = parsed(&[
+            "--metrics-header-timeout-ms",
+            "250",
+            "--metrics-idle-timeout-ms",
+            "1000",
+            "--metrics-request-timeout-ms",
+            "2000",
+            "--metrics-max-connections",
+            "3",
+        ])
+        .unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(common.metrics_header_timeout, Duration::from_millis(250));
+        assert_eq!(common.metrics_idle_timeout, Duration::from_secs(1));
+        assert_eq!(common.metrics_request_timeout, Duration::from_secs(2));
+        assert_eq!(common.metrics_max_connections, 3);
+        for flag in [
+            "--metrics-header-timeout-ms",
+            "--metrics-idle-timeout-ms",
+            "--metrics-request-timeout-ms",
+            "--metrics-max-connections",
+        ] {
+            assert_eq!(
+                parsed(&[flag, "0"]).err(),
+                Some(ExitCode::from(2)),
+                "{flag}"
+            );
         }
     }
 
