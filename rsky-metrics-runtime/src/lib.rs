@@ -127,7 +127,8 @@ pub use family::{
 pub use labels::{CountAs, LabelSet, LabelValue, PanicLabel};
 pub use server::{
     MetricsServer, MetricsServerBuilder, MetricsServerHandle, CONTENT_TYPE, DEFAULT_ADDR_ENV,
-    DEFAULT_PORT_ENV,
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT_ENV,
+    DEFAULT_REQUEST_TIMEOUT,
 };
 
 /// Declares a service's metrics as a struct. See the crate documentation.

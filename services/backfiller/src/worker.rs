@@ -166,9 +166,12 @@ impl Backfiller {
         };
         let client = redis::Client::open(config.redis_url.as_str())
             .map_err(redis_err("opening REDIS_URL"))?;
-        let redis = ConnectionManager::new(client.clone())
-            .await
-            .map_err(redis_err("connecting to Redis"))?;
+        let redis = ConnectionManager::new_with_config(
+            client.clone(),
+            rsky_common::store::timeouts().manager_config(),
+        )
+        .await
+        .map_err(redis_err("connecting to Redis"))?;
         let group = GroupConsumer::connect(&client, consumer_config(&config, &keys)).await?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("rsky-backfiller/", env!("CARGO_PKG_VERSION")))

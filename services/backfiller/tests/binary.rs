@@ -1,7 +1,9 @@
 //! The `backfiller` binary: `--help`, `--version`, a bad value, `health`, JSON logs and SIGTERM.
 
+use std::time::Duration;
+
 use rsky_testkit::binary;
-use rsky_testkit::support::{delete_prefix, redis, redis_url, unique_prefix};
+use rsky_testkit::support::{delete_prefix, redis, redis_url, unique_prefix, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_backfiller");
 
@@ -31,6 +33,13 @@ fn help_lists_every_setting_with_its_variable_and_default() {
             ("METRICS_ADDR", Some("0.0.0.0")),
             ("METRICS_PORT", Some("9090")),
             ("LOG_FORMAT", Some("text")),
+            ("DEAD_LETTER_MAX_LEN", Some("100000")),
+            ("REDIS_CONNECT_TIMEOUT_MS", Some("5000")),
+            ("REDIS_RESPONSE_TIMEOUT_MS", Some("10000")),
+            ("METRICS_HEADER_TIMEOUT_MS", Some("5000")),
+            ("METRICS_IDLE_TIMEOUT_MS", Some("75000")),
+            ("METRICS_REQUEST_TIMEOUT_MS", Some("30000")),
+            ("METRICS_MAX_CONNECTIONS", Some("64")),
         ],
     );
 }
@@ -69,5 +78,61 @@ async fn health_answers_while_running_and_sigterm_exits_zero_with_json_logs() {
         ],
     )
     .await;
+    delete_prefix(&mut redis().await, &prefix).await;
+}
+
+/// The child process, killed if the test fails before it stops it.
+struct Running(Option<std::process::Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_metrics_server_holds_at_most_metrics_max_connections() {
+    let prefix = unique_prefix("backfiller-metrics-limits");
+    let port = binary::free_port();
+    let child = std::process::Command::new(BIN)
+        .env("REDIS_URL", redis_url())
+        .env("REDIS_KEY_PREFIX", &prefix)
+        .env("BACKFILLER_READ_BLOCK_MS", "100")
+        .env("METRICS_ADDR", "127.0.0.1")
+        .env("METRICS_PORT", port.to_string())
+        .env("METRICS_MAX_CONNECTIONS", "1")
+        // The silent connection below is held, not closed for its missing request head.
+        .env("METRICS_HEADER_TIMEOUT_MS", "600000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|err| panic!("start {BIN}: {err}"));
+    let mut running = Running(Some(child));
+    binary::wait_healthy(BIN, port, Duration::from_secs(30)).await;
+    let silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    // The server has taken the silent connection once a second one is refused; before that,
+    // a probe may still be served.
+    wait_until(
+        Duration::from_secs(10),
+        "health refused while one connection is held",
+        || async {
+            let probe = tokio::task::spawn_blocking(move || binary::health(BIN, port))
+                .await
+                .unwrap();
+            probe.status.code() == Some(1)
+                && String::from_utf8_lossy(&probe.stderr).contains("closed without an answer")
+        },
+    )
+    .await;
+    drop(silent);
+    binary::wait_healthy(BIN, port, Duration::from_secs(30)).await;
+    let child = running.0.take().unwrap_or_else(|| unreachable!());
+    let output = binary::terminate(child, Duration::from_secs(20)).await;
+    assert_eq!(output.status.code(), Some(0));
     delete_prefix(&mut redis().await, &prefix).await;
 }

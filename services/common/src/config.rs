@@ -59,6 +59,10 @@ pub trait Settings: clap::Args + clap::FromArgMatches + Sized {
         Ok(())
     }
 
+    /// Variables renamed since an earlier version, `(old, new)`: the service runner reads the old
+    /// name when the new one is unset, so existing deployments keep working.
+    const RENAMED: &'static [(&'static str, &'static str)] = &[];
+
     /// Reads the settings from `pairs` of variable and value alone (the process environment is
     /// not read): what tests use. A blank value counts as unset, as in the environment.
     fn from_pairs<K: AsRef<str>, V: AsRef<str>>(

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{RedisError, Value};
 
 /// A failure of a consumer-group operation, naming the stream, the group and the operation.
@@ -66,6 +66,12 @@ impl ConsumerError {
             }
             ConsumerError::Reply { .. } => false,
         }
+    }
+
+    /// Whether Redis answered `NOGROUP`: the consumer group (or the whole stream) is gone, e.g.
+    /// Redis restarted without persistence or someone deleted the stream or the group.
+    pub fn is_no_group(&self) -> bool {
+        matches!(self, ConsumerError::Redis { source, .. } if source.code() == Some("NOGROUP"))
     }
 }
 
@@ -145,16 +151,17 @@ pub struct GroupConsumer {
 }
 
 impl GroupConsumer {
-    /// Connects to Redis for this consumer. The connection reconnects by itself after a failure.
+    /// Connects to Redis for this consumer, with the process's timeouts
+    /// ([`crate::store::timeouts`]) and its block time on top of the response timeout. The
+    /// connection reconnects by itself after a failure.
     pub async fn connect(
         client: &redis::Client,
         config: ConsumerConfig,
     ) -> Result<Self, ConsumerError> {
-        // A blocking read holds the connection for `block`: the response timeout must outlast it.
-        let manager_config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(config.block + Duration::from_secs(5)))
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(2);
+        // A blocking read holds the connection for `block`: the response timeout outlasts it.
+        let manager_config = crate::store::timeouts()
+            .for_blocking(config.block)
+            .manager_config();
         let conn = client
             .get_connection_manager_with_config(manager_config)
             .await
@@ -193,7 +200,9 @@ impl GroupConsumer {
     }
 
     /// Creates the group at the start of the stream (and the stream if missing); an existing
-    /// group is left as it is.
+    /// group is left as it is. At the start (`0`), not at the end (`$`): entries are deleted
+    /// once acknowledged, so whatever is in the stream is unfinished work, also when the group
+    /// is created again after Redis lost it (see [`ConsumerError::is_no_group`]).
     pub async fn create_group(&mut self) -> Result<(), ConsumerError> {
         let result: Result<Value, RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")

@@ -7,6 +7,9 @@
 //! - `METRICS_ADDR`, `METRICS_PORT` (the `/metrics` server) and `LOG_FORMAT` (`text`, or `json`
 //!   for one JSON object per line), shared by every service; logs go to stderr, filtered by
 //!   `RUST_LOG` (default `info`);
+//! - the `/metrics` server's limits on slow clients, `METRICS_HEADER_TIMEOUT_MS`,
+//!   `METRICS_IDLE_TIMEOUT_MS`, `METRICS_REQUEST_TIMEOUT_MS` and `METRICS_MAX_CONNECTIONS`
+//!   (defaults: the runtime's, 5 s, 75 s, 30 s and 64);
 //! - the metric set registered in a registry of its own, served on `/metrics` and `/health`,
 //!   handed to the service as an `Arc`;
 //! - SIGINT/SIGTERM cancel the [`Shutdown`] token; the service drains and returns;
@@ -16,7 +19,10 @@
 //!   timeout, exit 0 on 200, else 1 with a message (what a container HEALTHCHECK calls);
 //! - a `replay-dead-letters` subcommand: moves dead-lettered entries back onto their stream, or
 //!   lists them with `--dry-run` ([`crate::dead_letter`]); exit 0, or 1 naming what failed;
-//! - `DEAD_LETTER_MAX_LEN`, the bound of every dead-letter stream the service writes.
+//! - `DEAD_LETTER_MAX_LEN`, the bound of every dead-letter stream the service writes;
+//! - `REDIS_CONNECT_TIMEOUT_MS` and `REDIS_RESPONSE_TIMEOUT_MS`, the timeouts of every Redis
+//!   connection the service opens ([`crate::store::RedisTimeouts`]);
+//! - variables a service renamed ([`Settings::RENAMED`]) are still read under their old names.
 //!
 //! The health probe is a hand-written HTTP/1.1 request over `std::net::TcpStream`: one request
 //! to loopback, with connect, read and write timeouts, needs neither a runtime nor an HTTP client
@@ -33,7 +39,7 @@ use std::time::Duration;
 use clap::{Args, FromArgMatches, Subcommand, ValueEnum};
 use rsky_metrics_runtime::{MetricSet, MetricsServer, Registry};
 
-use crate::config::{at_least, config_error, env_names, Settings};
+use crate::config::{at_least, config_error, env_names, millis_at_least, Settings};
 use crate::shutdown::{on_signal, Shutdown};
 
 /// What a service tells the runner about itself.
@@ -67,6 +73,20 @@ pub struct Common {
     /// The /metrics port (also what `health` asks).
     #[arg(long, env = "METRICS_PORT", value_parser = at_least(1u16))]
     pub metrics_port: u16,
+    /// A /metrics connection that has not sent a complete request head within this time is
+    /// closed (ms).
+    #[arg(long = "metrics-header-timeout-ms", env = "METRICS_HEADER_TIMEOUT_MS", default_value = "5000", value_parser = millis_at_least(1))]
+    pub metrics_header_timeout: Duration,
+    /// A kept-alive /metrics connection without a new request for this long is closed (ms; more
+    /// than the scrape interval).
+    #[arg(long = "metrics-idle-timeout-ms", env = "METRICS_IDLE_TIMEOUT_MS", default_value = "75000", value_parser = millis_at_least(1))]
+    pub metrics_idle_timeout: Duration,
+    /// A /metrics request not answered and taken by its client within this time is closed (ms).
+    #[arg(long = "metrics-request-timeout-ms", env = "METRICS_REQUEST_TIMEOUT_MS", default_value = "30000", value_parser = millis_at_least(1))]
+    pub metrics_request_timeout: Duration,
+    /// /metrics connections held at once; one beyond them is closed at once.
+    #[arg(long, env = "METRICS_MAX_CONNECTIONS", default_value_t = rsky_metrics_runtime::DEFAULT_MAX_CONNECTIONS, value_parser = at_least(1usize))]
+    pub metrics_max_connections: usize,
     /// Log lines as text, or as one JSON object per line.
     #[arg(
         long,
@@ -79,6 +99,9 @@ pub struct Common {
     /// Dead-letter streams are trimmed to about this many entries, oldest first.
     #[arg(long, env = "DEAD_LETTER_MAX_LEN", default_value_t = crate::dead_letter::DEFAULT_MAX_LEN, value_parser = at_least(1u64))]
     pub dead_letter_max_len: u64,
+    /// The timeouts of every Redis connection.
+    #[command(flatten)]
+    pub redis: crate::store::RedisTimeouts,
 }
 
 #[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
@@ -162,6 +185,9 @@ where
         if std::env::var_os(&var).is_some_and(|value| value.to_string_lossy().trim().is_empty()) {
             std::env::remove_var(&var);
         }
+    }
+    for (var, value) in renamed_values(C::RENAMED, |var| std::env::var_os(var)) {
+        std::env::set_var(var, value);
     }
     let (common, settings, subcommand) = match parse::<C, _, _>(&service, std::env::args_os()) {
         Ok(parsed) => parsed,
@@ -250,6 +276,20 @@ fn replay_dead_letters(service: &Service, args: &crate::dead_letter::ReplayArgs)
     }
 }
 
+/// The values to set under the new names of renamed variables `(old, new)`: an old variable's
+/// (not blank) value when the new one is unset or blank.
+fn renamed_values(
+    renamed: &[(&str, &'static str)],
+    lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Vec<(&'static str, std::ffi::OsString)> {
+    let set = |var: &str| lookup(var).filter(|value| !value.to_string_lossy().trim().is_empty());
+    renamed
+        .iter()
+        .filter(|(_, new)| set(new).is_none())
+        .filter_map(|(old, new)| Some((*new, set(old)?)))
+        .collect()
+}
+
 fn parse<C: Settings, I, T>(
     service: &Service,
     args: I,
@@ -283,6 +323,7 @@ where
     E: Display,
 {
     crate::dead_letter::set_max_len(common.dead_letter_max_len);
+    crate::store::set_timeouts(common.redis);
     let registry = Registry::new();
     let metrics = match S::register(&registry) {
         Ok(metrics) => Arc::new(metrics),
@@ -296,6 +337,10 @@ where
         .registry(registry)
         .listen(addr)
         .version(service.version)
+        .header_read_timeout(common.metrics_header_timeout)
+        .idle_timeout(common.metrics_idle_timeout)
+        .request_timeout(common.metrics_request_timeout)
+        .max_connections(common.metrics_max_connections)
         .bind()
         .await
     {
@@ -413,8 +458,76 @@ mod tests {
             "health",
             "replay-dead-letters",
             "DEAD_LETTER_MAX_LEN",
+            "REDIS_CONNECT_TIMEOUT_MS",
+            "REDIS_RESPONSE_TIMEOUT_MS",
+            "METRICS_HEADER_TIMEOUT_MS",
+            "METRICS_IDLE_TIMEOUT_MS",
+            "METRICS_REQUEST_TIMEOUT_MS",
+            "METRICS_MAX_CONNECTIONS",
         ] {
             assert!(help.contains(needle), "{needle} missing from:\n{help}");
+        }
+        for (var, default) in [
+            ("REDIS_CONNECT_TIMEOUT_MS", "5000"),
+            ("REDIS_RESPONSE_TIMEOUT_MS", "10000"),
+            ("METRICS_HEADER_TIMEOUT_MS", "5000"),
+            ("METRICS_IDLE_TIMEOUT_MS", "75000"),
+            ("METRICS_REQUEST_TIMEOUT_MS", "30000"),
+            ("METRICS_MAX_CONNECTIONS", "64"),
+        ] {
+            let at = help
+                .find(&format!("[env: {var}="))
+                .unwrap_or_else(|| panic!("{var} missing from:\n{help}"));
+            let next = help[at..].lines().nth(1).unwrap_or_default();
+            assert_eq!(next.trim(), format!("[default: {default}]"), "{var}");
+        }
+    }
+
+    #[test]
+    fn the_metrics_server_limits_default_to_the_runtimes_and_a_flag_overrides_them() {
+        let (common, _, _) = parsed(&[]).unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(
+            common.metrics_header_timeout,
+            rsky_metrics_runtime::DEFAULT_HEADER_READ_TIMEOUT
+        );
+        assert_eq!(
+            common.metrics_idle_timeout,
+            rsky_metrics_runtime::DEFAULT_IDLE_TIMEOUT
+        );
+        assert_eq!(
+            common.metrics_request_timeout,
+            rsky_metrics_runtime::DEFAULT_REQUEST_TIMEOUT
+        );
+        assert_eq!(
+            common.metrics_max_connections,
+            rsky_metrics_runtime::DEFAULT_MAX_CONNECTIONS
+        );
+        let (common, _, _) = parsed(&[
+            "--metrics-header-timeout-ms",
+            "250",
+            "--metrics-idle-timeout-ms",
+            "1000",
+            "--metrics-request-timeout-ms",
+            "2000",
+            "--metrics-max-connections",
+            "3",
+        ])
+        .unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(common.metrics_header_timeout, Duration::from_millis(250));
+        assert_eq!(common.metrics_idle_timeout, Duration::from_secs(1));
+        assert_eq!(common.metrics_request_timeout, Duration::from_secs(2));
+        assert_eq!(common.metrics_max_connections, 3);
+        for flag in [
+            "--metrics-header-timeout-ms",
+            "--metrics-idle-timeout-ms",
+            "--metrics-request-timeout-ms",
+            "--metrics-max-connections",
+        ] {
+            assert_eq!(
+                parsed(&[flag, "0"]).err(),
+                Some(ExitCode::from(2)),
+                "{flag}"
+            );
         }
     }
 
@@ -502,6 +615,48 @@ mod tests {
         assert_eq!(
             parsed(&["--dead-letter-max-len", "0"]).err(),
             Some(ExitCode::from(2))
+        );
+    }
+
+    #[test]
+    fn the_redis_timeouts_are_common_settings() {
+        let (common, _, _) = parsed(&[]).unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(common.redis, crate::store::RedisTimeouts::DEFAULT);
+        let (common, _, _) = parsed(&[
+            "--redis-connect-timeout-ms",
+            "300",
+            "--redis-response-timeout-ms",
+            "20000",
+        ])
+        .unwrap_or_else(|_| panic!("parses"));
+        assert_eq!(
+            common.redis.redis_connect_timeout,
+            Duration::from_millis(300)
+        );
+        assert_eq!(common.redis.redis_response_timeout, Duration::from_secs(20));
+        assert_eq!(
+            parsed(&["--redis-response-timeout-ms", "0"]).err(),
+            Some(ExitCode::from(2))
+        );
+    }
+
+    #[test]
+    fn a_renamed_variable_is_read_when_its_new_name_is_unset() {
+        let renamed = [("OLD_A", "NEW_A"), ("OLD_B", "NEW_B"), ("OLD_C", "NEW_C")];
+        let env = |var: &str| {
+            match var {
+                "OLD_A" => Some("1"),
+                "OLD_B" => Some("2"),
+                "NEW_B" => Some("3"),
+                "OLD_C" => Some(" "),
+                _ => None,
+            }
+            .map(std::ffi::OsString::from)
+        };
+        assert_eq!(
+            renamed_values(&renamed, env),
+            [("NEW_A", std::ffi::OsString::from("1"))],
+            "the new name wins; a blank old value is unset"
         );
     }
 

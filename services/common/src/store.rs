@@ -1,7 +1,25 @@
-//! Redis helpers: connecting, atomic XADD pipelines that carry their cursor, cursors and XLEN.
+//! Redis helpers: connecting with timeouts sized to the work, atomic XADD pipelines that carry
+//! their cursor, cursors and XLEN.
+//!
+//! **Timeouts.** Every connection a service opens ([`connect`], [`connect_with`], the consumer
+//! groups' own) takes its connect and response timeouts from one [`RedisTimeouts`]: the runner
+//! sets the process's ([`set_timeouts`]) from `REDIS_CONNECT_TIMEOUT_MS` and
+//! `REDIS_RESPONSE_TIMEOUT_MS` at start. The client's defaults do not fit the work: its 500 ms
+//! response timeout fails writes of hundreds of entries queued behind other tasks on a shared
+//! connection (and a write that ran and timed out is then retried as a duplicate), and its six
+//! reconnect attempts hold each command about 9.5 s while Redis is down. Here a reply may take
+//! 10 s, a connection 5 s, and a command fails after two reconnect attempts (the callers retry
+//! on their own). A blocking read (`XREADGROUP BLOCK`) waits its block time on top of the
+//! response timeout ([`RedisTimeouts::for_blocking`]), so a wait for new entries is never
+//! taken for a dead server.
 
-use redis::aio::ConnectionManager;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::RedisError;
+
+use crate::config::millis_at_least;
 
 /// A Redis connection that reconnects by itself (cheap to clone: clones share one connection).
 pub type Connection = ConnectionManager;
@@ -29,14 +47,92 @@ pub enum StoreError {
     },
 }
 
-/// Connects to `url` (`redis://host:port/db`).
+/// How long a Redis connection and a Redis reply may take: the common settings
+/// `REDIS_CONNECT_TIMEOUT_MS` and `REDIS_RESPONSE_TIMEOUT_MS` of every service.
+#[derive(clap::Args, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RedisTimeouts {
+    /// Longest wait for a Redis connection (ms).
+    #[arg(long = "redis-connect-timeout-ms", env = "REDIS_CONNECT_TIMEOUT_MS", default_value = "5000", value_parser = millis_at_least(1))]
+    pub redis_connect_timeout: Duration,
+    /// Longest wait for a Redis reply (ms): sized for a write of a full batch on a busy server,
+    /// queued behind the other tasks sharing the connection. Blocking reads wait their block
+    /// time on top of it.
+    #[arg(long = "redis-response-timeout-ms", env = "REDIS_RESPONSE_TIMEOUT_MS", default_value = "10000", value_parser = millis_at_least(1))]
+    pub redis_response_timeout: Duration,
+}
+
+impl RedisTimeouts {
+    /// The defaults: 5 s to connect, 10 s for a reply.
+    pub const DEFAULT: RedisTimeouts = RedisTimeouts {
+        redis_connect_timeout: Duration::from_secs(5),
+        redis_response_timeout: Duration::from_secs(10),
+    };
+
+    /// Reconnect attempts a connection makes before a command fails (the client's default, six,
+    /// holds a command about 9.5 s while Redis is down; the callers retry on their own).
+    pub const RECONNECT_ATTEMPTS: usize = 2;
+
+    /// The timeouts of a connection whose commands block up to `block` (`XREADGROUP BLOCK`):
+    /// the reply may take the response timeout after the block time.
+    pub fn for_blocking(self, block: Duration) -> RedisTimeouts {
+        RedisTimeouts {
+            redis_response_timeout: self.redis_response_timeout.saturating_add(block),
+            ..self
+        }
+    }
+
+    /// The connection manager's settings for these timeouts.
+    pub fn manager_config(&self) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.redis_connect_timeout))
+            .set_response_timeout(Some(self.redis_response_timeout))
+            .set_number_of_retries(Self::RECONNECT_ATTEMPTS)
+            .set_min_delay(Duration::from_millis(100))
+            .set_max_delay(Duration::from_secs(1))
+    }
+}
+
+impl Default for RedisTimeouts {
+    fn default() -> Self {
+        RedisTimeouts::DEFAULT
+    }
+}
+
+static TIMEOUTS: Mutex<RedisTimeouts> = Mutex::new(RedisTimeouts::DEFAULT);
+
+/// Sets the timeouts of every Redis connection this process opens from now on (the runner calls
+/// it at start with `REDIS_CONNECT_TIMEOUT_MS` and `REDIS_RESPONSE_TIMEOUT_MS`).
+pub fn set_timeouts(timeouts: RedisTimeouts) {
+    *TIMEOUTS.lock().unwrap_or_else(|e| e.into_inner()) = timeouts;
+}
+
+/// The timeouts of the Redis connections this process opens ([`RedisTimeouts::DEFAULT`] unless
+/// [`set_timeouts`] said otherwise).
+pub fn timeouts() -> RedisTimeouts {
+    *TIMEOUTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Connects to `url` (`redis://host:port/db`) with the process's [`timeouts`].
 pub async fn connect(url: &str) -> Result<Connection, StoreError> {
+    connect_with(url, timeouts()).await
+}
+
+/// Connects to `url` with `timeouts`, and checks that Redis answers (`PING`): a server that
+/// accepts and says nothing is an error after the timeouts, not a hang.
+pub async fn connect_with(url: &str, timeouts: RedisTimeouts) -> Result<Connection, StoreError> {
     let fail = |source| StoreError::Connect {
         url: redact_url(url),
         source,
     };
     let client = redis::Client::open(url).map_err(fail)?;
-    ConnectionManager::new(client).await.map_err(fail)
+    let mut conn = ConnectionManager::new_with_config(client, timeouts.manager_config())
+        .await
+        .map_err(fail)?;
+    redis::cmd("PING")
+        .query_async::<()>(&mut conn)
+        .await
+        .map_err(fail)?;
+    Ok(conn)
 }
 
 /// `url` with its password, if any, replaced by `***` (for logs and errors).

@@ -25,6 +25,12 @@
 //!     re-reading the pending list each time the dependency seems back, never pushes entries
 //!     towards the dead letters. When Redis refuses that too (it is what is down), the worker
 //!     owes the deliveries and gives them back before its next read.
+//! - **A lost group is created again**: when Redis answers `NOGROUP` (it restarted without
+//!   persistence, or someone deleted the stream or the group), the worker creates the group
+//!   again as at start (`MKSTREAM`, from the start of the stream: what is left in it is
+//!   unfinished work), logs a warning naming the stream and the group, tells the processor
+//!   ([`Processor::group_recreated`]) and goes on reading. Deliveries it owed are dropped: the
+//!   new group has no pending entries.
 //! - **Housekeeping** ([`Housekeeping`]), one schedule: claim entries idle too long in another
 //!   consumer (`XAUTOCLAIM`), trim the stream below its oldest unfinished entry (never removing
 //!   what a group has not finished), and sample the pending count; each when due.
@@ -195,6 +201,9 @@ pub trait Processor: Send + Sync {
 
     /// Housekeeping sampled the group's pending count.
     fn sampled_pending(&self, _pending: u64) {}
+
+    /// The consumer group was gone (`NOGROUP`) and the worker created it again.
+    fn group_recreated(&self) {}
 }
 
 /// Read, process, settle, housekeeping: one consumer of one stream.
@@ -254,8 +263,10 @@ impl<P: Processor> Worker<P> {
             let batch = match self.consumer.read(self.batch_size).await {
                 Ok(batch) => batch,
                 Err(err) => {
-                    tracing::warn!(stream = self.stream(), error = %err, "cannot read the stream; retrying");
-                    self.pause(&shutdown).await;
+                    if !self.recreate_lost_group(&err).await {
+                        tracing::warn!(stream = self.stream(), error = %err, "cannot read the stream; retrying");
+                        self.pause(&shutdown).await;
+                    }
                     continue;
                 }
             };
@@ -359,8 +370,36 @@ impl<P: Processor> Worker<P> {
                 true
             }
             Err(err) => {
+                if self.recreate_lost_group(&err).await {
+                    return true;
+                }
                 tracing::warn!(stream = self.stream(), error = %err, entries = self.owed.len(),
                     "cannot give back the deliveries of untried entries yet; reading waits");
+                false
+            }
+        }
+    }
+
+    /// When `err` is `NOGROUP` (Redis lost the group or the stream), creates the group again as
+    /// at start and returns true; false for any other error, or when the creation fails too
+    /// (the caller pauses and the next command tells again).
+    async fn recreate_lost_group(&mut self, err: &ConsumerError) -> bool {
+        if !err.is_no_group() {
+            return false;
+        }
+        let group = self.consumer.config().group.clone();
+        tracing::warn!(stream = self.stream(), %group, error = %err,
+            "the consumer group is gone (Redis lost its data, or the stream or the group was deleted); creating it again");
+        match self.consumer.create_group().await {
+            Ok(()) => {
+                // The new group has no pending entries: nothing is owed to them any more.
+                self.owed.clear();
+                self.processor.group_recreated();
+                true
+            }
+            Err(err) => {
+                tracing::warn!(stream = self.stream(), %group, error = %err,
+                    "cannot create the consumer group again; retrying");
                 false
             }
         }
@@ -422,7 +461,11 @@ impl<P: Processor> Worker<P> {
                 Ok(n) => {
                     tracing::info!(stream = self.stream(), claimed = n, "claimed stale entries")
                 }
-                Err(err) => log_housekeeping("claim stale entries", &err),
+                Err(err) => {
+                    if !self.recreate_lost_group(&err).await {
+                        log_housekeeping("claim stale entries", &err)
+                    }
+                }
             }
         }
         if due.trim {

@@ -1,8 +1,12 @@
 //! The Redis helpers against a real Redis (`TEST_REDIS_URL`), each test under its own prefix.
 
-use rsky_common::store::{connect, read_cursor, stream_len, AtomicBatch, StoreError};
+use std::time::Duration;
+
+use rsky_common::store::{
+    connect, connect_with, read_cursor, stream_len, AtomicBatch, RedisTimeouts, StoreError,
+};
 use rsky_common::streams::Streams;
-use rsky_testkit::support::{redis_url, unique_prefix};
+use rsky_testkit::support::{redis_addr, redis_url, unique_prefix, TcpProxy};
 
 fn streams(test: &str) -> Streams {
     Streams::new(unique_prefix(&format!("common:{test}")))
@@ -88,4 +92,51 @@ async fn an_unreachable_redis_is_one_error_naming_the_url_without_its_password()
     let line = err.to_string();
     assert!(line.contains("redis://:***@127.0.0.1:9/0"), "{line}");
     assert!(!line.contains("hunter2"), "{line}");
+}
+
+/// Generous bound on the tests below: they pass when the call returns, never by its duration.
+const RETURNS_WITHIN: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_server_that_accepts_and_never_answers_is_an_error_naming_redis_not_a_hang() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let timeouts = RedisTimeouts {
+        redis_connect_timeout: Duration::from_millis(200),
+        redis_response_timeout: Duration::from_millis(200),
+    };
+    let url = format!("redis://127.0.0.1:{port}");
+    let result = tokio::time::timeout(RETURNS_WITHIN, connect_with(&url, timeouts))
+        .await
+        .expect("connect returns instead of hanging");
+    let err = match result {
+        Err(err) => err.to_string(),
+        Ok(_) => panic!("a server that never answers is not connected"),
+    };
+    assert!(err.contains("Redis"), "{err}");
+    assert!(err.contains(&url), "{err}");
+    silent.abort();
+}
+
+#[tokio::test]
+async fn a_reply_slower_than_the_clients_default_timeout_is_waited_for() {
+    // The proxy holds the reply to a command for 1.5 s, three times the redis crate's default
+    // response timeout (500 ms), well within the default of the services (10 s).
+    let proxy = TcpProxy::start(redis_addr()).await;
+    let url = format!("redis://127.0.0.1:{}", proxy.port);
+    let mut conn = connect_with(&url, RedisTimeouts::DEFAULT).await.unwrap();
+    let streams = streams("slow-reply");
+    proxy.stall();
+    let resume = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        proxy.resume().await;
+    };
+    let (len, ()) = tokio::join!(stream_len(&mut conn, &streams.firehose_live), resume);
+    assert_eq!(len.unwrap(), 0);
 }

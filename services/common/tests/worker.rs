@@ -21,6 +21,7 @@ struct Scripted {
     probes: Arc<AtomicU64>,
     /// How many more times a `flaky` entry is paused before it succeeds.
     pauses_left: Arc<AtomicU64>,
+    recreated: Arc<AtomicU64>,
 }
 
 impl Processor for Scripted {
@@ -67,6 +68,10 @@ impl Processor for Scripted {
 
     fn dead_lettered(&self, _entry: &StreamEntry, _reason: &str) {
         self.dead.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn group_recreated(&self) {
+        self.recreated.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -318,5 +323,53 @@ async fn a_deferred_entry_spends_no_delivery_while_it_waits() {
     stop(shutdown, task).await;
     let seen = processor.seen.lock().unwrap().clone();
     assert!(seen.iter().all(|(_, d)| *d == 1), "{seen:?}");
+    assert_eq!(streams.xlen("s_dlq").await, 0);
+}
+
+/// Runs a worker, processes one entry, lets `lose` remove the group under it, adds two entries
+/// and waits (bounded) until the worker processed them.
+async fn lose_the_group_under_a_running_worker(lose: &[&str]) -> (TestStreams, Scripted) {
+    let streams = TestStreams::new();
+    let processor = Scripted::default();
+    let (shutdown, task) = start(&streams, processor.clone()).await;
+    streams.xadd_raw("s", "value", "ok").await;
+    wait_until(
+        Duration::from_secs(10),
+        "the first entry acknowledged",
+        || async { processor.seen.lock().unwrap().len() == 1 && streams.xlen("s").await == 0 },
+    )
+    .await;
+    let mut conn = streams.conn().await;
+    let mut cmd = redis::cmd(lose[0]);
+    for arg in &lose[1..] {
+        cmd.arg(arg.replace("{s}", &streams.name("s")));
+    }
+    let _: redis::Value = cmd.query_async(&mut conn).await.unwrap();
+    streams.xadd_raw("s", "value", "ok").await;
+    streams.xadd_raw("s", "value", "ok").await;
+    wait_until(
+        Duration::from_secs(10),
+        "the entries added after the group was lost acknowledged",
+        || async { processor.seen.lock().unwrap().len() == 3 && streams.xlen("s").await == 0 },
+    )
+    .await;
+    stop(shutdown, task).await;
+    (streams, processor)
+}
+
+#[tokio::test]
+async fn a_worker_whose_group_was_destroyed_creates_it_again_and_goes_on() {
+    let (streams, processor) =
+        lose_the_group_under_a_running_worker(&["XGROUP", "DESTROY", "{s}", "g"]).await;
+    assert!(processor.recreated.load(Ordering::SeqCst) >= 1);
+    assert_eq!(streams.pending("s", "g").await, 0);
+    assert_eq!(streams.xlen("s_dlq").await, 0);
+}
+
+#[tokio::test]
+async fn a_worker_whose_stream_was_deleted_creates_the_group_again_and_goes_on() {
+    let (streams, processor) = lose_the_group_under_a_running_worker(&["DEL", "{s}"]).await;
+    assert!(processor.recreated.load(Ordering::SeqCst) >= 1);
+    assert_eq!(streams.pending("s", "g").await, 0);
     assert_eq!(streams.xlen("s_dlq").await, 0);
 }

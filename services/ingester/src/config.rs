@@ -140,13 +140,6 @@ pub struct Config {
     /// How often a ping is sent on each websocket (ms); its pong keeps a quiet stream alive.
     #[arg(long = "ws-ping-interval-ms", env = "INGESTER_WS_PING_INTERVAL_MS", default_value = "10000", value_parser = millis_at_least(1))]
     pub ws_ping_interval: Duration,
-    /// Longest wait for a Redis connection (ms).
-    #[arg(long = "redis-connect-timeout-ms", env = "INGESTER_REDIS_CONNECT_TIMEOUT_MS", default_value = "5000", value_parser = millis_at_least(1))]
-    pub redis_connect_timeout: Duration,
-    /// Longest wait for a Redis reply (ms): sized for a full batch's write on a busy server,
-    /// queued behind the other tasks sharing the connection.
-    #[arg(long = "redis-response-timeout-ms", env = "INGESTER_REDIS_RESPONSE_TIMEOUT_MS", default_value = "10000", value_parser = millis_at_least(1))]
-    pub redis_response_timeout: Duration,
     /// `repo_backfill` length at which listRepos pauses.
     #[arg(long, env = "INGESTER_BACKFILL_HIGH_WATER_MARK", default_value = "100000", value_parser = at_least(1u64))]
     pub backfill_high_water_mark: u64,
@@ -178,6 +171,18 @@ fn streams(prefix: &str) -> Result<Streams, String> {
 }
 
 impl Settings for Config {
+    // The Redis timeouts are common settings now (`REDIS_*_TIMEOUT_MS`, every service).
+    const RENAMED: &'static [(&'static str, &'static str)] = &[
+        (
+            "INGESTER_REDIS_CONNECT_TIMEOUT_MS",
+            "REDIS_CONNECT_TIMEOUT_MS",
+        ),
+        (
+            "INGESTER_REDIS_RESPONSE_TIMEOUT_MS",
+            "REDIS_RESPONSE_TIMEOUT_MS",
+        ),
+    ];
+
     fn check(&self) -> Result<(), ConfigError> {
         if self.mode == Mode::Labeler && self.labeler_hosts.is_empty() {
             return Err(ConfigError::new(
@@ -240,8 +245,6 @@ mod tests {
         assert_eq!(config.ws_connect_timeout, Duration::from_secs(10));
         assert_eq!(config.ws_idle_timeout, Duration::from_secs(30));
         assert_eq!(config.ws_ping_interval, Duration::from_secs(10));
-        assert_eq!(config.redis_connect_timeout, Duration::from_secs(5));
-        assert_eq!(config.redis_response_timeout, Duration::from_secs(10));
         assert_eq!(config.backfill_high_water_mark, 100_000);
     }
 

@@ -59,12 +59,7 @@ pub async fn run(
     metrics: Arc<IngesterMetrics>,
     shutdown: Shutdown,
 ) -> Result<(), IngesterError> {
-    let conn = sink::connect(
-        &config.redis_url,
-        config.redis_connect_timeout,
-        config.redis_response_timeout,
-    )
-    .await?;
+    let conn = store::connect(&config.redis_url).await?;
     tracing::info!(redis = %store::redact_url(&config.redis_url), mode = ?config.mode, prefix = %config.streams.prefix, "ingester starting");
     let config = Arc::new(config);
     let mut tasks = JoinSet::new();

@@ -6,9 +6,8 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use rsky_common::shutdown::Shutdown;
-use rsky_common::store::{read_cursor, redact_url, stream_len, Connection, StoreError};
+use rsky_common::store::{read_cursor, stream_len, Connection, StoreError};
 use rsky_common::streams::{Streams, EVENT_FIELD};
 use rsky_metrics_runtime::{counted, IntGauge};
 
@@ -20,35 +19,6 @@ use crate::source::sleep_or_shutdown;
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Attempts at flushing a batch once shutdown has begun (Redis may be gone for good).
 const SHUTDOWN_ATTEMPTS: u32 = 5;
-/// Reconnect attempts the connection makes before a command fails.
-const RECONNECT_ATTEMPTS: usize = 2;
-
-/// Connects to `url` with timeouts sized to the ingester's work: a batch write is one script of
-/// up to `INGESTER_BATCH_SIZE` XADDs, queued behind the other tasks sharing the connection, so
-/// the client's default 500 ms reply timeout would fail (and retry) writes that ran. While Redis
-/// is down a command waits for the manager's reconnect attempts; with the client's default six
-/// that is about 9.5 s per command, so a few bounded ones are made here instead (the callers
-/// retry on their own, and at shutdown give up after a few attempts).
-pub async fn connect(
-    url: &str,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-) -> Result<Connection, StoreError> {
-    let fail = |source| StoreError::Connect {
-        url: redact_url(url),
-        source,
-    };
-    let client = redis::Client::open(url).map_err(fail)?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(connect_timeout))
-        .set_response_timeout(Some(response_timeout))
-        .set_number_of_retries(RECONNECT_ATTEMPTS)
-        .set_min_delay(Duration::from_millis(100))
-        .set_max_delay(Duration::from_secs(1));
-    ConnectionManager::new_with_config(client, config)
-        .await
-        .map_err(fail)
-}
 
 /// Adds a batch's events to a stream and moves its cursor, as one atomic script. An event whose
 /// seq is not above the stored cursor was written before (a write whose reply was lost, then

@@ -99,6 +99,23 @@ fn a_bad_variable_stops_the_ingester_with_one_line_naming_it() {
 }
 
 #[test]
+fn the_redis_timeouts_are_still_read_under_their_ingester_names() {
+    // Renamed to the common REDIS_*_TIMEOUT_MS; the value of the old name is the new one's.
+    binary::assert_bad_value(
+        BIN,
+        "INGESTER_REDIS_RESPONSE_TIMEOUT_MS",
+        "0",
+        r#"ingester: invalid REDIS_RESPONSE_TIMEOUT_MS="0": must be at least 1"#,
+    );
+    binary::assert_bad_value(
+        BIN,
+        "INGESTER_REDIS_CONNECT_TIMEOUT_MS",
+        "soon",
+        r#"ingester: invalid REDIS_CONNECT_TIMEOUT_MS="soon": expected a non-negative whole number"#,
+    );
+}
+
+#[test]
 fn help_lists_every_setting_with_its_variable_and_default() {
     binary::assert_help_lists(
         BIN,
@@ -118,8 +135,8 @@ fn help_lists_every_setting_with_its_variable_and_default() {
             ("INGESTER_WS_CONNECT_TIMEOUT_MS", Some("10000")),
             ("INGESTER_WS_IDLE_TIMEOUT_MS", Some("30000")),
             ("INGESTER_WS_PING_INTERVAL_MS", Some("10000")),
-            ("INGESTER_REDIS_CONNECT_TIMEOUT_MS", Some("5000")),
-            ("INGESTER_REDIS_RESPONSE_TIMEOUT_MS", Some("10000")),
+            ("REDIS_CONNECT_TIMEOUT_MS", Some("5000")),
+            ("REDIS_RESPONSE_TIMEOUT_MS", Some("10000")),
             ("INGESTER_BACKFILL_HIGH_WATER_MARK", Some("100000")),
             ("INGESTER_LIST_REPOS_LIMIT", Some("1000")),
             ("REDIS_KEY_PREFIX", None),

@@ -345,8 +345,6 @@ async fn a_batch_abandoned_at_shutdown_stops_the_writer_so_the_cursor_passes_no_
         ("INGESTER_BATCH_TIMEOUT_MS", "600000"),
         // Sampled once at start: the writer's are then the only Redis commands.
         ("INGESTER_SAMPLE_INTERVAL_MS", "600000"),
-        ("INGESTER_REDIS_CONNECT_TIMEOUT_MS", "300"),
-        ("INGESTER_REDIS_RESPONSE_TIMEOUT_MS", "1000"),
     ]);
     let mut ingester = Running::start(config(&prefix, &vars)).await;
     wait_until(WAIT, "connected to the relay", || async {
