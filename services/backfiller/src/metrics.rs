@@ -57,6 +57,8 @@ pub struct BackfillerMetrics {
     pub repos_failed: IntCounter,
     /// Repositories written to repo_backfill_dlq after their last retry
     pub repos_dead_lettered: IntCounter,
+    /// Times the consumer group was gone (NOGROUP: Redis lost its data, or the stream or group was deleted) and was created again; entries lost with it were never processed
+    pub consumer_groups_recreated: IntCounter,
     /// Records written to firehose_backfill as create events
     pub records_extracted: IntCounter,
     /// Records left out because their collection is not under app.bsky. or chat.bsky.

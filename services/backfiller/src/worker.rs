@@ -482,6 +482,10 @@ impl Processor for Backfiller {
         self.inner.metrics.repos_dead_lettered.inc();
     }
 
+    fn group_recreated(&self) {
+        self.inner.metrics.consumer_groups_recreated.inc();
+    }
+
     fn trimmed(&self, entries: u64) {
         if entries > 0 {
             self.inner.metrics.entries_trimmed.inc_by(entries);

@@ -269,3 +269,35 @@ async fn a_redis_outage_while_writing_pauses_and_dead_letters_nothing() {
     );
     world.cleanup().await;
 }
+
+/// Redis lost the consumer group under a running backfiller (a restart without persistence, or
+/// a deleted group): the backfiller creates it again, counts it, and backfills what comes next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_consumer_group_is_created_again_counted_and_backfilling_goes_on() {
+    let mut world = World::new("lost-group").await;
+    world.add_served("lost-group-before", 1, 3).await;
+    let running = Running::start(world.config("b1", &[])).await;
+    world.wait_drained(DRAIN).await;
+    let m = running.metrics.clone();
+    assert_eq!(m.repos_processed.get(), 1);
+    assert_eq!(m.consumer_groups_recreated.get(), 0);
+
+    let destroyed: i64 = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(world.stream("repo_backfill"))
+        .arg(rsky_backfiller::config::GROUP)
+        .query_async(&mut world.redis)
+        .await
+        .expect("XGROUP DESTROY");
+    assert_eq!(destroyed, 1, "the group existed");
+    world.add_served("lost-group-after", 1, 3).await;
+    rsky_testkit::support::wait_until(
+        DRAIN,
+        "the group created again and the repository backfilled",
+        || async { m.consumer_groups_recreated.get() >= 1 && m.repos_processed.get() == 2 },
+    )
+    .await;
+    running.stop().await;
+    world.wait_drained(DRAIN).await;
+    world.cleanup().await;
+}

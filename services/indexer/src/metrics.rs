@@ -148,6 +148,8 @@ pub struct IndexerMetrics {
     pub write_attempts: IntCounter,
     /// Entries moved to a dead-letter stream after too many failed deliveries
     pub dead_lettered: IntCounter,
+    /// Times the consumer group was gone (NOGROUP: Redis lost its data, or the stream or group was deleted) and was created again; entries lost with it were never processed
+    pub consumer_groups_recreated: IntCounter,
     /// Entries removed by safe trimming (acknowledged entries left in a stream)
     pub trimmed_entries: IntCounter,
     /// One committed transaction, from taking the connection to the commit (a read batch on the batched path, an event on the per-event path)

@@ -114,6 +114,10 @@ impl Processor for IndexProcessor {
         self.shared.metrics.ack_failures.inc_by(entries as u64);
     }
 
+    fn group_recreated(&self) {
+        self.shared.metrics.consumer_groups_recreated.inc();
+    }
+
     fn trimmed(&self, entries: u64) {
         self.shared.metrics.trimmed_entries.inc_by(entries);
     }

@@ -406,3 +406,36 @@ async fn a_kill_between_commit_and_ack_replays_the_batch_with_the_same_rows() {
     assert_eq!(count(&client, "post").await, 10);
     second.stop().await;
 }
+
+/// Redis lost the consumer group under a running indexer (a restart without persistence, or a
+/// deleted group): the indexer creates it again, counts it, and indexes what comes next.
+#[tokio::test]
+async fn a_lost_consumer_group_is_created_again_counted_and_indexing_goes_on() {
+    let (db, streams, indexer) = start_indexer(&[]).await;
+    let m = indexer.metrics.clone();
+    streams.xadd_live((0..5).map(|n| post(n, "before"))).await;
+    wait_until(WAIT, "5 events indexed", || async {
+        m.events_processed.get() == 5
+    })
+    .await;
+    assert_eq!(m.consumer_groups_recreated.get(), 0);
+
+    let mut conn = streams.conn().await;
+    let destroyed: i64 = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(streams.name("firehose_live"))
+        .arg("firehose_group")
+        .query_async(&mut conn)
+        .await
+        .expect("XGROUP DESTROY");
+    assert_eq!(destroyed, 1, "the group existed");
+    streams.xadd_live((5..10).map(|n| post(n, "after"))).await;
+    wait_until(
+        WAIT,
+        "the group created again and 10 events indexed",
+        || async { m.consumer_groups_recreated.get() >= 1 && m.events_processed.get() == 10 },
+    )
+    .await;
+    assert_eq!(count(&db.client().await, "post").await, 10);
+    indexer.stop().await;
+}
