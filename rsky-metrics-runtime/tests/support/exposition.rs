@@ -231,8 +231,8 @@ pub fn python_openmetrics(body: &str) -> Result<Vec<PyFamily>, String> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         !stderr.contains("No module named 'prometheus_client'"),
-        "the Python package prometheus_client is missing: `python3 -m pip install prometheus_client` \
-         (scripts/test-all.sh does it)"
+        "the Python package prometheus_client is missing from python3 on PATH: install it in a \
+         virtual environment first on PATH (scripts/test-all.sh does it, in target/tools-venv)"
     );
     if !output.status.success() {
         return Err(stderr.into_owned());

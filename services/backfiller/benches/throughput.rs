@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Under `cargo test` (no `--bench` argument) it runs one small repository, as a check that the
-//! measurement still works. Needs Redis on 127.0.0.1:6379; writes under its own key prefix.
+//! measurement still works. Needs the tests' Redis (`TEST_REDIS_URL`, default 127.0.0.1:6379);
+//! writes under its own key prefix.
 
 #[path = "../tests/support/mod.rs"]
 mod support;

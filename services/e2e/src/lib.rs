@@ -4,4 +4,4 @@
 //! pipeline through fault proxies while the relay stalls, PostgreSQL is cut, an indexer process
 //! is SIGKILLed and Redis is restarted; it builds the `indexer` binary and needs `redis-server`
 //! on PATH). Each service's own tests
-//! stay in its crate; shared test support is `rsky_testkit::support`.
+//! stay in its crate; shared test support is `rsky_testkit::support`, the indexer's fixtures `rsky_testkit::indexer`.

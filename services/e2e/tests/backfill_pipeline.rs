@@ -3,8 +3,6 @@
 //! What lands in the tables is exactly each repository's forwarded records, and the counters
 //! say so too.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -14,10 +12,10 @@ use rsky_backfiller::{Backfiller, BackfillerMetrics};
 use rsky_common::config::Settings;
 use rsky_common::event::BackfillEvent;
 use rsky_metrics_runtime::Registry;
+use rsky_testkit::indexer::*;
 use rsky_testkit::pds::{Behaviour, HostedRepo, TestAccount, TestPds};
 use rsky_testkit::plc::TestPlc;
 use serde_json::Value;
-use support::*;
 use tokio_util::sync::CancellationToken;
 
 const DRAIN: Duration = Duration::from_secs(60);

@@ -1,8 +1,6 @@
 //! The whole pipeline on real sockets: test relay (real signed commits with CAR blocks) ->
 //! ingester -> Redis -> indexer -> PostgreSQL. What lands in the tables is what the relay sent.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +9,9 @@ use rsky_common::config::Settings;
 use rsky_common::shutdown::Shutdown;
 use rsky_ingester::IngesterMetrics;
 use rsky_metrics_runtime::Registry;
+use rsky_testkit::indexer::*;
 use rsky_testkit::{FirehoseScript, Op, TestRelay};
 use serde_json::json;
-use support::*;
 
 fn created_at() -> &'static str {
     "2024-01-01T00:00:00.000Z"

@@ -2,13 +2,11 @@
 //! outcomes; a poison entry fails alone; replays are idempotent; per-DID order holds. Real
 //! PostgreSQL, a database of its own per test (two where the paths are compared).
 
-mod common;
-
-use common::*;
 use rsky_common::event::{Label, StreamEvent};
 use rsky_indexer::batch::{write_events, write_label_entries, Outcome, WritePath};
 use rsky_indexer::db::FailureClass;
 use rsky_indexer::index::{Indexed, Prepared};
+use rsky_testkit::indexer::*;
 use serde_json::json;
 
 const NOW: &str = "2024-06-01T00:00:00.000Z";

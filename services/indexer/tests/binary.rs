@@ -1,9 +1,7 @@
 //! The `indexer` binary: `--help`, `--version`, a bad value, `health`, JSON logs and SIGTERM.
 
-mod common;
-
-use common::*;
 use rsky_testkit::binary;
+use rsky_testkit::indexer::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_indexer");
 

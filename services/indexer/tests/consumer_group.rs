@@ -1,12 +1,10 @@
 //! The consumer-group machinery of `rsky_common::consumer` against a real Redis: safe trimming,
 //! pending-first reads with delivery counts, claiming a dead consumer's entries.
 
-mod common;
-
 use std::time::Duration;
 
-use common::TestStreams;
 use rsky_common::consumer::{ConsumerConfig, GroupConsumer};
+use rsky_testkit::indexer::TestStreams;
 
 async fn consumer(
     streams: &TestStreams,
@@ -14,7 +12,7 @@ async fn consumer(
     name: &str,
     claim_idle_ms: u64,
 ) -> GroupConsumer {
-    let client = redis::Client::open(common::redis_url()).unwrap();
+    let client = redis::Client::open(rsky_testkit::support::redis_url()).unwrap();
     let mut consumer = GroupConsumer::connect(
         &client,
         ConsumerConfig {

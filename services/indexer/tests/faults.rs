@@ -1,13 +1,11 @@
 //! Failures: the database going away, a poison entry, a lost acknowledgement, shutdown in the
 //! middle of a batch, and two indexers sharing one consumer group.
 
-mod common;
-
 use rsky_indexer::metrics::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use rsky_testkit::indexer::*;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);

@@ -1,12 +1,10 @@
 //! What the indexer writes: real StreamEvent JSON XADDed to a real Redis, indexed into a real
 //! PostgreSQL database of the test's own.
 
-mod common;
-
 use rsky_indexer::metrics::ErrorKind;
 use std::time::Duration;
 
-use common::*;
+use rsky_testkit::indexer::*;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -326,7 +324,7 @@ async fn the_backfill_stream_indexes_the_same_way() {
     let carol = did(5);
     // What the backfiller writes: the repo's records as creates with seq -1, then one repo event.
     for (i, (collection, _)) in COLLECTIONS.iter().enumerate() {
-        let mut event = common::record_event(
+        let mut event = rsky_testkit::indexer::record_event(
             &carol,
             collection,
             &format!("r{i}"),

@@ -1,17 +1,15 @@
 //! The `/metrics` endpoint: every metric of the spec present at zero on the first scrape, and
 //! `promtool check metrics` clean before and after work.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use rsky_indexer::metrics::{ErrorKind, RecordAction, RecordCollection, StaleKind};
 use rsky_indexer::IndexerMetrics;
 use rsky_metrics_runtime::testing::assert_promtool_clean;
 use rsky_metrics_runtime::{LabelValue, MetricsServer, Registry};
+use rsky_testkit::indexer::*;
 use rsky_testkit::spec::INDEXER_METRICS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -5,12 +5,10 @@
 //! event, batched one event per batch, and batched in one batch. Real PostgreSQL, a database of
 //! its own per path.
 
-mod common;
-
-use common::*;
 use rsky_common::event::{AccountEvent, IdentityEvent, Label, StreamEvent};
 use rsky_indexer::batch::{write_events, write_label_entries, Outcome, WritePath};
 use rsky_indexer::labels::index_labels;
+use rsky_testkit::indexer::*;
 
 const NOW: &str = "2024-06-01T00:00:00.000Z";
 

@@ -2,13 +2,11 @@
 //! server can be made to answer is provoked and classified; the indexer pauses (never
 //! dead-letters) on a read-only database, and a held lock times out instead of hanging.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use rsky_indexer::db::{self, DbError, FailureClass, Session};
 use rsky_indexer::metrics::ErrorKind;
+use rsky_testkit::indexer::*;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);

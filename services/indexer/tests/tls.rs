@@ -1,5 +1,6 @@
-//! TLS to the tests' PostgreSQL server, which serves TLS (`./scripts/test-all.sh` turns `ssl = on`
-//! with the snakeoil certificate when a fresh cluster has it off).
+//! TLS to the tests' PostgreSQL server, which serves TLS (`./scripts/test-all.sh` starts its
+//! throwaway server with `ssl = on` and a self-signed certificate naming localhost, made for the
+//! run).
 
 use std::path::PathBuf;
 
@@ -8,8 +9,7 @@ use rsky_indexer::db;
 
 /// The tests' server, with `params` appended to the URL's query.
 fn url_with(params: &str) -> String {
-    let url = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let url = rsky_testkit::support::pg_admin_url();
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}{params}")
 }
@@ -94,7 +94,8 @@ async fn verify_full_with_a_wrong_ca_fails_naming_the_cause() {
 
 #[tokio::test]
 async fn verify_ca_accepts_the_servers_own_certificate_and_verify_full_checks_the_host() {
-    // The snakeoil certificate is self-signed: it is its own CA.
+    // The server's certificate is self-signed (the test command's, or Debian's snakeoil): it is
+    // its own CA.
     let cert_file: String = {
         let pool = db::pool(&url_with("sslmode=require"), 1).expect("pool");
         let client = pool.get().await.expect("a connection");
@@ -113,7 +114,7 @@ async fn verify_ca_accepts_the_servers_own_certificate_and_verify_full_checks_th
     let pool = db::pool(&url_with(&format!("sslmode=verify-ca&{root}")), 1).expect("pool");
     assert!(over_tls(&pool).await);
 
-    // The snakeoil certificate names the machine, not 127.0.0.1.
+    // The certificate names localhost (or the machine), not 127.0.0.1.
     let pool = db::pool(&url_with(&format!("sslmode=verify-full&{root}")), 1).expect("pool");
     let err = match pool.get().await {
         Ok(_) => panic!("sslmode=verify-full connected to a host its certificate does not name"),

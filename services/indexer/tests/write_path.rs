@@ -1,11 +1,9 @@
 //! `INDEXER_WRITE_PATH`: the per-event path stays selectable, and both paths leave the same rows
 //! through the whole indexer.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use rsky_testkit::indexer::*;
 use serde_json::json;
 
 const POST: &str = "app.bsky.feed.post";

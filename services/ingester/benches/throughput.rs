@@ -7,8 +7,8 @@
 //! THROUGHPUT_EVENTS=100000 cargo bench -p rsky-ingester --bench throughput
 //! ```
 //!
-//! Needs Redis on 127.0.0.1:6379 (`REDIS_URL` overrides); writes under a unique key prefix and
-//! deletes what it wrote.
+//! Needs Redis: `REDIS_URL`, else the tests' (`TEST_REDIS_URL`, default 127.0.0.1:6379); writes
+//! under a unique key prefix and deletes what it wrote.
 //!
 //! To profile only the ingest (not the frame generation before it), run the binary under
 //! `perf record --control fifo:CTL -D -1` with `PERF_CTL_FIFO=CTL`: the bench enables perf when
@@ -75,7 +75,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(50_000);
     let redis_url =
-        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        std::env::var("REDIS_URL").unwrap_or_else(|_| rsky_testkit::support::redis_url());
 
     let generating = Instant::now();
     let mut load = LoadGenerator::new(1000, 1);

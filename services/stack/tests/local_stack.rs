@@ -261,13 +261,11 @@ async fn the_local_stack_is_scraped_and_every_panel_has_data() {
     let bin_dir = sibling_bin_dir().expect("the test executable's directory");
     build_service_binaries(&bin_dir).unwrap_or_else(|e| panic!("{e}"));
 
-    let admin_url = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let admin_url = rsky_testkit::support::pg_admin_url();
     let id = std::process::id();
     let work_dir = std::env::temp_dir().join(format!("rsky-stack-e2e-{id}"));
     let mut options = StackOptions::demo(bin_dir, work_dir.clone());
-    options.redis_url =
-        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    options.redis_url = rsky_testkit::support::redis_url();
     options.database_url = admin_url.clone();
     options.database = format!("rsky_stack_e2e_{id}");
     options.key_prefix = format!("rsky-stack-e2e-{id}:");

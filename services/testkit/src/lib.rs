@@ -5,6 +5,9 @@
 //!   from in-memory logs, with cursor resume and knobs for disconnects and failures.
 //! - [`firehose`]: [`FirehoseScript`], commits (create/update/delete), identity, account,
 //!   sync, info, error and malformed frames.
+//! - `indexer` (feature `indexer`): the indexer's fixtures, shared by its tests and the
+//!   end-to-end tests: an indexer in the test's runtime, its test configuration, event builders,
+//!   table helpers.
 //! - [`labels`]: `#labels` frames.
 //! - [`load`]: a steady, realistic stream of accounts posting, liking and following.
 //! - [`log`]: the frame log the relay serves from.
@@ -21,6 +24,8 @@
 
 pub mod binary;
 pub mod firehose;
+#[cfg(feature = "indexer")]
+pub mod indexer;
 pub mod labels;
 pub mod load;
 pub mod log;

@@ -19,7 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// The Redis the tests use: `TEST_REDIS_URL`, or `redis://127.0.0.1:6379`.
+/// The Redis the tests use: `TEST_REDIS_URL` (`./scripts/test-all.sh` sets it to its throwaway
+/// server), or `redis://127.0.0.1:6379`.
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL")
         .ok()
@@ -129,14 +130,19 @@ where
     }
 }
 
-/// The tests' PostgreSQL server, as `(user[:password], host, port)`: from `TEST_DATABASE_URL`
-/// (an admin URL such as `postgres://postgres:secret@127.0.0.1:5432/postgres`), or the local
-/// trust-auth server `postgres://postgres@127.0.0.1:5432/postgres`.
-pub fn pg_server() -> (String, String, u16) {
-    let url = std::env::var("TEST_DATABASE_URL")
+/// The tests' PostgreSQL admin URL: `TEST_DATABASE_URL` (such as
+/// `postgres://postgres:secret@127.0.0.1:5432/postgres`; `./scripts/test-all.sh` sets it to its
+/// throwaway server), or the local trust-auth server `postgres://postgres@127.0.0.1:5432/postgres`.
+pub fn pg_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
         .ok()
         .filter(|url| !url.trim().is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// The tests' PostgreSQL server, as `(user[:password], host, port)`, from [`pg_admin_url`].
+pub fn pg_server() -> (String, String, u16) {
+    let url = pg_admin_url();
     let rest = url
         .strip_prefix("postgres://")
         .or_else(|| url.strip_prefix("postgresql://"))

@@ -1,12 +1,14 @@
-//! The indexer's test support: an indexer running in the test's runtime on a registry of its
-//! own, and event builders. Servers, databases, stream prefixes, waiting and the TCP proxy come
-//! from `rsky_testkit::support`.
-
-#![allow(dead_code)]
+//! The indexer's test fixtures, shared by its own tests and the end-to-end tests (feature
+//! `indexer`): an indexer running in the test's runtime on a registry of its own, its test
+//! configuration, event builders and table helpers. Servers, databases, stream prefixes, waiting
+//! and the TCP proxy come from [`crate::support`] (re-exported here).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::support::{
+    pg_addr, redis_addr, redis_url, wait_until, TcpProxy, TestDb, TestStreams,
+};
 use rsky_common::config::Settings;
 use rsky_common::event::{
     AccountEvent, DeleteEvent, IdentityEvent, Label, RecordEvent, RepoEvent, StreamEvent,
@@ -14,13 +16,10 @@ use rsky_common::event::{
 use rsky_common::shutdown::Shutdown;
 use rsky_indexer::{Config, Indexer, IndexerMetrics};
 use rsky_metrics_runtime::Registry;
-#[allow(unused_imports)] // each test file uses its own share of them
-pub use rsky_testkit::support::{
-    pg_addr, redis_addr, redis_url, wait_until, TcpProxy, TestDb, TestStreams,
-};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
+/// A valid CID, used wherever an event needs one.
 pub const CID: &str = "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm";
 
 /// A database of its own for an indexer test.
@@ -59,19 +58,24 @@ pub async fn start_indexer(extra: &[(&str, &str)]) -> (TestDb, TestStreams, Runn
 
 /// An indexer running in the test's runtime, with its own registry.
 pub struct Running {
+    /// Its metrics.
     pub metrics: Arc<IndexerMetrics>,
+    /// The registry its metrics are in.
     pub registry: Registry,
+    /// Cancel to stop it (with a drain).
     pub shutdown: Shutdown,
     task: JoinHandle<()>,
 }
 
 impl Running {
+    /// Connects (migrating the database) and runs an indexer on `config`, with fresh metrics.
     pub async fn start(config: Config) -> Running {
         let registry = Registry::new();
         let metrics = Arc::new(IndexerMetrics::register(&registry).expect("register metrics"));
         Self::start_with(config, metrics, registry).await
     }
 
+    /// [`Running::start`] with the caller's metrics and registry.
     pub async fn start_with(
         config: Config,
         metrics: Arc<IndexerMetrics>,
@@ -109,6 +113,7 @@ impl Running {
     }
 }
 
+/// The number of rows of `table`.
 pub async fn count(client: &tokio_postgres::Client, table: &str) -> i64 {
     client
         .query_one(&format!(r#"SELECT count(*) FROM "{table}""#), &[])
@@ -117,6 +122,7 @@ pub async fn count(client: &tokio_postgres::Client, table: &str) -> i64 {
         .get(0)
 }
 
+/// The count that `sql` (a `SELECT count(*) ...`) returns.
 pub async fn count_where(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.expect(sql).get(0)
 }
@@ -126,10 +132,12 @@ pub fn rev(n: u64) -> String {
     rsky_atproto::syntax::tid_from_parts(1_700_000_000_000_000 + n * 1000, 7)
 }
 
+/// A did:plc for `n`.
 pub fn did(n: u64) -> String {
     format!("did:plc:user{n:020}")
 }
 
+/// A valid record of `collection` (post, like, repost, follow, block, profile, other) for `n`.
 pub fn record_for(collection: &str, n: u64) -> Value {
     let subject_uri = format!("at://{}/app.bsky.feed.post/{}", did(n + 1), rev(n));
     match collection {
@@ -150,14 +158,17 @@ pub fn record_for(collection: &str, n: u64) -> Value {
     }
 }
 
+/// A create event.
 pub fn create(did: &str, collection: &str, rkey: &str, rev: &str, record: Value) -> StreamEvent {
     StreamEvent::Create(record_event(did, collection, rkey, rev, record))
 }
 
+/// An update event.
 pub fn update(did: &str, collection: &str, rkey: &str, rev: &str, record: Value) -> StreamEvent {
     StreamEvent::Update(record_event(did, collection, rkey, rev, record))
 }
 
+/// The record event under a create or update.
 pub fn record_event(
     did: &str,
     collection: &str,
@@ -178,6 +189,7 @@ pub fn record_event(
     }
 }
 
+/// A delete event.
 pub fn delete(did: &str, collection: &str, rkey: &str, rev: &str) -> StreamEvent {
     StreamEvent::Delete(DeleteEvent {
         seq: 1,
@@ -190,6 +202,7 @@ pub fn delete(did: &str, collection: &str, rkey: &str, rev: &str) -> StreamEvent
     })
 }
 
+/// A repo (sync) event at `seq`.
 pub fn repo(did: &str, rev: &str, seq: i64) -> StreamEvent {
     StreamEvent::Repo(RepoEvent {
         seq,
@@ -200,6 +213,7 @@ pub fn repo(did: &str, rev: &str, seq: i64) -> StreamEvent {
     })
 }
 
+/// An account event.
 pub fn account(did: &str, active: bool, status: Option<&str>) -> StreamEvent {
     StreamEvent::Account(AccountEvent {
         seq: 1,
@@ -210,6 +224,7 @@ pub fn account(did: &str, active: bool, status: Option<&str>) -> StreamEvent {
     })
 }
 
+/// An identity event.
 pub fn identity(did: &str, handle: Option<&str>) -> StreamEvent {
     StreamEvent::Identity(IdentityEvent {
         seq: 1,
@@ -219,6 +234,7 @@ pub fn identity(did: &str, handle: Option<&str>) -> StreamEvent {
     })
 }
 
+/// A label from `src` on `uri`.
 pub fn label(src: &str, uri: &str, val: &str, neg: bool) -> Label {
     Label {
         src: src.into(),
