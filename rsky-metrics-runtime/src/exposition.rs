@@ -467,6 +467,59 @@ fn rendered_le(bounds: &[f64], format: Format) -> Box<[Box<str>]> {
         .collect()
 }
 
+/// Reading prometheus' records the same way whether its `protobuf` feature is on (the records are
+/// protobuf-generated: `Counter::value()`, reached through a `MessageField`) or off (its plain
+/// model: `Counter::get_value()`). Cargo features are additive, so any crate in a user's graph
+/// may turn it on.
+///
+/// Each value is read through two local traits that name the two getters, each implemented by
+/// calling the other name: an inherent method always wins over a trait method, so in either model
+/// the call lands on the getter that exists, and the trait that stands in for the missing one
+/// forwards to it (no recursion: one of the two names is always inherent).
+mod compat {
+    use prometheus::proto::{Counter, Gauge};
+
+    // One of the two is unused in either model.
+    #[allow(dead_code)]
+    pub(super) trait ValueByName {
+        fn value(&self) -> f64;
+    }
+
+    #[allow(dead_code)]
+    pub(super) trait ValueByGetter {
+        fn get_value(&self) -> f64;
+    }
+
+    macro_rules! both_names {
+        ($($ty:ty),*) => {$(
+            impl ValueByName for $ty {
+                #[allow(unconditional_recursion)]
+                fn value(&self) -> f64 {
+                    self.get_value()
+                }
+            }
+
+            impl ValueByGetter for $ty {
+                #[allow(unconditional_recursion)]
+                fn get_value(&self) -> f64 {
+                    self.value()
+                }
+            }
+        )*};
+    }
+    both_names!(Counter, Gauge);
+
+    /// The value of a counter record (a `&MessageField<Counter>` with `protobuf` coerces here).
+    pub(super) fn counter_value(counter: &Counter) -> f64 {
+        counter.value()
+    }
+
+    /// The value of a gauge record.
+    pub(super) fn gauge_value(gauge: &Gauge) -> f64 {
+        gauge.value()
+    }
+}
+
 // --- Encoding prometheus' own families (collectors that are not ours) ---------------------------
 
 fn label_pairs_text(pairs: &[proto::LabelPair]) -> String {
@@ -535,6 +588,11 @@ pub fn encode_families(families: &[MetricFamily], format: Format, out: &mut Vec<
             continue;
         }
         let kind = family.get_field_type();
+        if kind == MetricType::UNTYPED {
+            // prometheus' two record models (with and without its `protobuf` feature) share no
+            // way to read an untyped value, and its own TextEncoder refuses such a family too.
+            continue;
+        }
         let full = family.name();
         let name = family_name(full, kind == MetricType::COUNTER, format);
         let type_name = match (kind, format) {
@@ -562,18 +620,15 @@ pub fn encode_families(families: &[MetricFamily], format: Format, out: &mut Vec<
                     } else {
                         ""
                     };
-                    let value = metric.get_counter().get_value();
+                    let value = compat::counter_value(metric.get_counter());
                     proto_sample(out, name, suffix, &labels, value, ts, format);
                 }
                 MetricType::GAUGE => {
-                    let value = metric.get_gauge().get_value();
+                    let value = compat::gauge_value(metric.get_gauge());
                     proto_sample(out, name, "", &labels, value, ts, format);
                 }
-                MetricType::UNTYPED => {
-                    #[allow(deprecated)] // prometheus' record of an untyped value
-                    let value = metric.get_untyped().get_value();
-                    proto_sample(out, name, "", &labels, value, ts, format);
-                }
+                // Unreachable: untyped families are skipped above.
+                MetricType::UNTYPED => {}
                 MetricType::HISTOGRAM => {
                     let histogram = metric.get_histogram();
                     let count = histogram.get_sample_count();
@@ -622,12 +677,14 @@ pub(crate) fn encode_collected(collector: &dyn Collector, out: &mut FamilyWriter
         for metric in family.get_metric() {
             let labels = label_pairs_text(metric.get_label());
             match family.get_field_type() {
-                MetricType::COUNTER => out.sample_f64(&labels, metric.get_counter().get_value()),
-                MetricType::GAUGE => out.sample_f64(&labels, metric.get_gauge().get_value()),
+                MetricType::COUNTER => {
+                    out.sample_f64(&labels, compat::counter_value(metric.get_counter()))
+                }
+                MetricType::GAUGE => {
+                    out.sample_f64(&labels, compat::gauge_value(metric.get_gauge()))
+                }
                 MetricType::HISTOGRAM => out.histogram_proto(&labels, metric.get_histogram()),
-                #[allow(deprecated)] // prometheus' record of an untyped value
-                MetricType::UNTYPED => out.sample_f64(&labels, metric.get_untyped().get_value()),
-                MetricType::SUMMARY => {}
+                MetricType::UNTYPED | MetricType::SUMMARY => {}
             }
         }
     }
