@@ -296,12 +296,12 @@ impl<'a> FamilyWriter<'a> {
 
 /// Whether a histogram series writes its `_sum` (and `_count`) lines. OpenMetrics 1.0 forbids a
 /// `_sum` for a histogram with a negative bucket bound (`lowest`, the first one) and, the sum being
-/// a counter, a negative sum; its `_count` appears if and only if the `_sum` does (the `+Inf`
+/// a counter, a negative or NaN sum; its `_count` appears if and only if the `_sum` does (the `+Inf`
 /// bucket still gives the count). The Prometheus text format always has both.
 fn has_sum(format: Format, lowest: Option<f64>, sum: f64) -> bool {
     match format {
         Format::Text => true,
-        Format::OpenMetrics => lowest.is_none_or(|bound| bound >= 0.0) && !(sum < 0.0),
+        Format::OpenMetrics => lowest.is_none_or(|bound| bound >= 0.0) && sum >= 0.0,
     }
 }
 

@@ -227,11 +227,11 @@ fn global_sets_live_in_the_default_registry_which_wraps_prometheus_default() {
     /// Metrics of the global set.
     #[derive(Metrics)]
     #[metrics(service = "registry_global")]
-    pub struct Global {
+    pub struct Shared {
         /// Counted globally
         pub hits: IntCounter,
     }
-    Global::global().hits.inc();
+    Shared::global().hits.inc();
     let gathered = |families: Vec<prometheus::proto::MetricFamily>| {
         families
             .iter()
