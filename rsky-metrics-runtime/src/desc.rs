@@ -1,8 +1,6 @@
 //! The metric catalog: what `#[derive(Metrics)]` declares, readable by tests, docs and dashboards.
 
-use prometheus::Registry;
-
-use crate::Error;
+use crate::{Error, Registry};
 
 /// The Prometheus type of a metric family: the one kind type that the naming rules, the derive
 /// and the runtime share. A derived set declares counters, gauges and histograms only.
@@ -67,6 +65,7 @@ pub trait MetricSet: Sized + Send + Sync + 'static {
     const METRICS: &'static [MetricDesc];
     /// Creates the metrics and registers them in `registry`.
     fn register(registry: &Registry) -> Result<Self, Error>;
-    /// The process-wide instance, registered in the default registry on first use.
+    /// The process-wide instance, registered on first use in [`crate::default_registry`] (which
+    /// wraps `prometheus::default_registry()`).
     fn global() -> &'static Self;
 }

@@ -14,6 +14,15 @@ pub enum Error {
         /// What holds the name already, in words.
         existing: String,
     },
+    /// A `#[derive(Metrics)]` set was registered in a registry made with a prefix or constant
+    /// labels (`Registry::new_custom`).
+    #[error("cannot register {set} in a registry with {custom}: the registry would give them to its other collectors and not to the set's families, which are named `{{service}}_{{field}}` by the set; register the set in `Registry::new()` and add target labels in Prometheus' scrape configuration")]
+    CustomRegistry {
+        /// The set's name.
+        set: String,
+        /// What the registry was made with.
+        custom: String,
+    },
     /// The prometheus crate refused a metric.
     #[error("cannot create metric `{metric}` declared by {declared_by}: {source}")]
     Metric {

@@ -5,23 +5,20 @@
 //! per series. Label sets are rendered once, when a series is created, with [`render_labels`];
 //! the writer only copies them, and numbers are written with `itoa`/`ryu`.
 //!
-//! [`encode`] renders a whole [`Registry`]: each family registered by a `#[derive(Metrics)]` set
-//! is wrapped (see `Registrar::add`) in a collector that, while an encode is running on the
-//! current thread, writes its `# HELP`/`# TYPE` lines (rendered once, at registration) and its
-//! samples straight into the encoder's buffer and hands prometheus nothing; every other collector
-//! of the registry (process metrics, `{service}_build_info`, other crates' metrics) answers
-//! `gather()` with its usual `MetricFamily`s, which are encoded after them. Outside an encode the
-//! wrapper answers `collect()` exactly as the metric it wraps, so `registry.gather()` and any
-//! `TextEncoder` behave as before.
+//! [`encode`] renders a whole [`Registry`]: the registry owns the families of its
+//! `#[derive(Metrics)]` sets, and the encoder walks them in registration order (a set's fields in
+//! declaration order), writing each one's `# HELP`/`# TYPE` lines (rendered once, at
+//! registration) and its samples straight from its values; then every other collector of the
+//! registry (process metrics, `{service}_build_info`, other crates' metrics), from the records
+//! its inner prometheus registry gathers. [`Registry::gather`] builds the derived families'
+//! records on demand, so `TextEncoder` users see every family too.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
-use prometheus::core::{Collector, Desc};
+use prometheus::core::Collector;
 use prometheus::proto::{self, MetricFamily, MetricType};
-use prometheus::Registry;
 
-use crate::{MetricDesc, MetricKind};
+use crate::{MetricDesc, MetricKind, Registry};
 
 /// The text format a scrape asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -232,12 +229,14 @@ impl<'a> FamilyWriter<'a> {
             }
         }
         self.bucket_line(labels, Le::Rendered("+Inf"), count);
-        self.line_start(b"_sum", labels);
-        write_float(self.out, sum);
-        self.out.push(b'\n');
-        self.line_start(b"_count", labels);
-        write_u64(self.out, count);
-        self.out.push(b'\n');
+        if has_sum(self.format, bounds.first().copied(), sum) {
+            self.line_start(b"_sum", labels);
+            write_float(self.out, sum);
+            self.out.push(b'\n');
+            self.line_start(b"_count", labels);
+            write_u64(self.out, count);
+            self.out.push(b'\n');
+        }
         self.series_done();
     }
 
@@ -252,12 +251,16 @@ impl<'a> FamilyWriter<'a> {
             self.bucket_line(labels, Le::Bound(bound), bucket.cumulative_count());
         }
         self.bucket_line(labels, Le::Rendered("+Inf"), count);
-        self.line_start(b"_sum", labels);
-        write_float(self.out, histogram.get_sample_sum());
-        self.out.push(b'\n');
-        self.line_start(b"_count", labels);
-        write_u64(self.out, count);
-        self.out.push(b'\n');
+        let sum = histogram.get_sample_sum();
+        let lowest = histogram.get_bucket().first().map(|b| b.upper_bound());
+        if has_sum(self.format, lowest, sum) {
+            self.line_start(b"_sum", labels);
+            write_float(self.out, sum);
+            self.out.push(b'\n');
+            self.line_start(b"_count", labels);
+            write_u64(self.out, count);
+            self.out.push(b'\n');
+        }
         self.series_done();
     }
 
@@ -288,6 +291,17 @@ impl<'a> FamilyWriter<'a> {
             self.out.push(b'}');
         }
         self.out.push(b' ');
+    }
+}
+
+/// Whether a histogram series writes its `_sum` (and `_count`) lines. OpenMetrics 1.0 forbids a
+/// `_sum` for a histogram with a negative bucket bound (`lowest`, the first one) and, the sum being
+/// a counter, a negative or NaN sum; its `_count` appears if and only if the `_sum` does (the `+Inf`
+/// bucket still gives the count). The Prometheus text format always has both.
+fn has_sum(format: Format, lowest: Option<f64>, sum: f64) -> bool {
+    match format {
+        Format::Text => true,
+        Format::OpenMetrics => lowest.is_none_or(|bound| bound >= 0.0) && sum >= 0.0,
     }
 }
 
@@ -467,6 +481,59 @@ fn rendered_le(bounds: &[f64], format: Format) -> Box<[Box<str>]> {
         .collect()
 }
 
+/// Reading prometheus' records the same way whether its `protobuf` feature is on (the records are
+/// protobuf-generated: `Counter::value()`, reached through a `MessageField`) or off (its plain
+/// model: `Counter::get_value()`). Cargo features are additive, so any crate in a user's graph
+/// may turn it on.
+///
+/// Each value is read through two local traits that name the two getters, each implemented by
+/// calling the other name: an inherent method always wins over a trait method, so in either model
+/// the call lands on the getter that exists, and the trait that stands in for the missing one
+/// forwards to it (no recursion: one of the two names is always inherent).
+mod compat {
+    use prometheus::proto::{Counter, Gauge};
+
+    // One of the two is unused in either model.
+    #[allow(dead_code)]
+    pub(super) trait ValueByName {
+        fn value(&self) -> f64;
+    }
+
+    #[allow(dead_code)]
+    pub(super) trait ValueByGetter {
+        fn get_value(&self) -> f64;
+    }
+
+    macro_rules! both_names {
+        ($($ty:ty),*) => {$(
+            impl ValueByName for $ty {
+                #[allow(unconditional_recursion)]
+                fn value(&self) -> f64 {
+                    self.get_value()
+                }
+            }
+
+            impl ValueByGetter for $ty {
+                #[allow(unconditional_recursion)]
+                fn get_value(&self) -> f64 {
+                    self.value()
+                }
+            }
+        )*};
+    }
+    both_names!(Counter, Gauge);
+
+    /// The value of a counter record (a `&MessageField<Counter>` with `protobuf` coerces here).
+    pub(super) fn counter_value(counter: &Counter) -> f64 {
+        counter.value()
+    }
+
+    /// The value of a gauge record.
+    pub(super) fn gauge_value(gauge: &Gauge) -> f64 {
+        gauge.value()
+    }
+}
+
 // --- Encoding prometheus' own families (collectors that are not ours) ---------------------------
 
 fn label_pairs_text(pairs: &[proto::LabelPair]) -> String {
@@ -535,6 +602,11 @@ pub fn encode_families(families: &[MetricFamily], format: Format, out: &mut Vec<
             continue;
         }
         let kind = family.get_field_type();
+        if kind == MetricType::UNTYPED {
+            // prometheus' two record models (with and without its `protobuf` feature) share no
+            // way to read an untyped value, and its own TextEncoder refuses such a family too.
+            continue;
+        }
         let full = family.name();
         let name = family_name(full, kind == MetricType::COUNTER, format);
         let type_name = match (kind, format) {
@@ -562,18 +634,15 @@ pub fn encode_families(families: &[MetricFamily], format: Format, out: &mut Vec<
                     } else {
                         ""
                     };
-                    let value = metric.get_counter().get_value();
+                    let value = compat::counter_value(metric.get_counter());
                     proto_sample(out, name, suffix, &labels, value, ts, format);
                 }
                 MetricType::GAUGE => {
-                    let value = metric.get_gauge().get_value();
+                    let value = compat::gauge_value(metric.get_gauge());
                     proto_sample(out, name, "", &labels, value, ts, format);
                 }
-                MetricType::UNTYPED => {
-                    #[allow(deprecated)] // prometheus' record of an untyped value
-                    let value = metric.get_untyped().get_value();
-                    proto_sample(out, name, "", &labels, value, ts, format);
-                }
+                // Unreachable: untyped families are skipped above.
+                MetricType::UNTYPED => {}
                 MetricType::HISTOGRAM => {
                     let histogram = metric.get_histogram();
                     let count = histogram.get_sample_count();
@@ -592,8 +661,11 @@ pub fn encode_families(families: &[MetricFamily], format: Format, out: &mut Vec<
                     let inf = with_extra_label(&labels, "le", "+Inf");
                     proto_sample(out, name, "_bucket", &inf, count as f64, ts, format);
                     let sum = histogram.get_sample_sum();
-                    proto_sample(out, name, "_sum", &labels, sum, ts, format);
-                    proto_sample(out, name, "_count", &labels, count as f64, ts, format);
+                    let lowest = histogram.get_bucket().first().map(|b| b.upper_bound());
+                    if has_sum(format, lowest, sum) {
+                        proto_sample(out, name, "_sum", &labels, sum, ts, format);
+                        proto_sample(out, name, "_count", &labels, count as f64, ts, format);
+                    }
                 }
                 MetricType::SUMMARY => {
                     let summary = metric.get_summary();
@@ -622,26 +694,20 @@ pub(crate) fn encode_collected(collector: &dyn Collector, out: &mut FamilyWriter
         for metric in family.get_metric() {
             let labels = label_pairs_text(metric.get_label());
             match family.get_field_type() {
-                MetricType::COUNTER => out.sample_f64(&labels, metric.get_counter().get_value()),
-                MetricType::GAUGE => out.sample_f64(&labels, metric.get_gauge().get_value()),
+                MetricType::COUNTER => {
+                    out.sample_f64(&labels, compat::counter_value(metric.get_counter()))
+                }
+                MetricType::GAUGE => {
+                    out.sample_f64(&labels, compat::gauge_value(metric.get_gauge()))
+                }
                 MetricType::HISTOGRAM => out.histogram_proto(&labels, metric.get_histogram()),
-                #[allow(deprecated)] // prometheus' record of an untyped value
-                MetricType::UNTYPED => out.sample_f64(&labels, metric.get_untyped().get_value()),
-                MetricType::SUMMARY => {}
+                MetricType::UNTYPED | MetricType::SUMMARY => {}
             }
         }
     }
 }
 
-// --- The fast path: our families write themselves during an encode ------------------------------
-
-/// The buffer of the encode running on this thread, if any.
-struct Sink {
-    out: Vec<u8>,
-    format: Format,
-    /// In a chunked encode ([`encode_chunked`]), where full buffers go.
-    flush: Option<Flush>,
-}
+// --- Derived families: the registry owns them, the encoder walks them ---------------------------
 
 /// Hands a buffer holding at least `at` bytes on as one chunk, and goes on in a fresh one.
 pub(crate) struct Flush {
@@ -661,57 +727,6 @@ fn chunk_buffer(at: usize) -> Vec<u8> {
     Vec::with_capacity(at + at / 8)
 }
 
-thread_local! {
-    static SINK: RefCell<Option<Sink>> = const { RefCell::new(None) };
-}
-
-/// Puts back the sink that was installed before an encode (normally none) when the encode ends,
-/// also when some collector panics, so that no later `gather()` on this thread writes into a
-/// stale buffer.
-struct SinkGuard {
-    previous: Option<Option<Sink>>,
-}
-
-impl SinkGuard {
-    /// Installs `sink` on this thread; `None` when the thread cannot have one now.
-    fn install(sink: Sink) -> Option<Self> {
-        SINK.try_with(|cell| {
-            cell.try_borrow_mut()
-                .ok()
-                .map(|mut current| current.replace(sink))
-        })
-        .ok()
-        .flatten()
-        .map(|previous| SinkGuard {
-            previous: Some(previous),
-        })
-    }
-
-    /// Ends the encode: the sink with what our families wrote.
-    fn finish(mut self) -> Option<Sink> {
-        let previous = self.previous.take()?;
-        SINK.try_with(|cell| {
-            cell.try_borrow_mut()
-                .ok()
-                .and_then(|mut current| std::mem::replace(&mut *current, previous))
-        })
-        .ok()
-        .flatten()
-    }
-}
-
-impl Drop for SinkGuard {
-    fn drop(&mut self) {
-        if let Some(previous) = self.previous.take() {
-            let _ = SINK.try_with(|cell| {
-                if let Ok(mut current) = cell.try_borrow_mut() {
-                    *current = previous;
-                }
-            });
-        }
-    }
-}
-
 /// The `# HELP`/`# TYPE` (`# UNIT`) lines and `le` values of one family, rendered once per format.
 struct Rendered {
     text: Box<[u8]>,
@@ -720,9 +735,16 @@ struct Rendered {
     le_openmetrics: Box<[Box<str>]>,
 }
 
-/// A family of a `#[derive(Metrics)]` set as registered in a prometheus [`Registry`]: during an
-/// [`encode`] on this thread it writes itself into the encoder's buffer; otherwise it is the
-/// metric it wraps.
+/// A family of a `#[derive(Metrics)]` set as its [`Registry`] holds it.
+pub(crate) trait Derived: Send + Sync {
+    /// Writes the family (its header, rendered at registration, and its series) in `format`;
+    /// nothing when it has no series.
+    fn write(&self, out: &mut Vec<u8>, format: Format, flush: Option<&mut Flush>);
+    /// The family as prometheus records it, for [`Registry::gather`].
+    fn collect(&self) -> Vec<MetricFamily>;
+}
+
+/// A derived family with its `# HELP`/`# TYPE` lines and `le` values rendered once.
 #[derive(Clone)]
 pub(crate) struct Fast<M> {
     metric: M,
@@ -771,29 +793,13 @@ impl<M: Collector + EncodeMetric> Fast<M> {
     }
 }
 
-impl<M: Collector + EncodeMetric + Clone + 'static> Collector for Fast<M> {
-    fn desc(&self) -> Vec<&Desc> {
-        self.metric.desc()
+impl<M: Collector + EncodeMetric> Derived for Fast<M> {
+    fn write(&self, out: &mut Vec<u8>, format: Format, flush: Option<&mut Flush>) {
+        Fast::write(self, out, format, flush);
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let wrote = SINK
-            .try_with(|sink| match sink.try_borrow_mut() {
-                Ok(mut sink) => match sink.as_mut() {
-                    Some(Sink { out, format, flush }) => {
-                        self.write(out, *format, flush.as_mut());
-                        true
-                    }
-                    None => false,
-                },
-                Err(_) => false,
-            })
-            .unwrap_or(false);
-        if wrote {
-            Vec::new()
-        } else {
-            self.metric.collect()
-        }
+        self.metric.collect()
     }
 }
 
@@ -830,24 +836,13 @@ pub(crate) fn encode_chunked(
     out
 }
 
-fn encode_with(registry: &Registry, format: Format, out: &mut Vec<u8>, flush: Option<Flush>) {
-    let sink = Sink {
-        out: std::mem::take(out),
-        format,
-        flush,
-    };
-    let others = match SinkGuard::install(sink) {
-        Some(guard) => {
-            let others = registry.gather();
-            if let Some(sink) = guard.finish() {
-                *out = sink.out;
-            }
-            others
-        }
-        // The thread-local is busy (a collector encoding from inside a family's encode): every
-        // family goes through gather().
-        None => registry.gather(),
-    };
+fn encode_with(registry: &Registry, format: Format, out: &mut Vec<u8>, mut flush: Option<Flush>) {
+    // Derived families first, in registration (field) order, then every other collector; the
+    // inner registry's gather() holds only claims for derived families, which collect nothing.
+    for family in registry.families() {
+        family.write(out, format, flush.as_mut());
+    }
+    let others = registry.prometheus().gather();
     encode_families(&others, format, out);
     if format == Format::OpenMetrics {
         out.extend_from_slice(b"# EOF\n");
@@ -924,51 +919,39 @@ mod tests {
     };
 
     #[test]
-    fn during_an_encode_our_families_write_themselves_and_gather_gets_nothing() {
+    fn derived_families_are_written_from_their_values_and_gather_builds_them_on_demand() {
+        let registry = Registry::new();
         let counter = prometheus::IntCounter::new(DESC.name, DESC.help).unwrap();
         counter.inc_by(5);
-        let fast = Fast::new(counter, &DESC);
-        // Outside an encode: the metric's own family.
-        assert_eq!(fast.collect().len(), 1);
-        let guard = SinkGuard::install(Sink {
-            out: Vec::new(),
-            format: Format::Text,
-            flush: None,
-        })
-        .expect("a sink");
-        assert!(
-            fast.collect().is_empty(),
-            "written to the sink, not to gather()"
-        );
-        let sink = guard.finish().expect("the sink comes back");
+        registry.add_families(vec![Arc::new(Fast::new(counter, &DESC))]);
         assert_eq!(
-            String::from_utf8(sink.out).unwrap(),
+            String::from_utf8(encode(&registry, Format::Text)).unwrap(),
             "# HELP demo_requests_total Requests handled\n# TYPE demo_requests_total counter\ndemo_requests_total 5\n"
         );
-        // And the thread is back to normal.
-        assert_eq!(fast.collect().len(), 1);
+        // The inner registry holds none of it; gather() builds the record.
+        assert!(registry.prometheus().gather().is_empty());
+        assert_eq!(registry.gather().len(), 1);
     }
 
     #[test]
-    fn a_panicking_collector_leaves_no_sink_behind() {
-        struct Panics(Desc);
-        impl Collector for Panics {
-            fn desc(&self) -> Vec<&Desc> {
-                vec![&self.0]
-            }
-            fn collect(&self) -> Vec<MetricFamily> {
-                panic!("collector bug")
-            }
-        }
-        let registry = Registry::new();
-        let desc = Desc::new("p".into(), "p".into(), vec![], Default::default()).unwrap();
-        registry.register(Box::new(Panics(desc))).unwrap();
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            encode(&registry, Format::Text)
-        }));
-        assert!(caught.is_err());
-        let counter = prometheus::IntCounter::new(DESC.name, DESC.help).unwrap();
-        assert_eq!(Fast::new(counter, &DESC).collect().len(), 1);
+    fn openmetrics_has_no_sum_where_it_forbids_one() {
+        let written = |bounds: &[f64], sum: f64, format: Format| {
+            let mut out = Vec::new();
+            static HIST: MetricDesc = MetricDesc {
+                name: "demo_seconds",
+                kind: MetricKind::Histogram,
+                ..DESC
+            };
+            let mut writer = FamilyWriter::new(&mut out, &HIST, format);
+            writer.histogram("", bounds, &vec![1; bounds.len()], sum, 1);
+            String::from_utf8(out).unwrap()
+        };
+        let om = Format::OpenMetrics;
+        assert!(written(&[0.5, 1.0], 0.25, om).contains("demo_seconds_sum 0.25\n"));
+        assert!(!written(&[-1.0, 1.0], 0.25, om).contains("_sum"));
+        assert!(!written(&[-1.0, 1.0], 0.25, om).contains("_count"));
+        assert!(!written(&[0.5, 1.0], -0.25, om).contains("_sum"));
+        assert!(written(&[-1.0, 1.0], -0.25, Format::Text).contains("demo_seconds_sum -0.25\n"));
     }
 
     #[test]
@@ -988,16 +971,14 @@ mod tests {
         for i in 0..500u64 {
             requests.with_label_values(&[format!("peer {i}")]).inc_by(i);
         }
-        registry
-            .register(Box::new(Fast::new(requests, &REQUESTS)))
-            .unwrap();
         // A family without series between chunks is still left out.
         let idle = crate::IntCounterVec::from_desc(&EMPTY).unwrap();
-        registry
-            .register(Box::new(Fast::new(idle, &EMPTY)))
-            .unwrap();
+        registry.add_families(vec![
+            Arc::new(Fast::new(requests, &REQUESTS)),
+            Arc::new(Fast::new(idle, &EMPTY)),
+        ]);
         for format in [Format::Text, Format::OpenMetrics] {
-            let chunks = std::rc::Rc::new(RefCell::new(Vec::new()));
+            let chunks = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
             let emitted = std::rc::Rc::clone(&chunks);
             let last = encode_chunked(&registry, format, 1000, move |chunk| {
                 emitted.borrow_mut().push(chunk);

@@ -145,9 +145,9 @@ pub use rsky_metrics_derive::LabelSet;
 pub use rsky_metrics_derive::counted;
 
 pub use prometheus::{
-    self, Counter, Encoder, Gauge, Histogram, IntCounter, IntGauge, Registry, TextEncoder,
-    DEFAULT_BUCKETS,
+    self, Counter, Encoder, Gauge, Histogram, IntCounter, IntGauge, TextEncoder, DEFAULT_BUCKETS,
 };
+pub use registry::{default_registry, Registry};
 pub use vec::{CounterVec, GaugeVec, HistogramVec, IntCounterVec, IntGaugeVec, LabelVec, VecChild};
 
 /// Encodes `registry` in the Prometheus text format, as `/metrics` serves it (see

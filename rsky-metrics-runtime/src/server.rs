@@ -23,7 +23,7 @@ use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use hyper::body::Frame;
-use prometheus::{IntGaugeVec, Opts, Registry};
+use prometheus::{IntGaugeVec, Opts};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
@@ -32,6 +32,7 @@ use crate::connection::{self, Timeouts};
 
 use crate::exposition::{self, Format};
 use crate::registry::is_clash;
+use crate::Registry;
 use crate::{Error, MetricSet};
 
 /// The content type of the Prometheus text format that `/metrics` answers with by default.
@@ -362,7 +363,7 @@ impl MetricsServerBuilder {
         let registry = self
             .registry
             .clone()
-            .unwrap_or_else(|| prometheus::default_registry().clone());
+            .unwrap_or_else(|| crate::default_registry().clone());
         register_build_info(&registry, &self.service, &self.version)?;
         if self.process_metrics {
             register_process_metrics(&registry)?;

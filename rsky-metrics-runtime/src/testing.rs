@@ -43,7 +43,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use prometheus::Registry;
+use crate::Registry;
 use rsky_metrics_naming as naming;
 
 use crate::{MetricDesc, MetricKind};

@@ -264,7 +264,7 @@ fn global_registers_once_in_the_default_registry() {
     let first = DemoMetrics::global();
     first.legacy.inc();
     assert!(std::ptr::eq(first, DemoMetrics::global()));
-    let text = encode_text(rsky_metrics_runtime::prometheus::default_registry());
+    let text = encode_text(rsky_metrics_runtime::default_registry());
     assert!(text.contains("demo_legacy_events_total"), "{text}");
     assert!(text.contains("demo_queue_length"), "{text}");
 }
