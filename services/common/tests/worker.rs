@@ -79,14 +79,15 @@ async fn start(
     streams: &TestStreams,
     processor: Scripted,
 ) -> (Shutdown, tokio::task::JoinHandle<()>) {
-    let client = redis::Client::open(rsky_testkit::support::redis_url()).unwrap();
     let mut consumer = GroupConsumer::connect(
-        &client,
+        &rsky_testkit::support::redis_url(),
+        rsky_common::store::RedisTimeouts::DEFAULT,
         ConsumerConfig {
             stream: streams.name("s"),
             group: "g".into(),
             consumer: "c".into(),
             dead_letter_stream: streams.name("s_dlq"),
+            dead_letter_max_len: rsky_common::dead_letter::DEFAULT_MAX_LEN,
             block: Duration::from_millis(50),
             claim_min_idle: Duration::from_secs(60),
         },

@@ -11,7 +11,7 @@
 //! rejected as invalid input. A systemic failure (the database unreachable or wrongly set up:
 //! see [`crate::db::SQLSTATES`]) pauses the worker, and no entry is charged for it; an entry
 //! the database refuses is retried and dead-lettered by the shared retry policy once it has
-//! been delivered `INDEXER_MAX_DELIVERIES` times.
+//! been delivered `STREAM_MAX_DELIVERIES` times.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -35,9 +35,6 @@ use crate::labels::LabelsWritten;
 use crate::metrics::{
     ErrorKind, IndexerMetrics, RecordAction, RecordCollection, RecordLabels, StaleKind,
 };
-
-/// Longest pause between retries of a failing batch.
-pub(crate) const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the workers of one indexer share.
 pub(crate) struct Shared {
