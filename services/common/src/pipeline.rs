@@ -31,7 +31,7 @@ pub struct PipelineSettings {
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
     /// Prepended to every stream and key name (tests use their own; empty in production).
-    #[arg(long = "redis-key-prefix", env = PREFIX_ENV, default_value = "", hide_default_value = true, value_parser = streams)]
+    #[arg(id = "stream_names", long = "redis-key-prefix", env = PREFIX_ENV, default_value = "", hide_default_value = true, value_parser = streams)]
     pub streams: Streams,
     /// The timeouts of every Redis connection.
     #[command(flatten)]
