@@ -457,6 +457,40 @@ async fn a_poison_entry_fails_alone_and_the_rest_of_the_batch_commits() {
 }
 
 #[tokio::test]
+async fn a_batch_over_the_statement_timeout_is_split_until_it_fits_not_paused_forever() {
+    let db = test_db().await;
+    drop(migrated_pool(&db).await);
+    let session = rsky_indexer::db::Session {
+        statement_timeout: std::time::Duration::from_millis(500),
+        ..Default::default()
+    };
+    let pool = rsky_indexer::db::pool_with(&db.url(), 4, &session).expect("pool");
+    let client = db.client().await;
+    // 20 ms per post row: 100 rows in one statement take 2 s, each alone 20 ms.
+    client
+        .batch_execute(
+            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+               PERFORM pg_sleep(0.02); RETURN NEW; END $$;
+             CREATE TRIGGER slow BEFORE INSERT ON post FOR EACH ROW EXECUTE FUNCTION slow();",
+        )
+        .await
+        .expect("install the trigger");
+    let events: Vec<StreamEvent> = (0..100)
+        .map(|n| create(&did(n), POST, &rev(n), &rev(n), record_for(POST, n)))
+        .collect();
+    let report = write_events(&pool, WritePath::Batched, &prepare(&events), NOW).await;
+    for (i, outcome) in report.outcomes.iter().enumerate() {
+        assert!(matches!(outcome, Outcome::Committed(_)), "{i}: {outcome:?}");
+    }
+    assert_eq!(count(&client, "post").await, 100);
+    assert!(
+        report.transactions.len() < 40,
+        "bounded splitting: {:?}",
+        report.transactions
+    );
+}
+
+#[tokio::test]
 async fn an_unreachable_database_fails_every_entry_as_unavailable() {
     let pool = rsky_indexer::db::pool("postgres://postgres@127.0.0.1:1/none", 2).expect("pool");
     let events = prepare(&[

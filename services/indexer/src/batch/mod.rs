@@ -11,6 +11,10 @@
 //!   locks in one order.
 //! - The per-event guarantees hold: the rev guard and tombstones, per-DID order (the events of a
 //!   record are applied in rounds, in stream order; see [`events`]), idempotent replays.
+//! - Server limits: a part that fails on a statement timeout (57014), a program limit (class 54)
+//!   or a connection closed under it, while the database still answers a probe, is split like
+//!   a poison, never paused forever; one entry alone failing so is that entry's failure
+//!   (retried, then dead-lettered), not the database's.
 //! - Poison isolation: a batch that fails (not for a lost connection) is split in halves, each
 //!   tried again on its own, until the failing part is at most [`FALLBACK_SIZE`] entries; those
 //!   are written one by one through the per-event path. Only the bad entry fails; the rest
@@ -260,7 +264,10 @@ async fn isolate<W: SetWriter>(pool: &Pool, writer: &W, items: &[W::Item]) -> Ba
             }
             Err(err) => err,
         };
-        if err.class() == FailureClass::Unavailable {
+        let split_anyway = err.class() == FailureClass::Unavailable
+            && err.may_be_the_work()
+            && database_answers(pool).await;
+        if err.class() == FailureClass::Unavailable && !split_anyway {
             // Not the entries' fault: they all wait for the database, and so does the rest.
             state.unavailable = Some(err.to_string());
             runnable(writer, items, &live, &mut state);
@@ -325,8 +332,16 @@ async fn write_single<'k, W: SetWriter>(
             None => Outcome::Deferred,
         },
         Err(err) => {
-            let class = err.class();
+            let mut class = err.class();
             let reason = err.to_string();
+            if class == FailureClass::Unavailable
+                && err.may_be_the_work()
+                && database_answers(pool).await
+            {
+                // Alone, over a limit or a timeout, while the database answers: the entry's
+                // own failure (retried, then dead-lettered), not a reason to stop the rest.
+                class = FailureClass::Unexpected;
+            }
             match class {
                 FailureClass::Expected => Outcome::Invalid { reason },
                 FailureClass::Unavailable => {
@@ -341,6 +356,22 @@ async fn write_single<'k, W: SetWriter>(
         }
     });
 }
+
+/// Whether the database answers a trivial query within [`PROBE_TIMEOUT`]: after a failure
+/// that may be the work's own (a timeout, a limit), tells the work from the database.
+async fn database_answers(pool: &Pool) -> bool {
+    let probe = async {
+        let client = pool.get().await.ok()?;
+        client.simple_query("SELECT 1").await.ok()
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, probe).await,
+        Ok(Some(_))
+    )
+}
+
+/// How long [`database_answers`] waits.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs `work` in a transaction of its own and commits it, trying again after a deadlock or
 /// serialization failure; records every attempt in `log`.
