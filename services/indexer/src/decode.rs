@@ -258,6 +258,18 @@ impl Collection {
     }
 }
 
+/// What PostgreSQL's `text` cannot hold, in a derived text column: U+0000 (legal in an atproto
+/// string, refused by PostgreSQL as 22021) becomes U+FFFD, the replacement character. The one
+/// mapping of derived columns; the raw record (`record.json`) keeps every character, U+0000 as
+/// the JSON escape `\u0000`, so nothing is lost and the original can be read back.
+pub fn derived_text(value: &str) -> String {
+    if value.contains('\u{0}') {
+        value.replace('\u{0}', "\u{FFFD}")
+    } else {
+        value.to_owned()
+    }
+}
+
 /// Extracts the table fields of a record of `collection` (`uri` names it in errors).
 pub fn decode_record(
     collection: Collection,
@@ -270,7 +282,7 @@ pub fn decode_record(
     };
     let string = |field: &str| -> Result<String, DecodeError> {
         match record.get(field) {
-            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::String(s)) => Ok(derived_text(s)),
             Some(_) => Err(invalid(format!("{field} is not a string"))),
             None => Err(invalid(format!("{field} is missing"))),
         }
@@ -278,7 +290,7 @@ pub fn decode_record(
     let optional = |field: &str| -> Result<Option<String>, DecodeError> {
         match record.get(field) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::String(s)) => Ok(Some(derived_text(s))),
             Some(_) => Err(invalid(format!("{field} is not a string"))),
         }
     };

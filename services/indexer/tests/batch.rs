@@ -415,7 +415,7 @@ async fn a_poison_entry_fails_alone_and_the_rest_of_the_batch_commits() {
     };
     let mut events: Vec<StreamEvent> = (0..100).map(|n| post(n, "fine")).collect();
     events[37] = post(37, "poison");
-    // A later event of the poison's DID waits for it; a NUL byte is invalid input.
+    // A later event of the poison's DID waits for it; a NUL byte is legal and stored.
     events.push(create(
         &did(37),
         POST,
@@ -435,15 +435,11 @@ async fn a_poison_entry_fails_alone_and_the_rest_of_the_batch_commits() {
                 other => panic!("the poison entry: {other:?}"),
             },
             100 => assert_eq!(*outcome, Outcome::Deferred, "after the poison, same DID"),
-            101 => assert!(
-                matches!(outcome, Outcome::Invalid { reason } if reason.contains("22021")),
-                "the NUL byte: {outcome:?}"
-            ),
             _ => assert!(matches!(outcome, Outcome::Committed(_)), "{i}: {outcome:?}"),
         }
     }
-    assert_eq!(count(&client, "post").await, 99);
-    assert_eq!(count(&client, "record").await, 99);
+    assert_eq!(count(&client, "post").await, 100);
+    assert_eq!(count(&client, "record").await, 100);
     let committed = report.transactions.iter().filter(|t| t.committed).count();
     assert!(
         committed >= 2 && report.transactions.len() < 40,
@@ -453,7 +449,36 @@ async fn a_poison_entry_fails_alone_and_the_rest_of_the_batch_commits() {
     // Delivered again once the poison is gone (dead-lettered): the deferred one commits.
     let again = write_events(&pool, WritePath::Batched, &prepare(&events[100..101]), NOW).await;
     assert!(matches!(again.outcomes[0], Outcome::Committed(_)));
-    assert_eq!(count(&client, "post").await, 100);
+    assert_eq!(count(&client, "post").await, 101);
+}
+
+#[tokio::test]
+async fn a_nul_character_is_stored_raw_without_loss_and_mapped_in_derived_text() {
+    let db = test_db().await;
+    let pool = migrated_pool(&db).await;
+    let client = db.client().await;
+    let text = "before\u{0}after";
+    let record = json!({"text": text, "createdAt": "t"});
+    let events: Vec<StreamEvent> = (0..20)
+        .map(|n| create(&did(n), POST, &rev(n), &rev(n), record.clone()))
+        .collect();
+    for path in [WritePath::Batched, PER_EVENT] {
+        let report = write_events(&pool, path, &prepare(&events), NOW).await;
+        for (i, outcome) in report.outcomes.iter().enumerate() {
+            assert!(matches!(outcome, Outcome::Committed(_)), "{i}: {outcome:?}");
+        }
+    }
+    assert_eq!(count(&client, "post").await, 20);
+    let row = client
+        .query_one(
+            "SELECT p.text, r.json FROM post p JOIN record r USING (uri) LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("a post");
+    assert_eq!(row.get::<_, String>(0), "before\u{FFFD}after");
+    let raw: serde_json::Value = serde_json::from_str(&row.get::<_, String>(1)).expect("json");
+    assert_eq!(raw["text"], text, "the raw record keeps U+0000");
 }
 
 #[tokio::test]
