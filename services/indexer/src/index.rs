@@ -63,6 +63,12 @@ impl IndexError {
         }
     }
 
+    /// Whether the database refused the entry for a program limit (class 54) it will exceed
+    /// however often it is tried.
+    pub fn over_a_limit(&self) -> bool {
+        matches!(self, IndexError::Db(err) if err.sqlstate().is_some_and(|c| c.starts_with("54")))
+    }
+
     /// Expected (bad input), unavailable (retry, the database's fault) or unexpected.
     pub fn class(&self) -> FailureClass {
         match self {

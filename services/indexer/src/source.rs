@@ -155,6 +155,13 @@ impl IndexProcessor {
                     prepared.push(p);
                     positions.push(i);
                 }
+                Err(err) if err.is_unwritable() => {
+                    // Legal, but no table can hold it as it is: to the dead letters at once,
+                    // before any database work (the worker counts it).
+                    settles[i] = Some(Settle::DeadLetter {
+                        reason: err.to_string(),
+                    });
+                }
                 Err(err) => {
                     self.count_error(FailureClass::Expected);
                     tracing::warn!(stream = self.stream(), id = %entry.id, error = %err,
@@ -316,6 +323,10 @@ impl IndexProcessor {
                         deliveries = entry.deliveries, "indexing failed; the entry will be retried");
                     Settle::Retry { reason }
                 }
+            }
+            Outcome::Unwritable { reason } => {
+                self.count_error(FailureClass::Unexpected);
+                Settle::DeadLetter { reason }
             }
             Outcome::Deferred => Settle::Defer,
         }

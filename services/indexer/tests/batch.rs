@@ -482,6 +482,48 @@ async fn a_nul_character_is_stored_raw_without_loss_and_mapped_in_derived_text()
 }
 
 #[tokio::test]
+async fn an_entry_over_a_server_limit_is_unwritable_at_once_and_the_rest_commits() {
+    let db = test_db().await;
+    let pool = migrated_pool(&db).await;
+    let client = db.client().await;
+    // What an index row too large says (54000), for the one post whose text is `huge`.
+    client
+        .batch_execute(
+            "CREATE FUNCTION huge() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+               IF NEW.text = 'huge' THEN
+                 RAISE EXCEPTION 'index row size exceeds btree maximum' USING ERRCODE = '54000';
+               END IF;
+               RETURN NEW; END $$;
+             CREATE TRIGGER huge BEFORE INSERT ON post FOR EACH ROW EXECUTE FUNCTION huge();",
+        )
+        .await
+        .expect("install the trigger");
+    let post = |n: u64, text: &str| {
+        create(
+            &did(n),
+            POST,
+            &rev(n),
+            &rev(n),
+            json!({"text": text, "createdAt": "t"}),
+        )
+    };
+    let mut events: Vec<StreamEvent> = (0..50).map(|n| post(n, "fine")).collect();
+    events[20] = post(20, "huge");
+    let report = write_events(&pool, WritePath::Batched, &prepare(&events), NOW).await;
+    for (i, outcome) in report.outcomes.iter().enumerate() {
+        if i == 20 {
+            assert!(
+                matches!(outcome, Outcome::Unwritable { reason } if reason.contains("54000")),
+                "{outcome:?}"
+            );
+        } else {
+            assert!(matches!(outcome, Outcome::Committed(_)), "{i}: {outcome:?}");
+        }
+    }
+    assert_eq!(count(&client, "post").await, 49);
+}
+
+#[tokio::test]
 async fn a_batch_over_the_statement_timeout_is_split_until_it_fits_not_paused_forever() {
     let db = test_db().await;
     drop(migrated_pool(&db).await);

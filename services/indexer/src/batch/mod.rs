@@ -63,6 +63,12 @@ pub enum Outcome<T> {
         /// Why.
         reason: String,
     },
+    /// The database refused it for a limit it will always exceed (SQLSTATE class 54, e.g.
+    /// 54000 index row too large): dead-letter it at once, retrying cannot help.
+    Unwritable {
+        /// The database's message.
+        reason: String,
+    },
     /// Not tried, so that it is not applied before an earlier failed entry of its DID (labels:
     /// of its stream); leave it pending, count nothing.
     Deferred,
@@ -347,6 +353,10 @@ async fn write_single<'k, W: SetWriter>(
                 FailureClass::Unavailable => {
                     state.unavailable = Some(reason.clone());
                     Outcome::Failed { class, reason }
+                }
+                FailureClass::Unexpected if err.over_a_limit() => {
+                    state.failed_keys.insert(writer.order_key(item));
+                    Outcome::Unwritable { reason }
                 }
                 FailureClass::Unexpected => {
                     state.failed_keys.insert(writer.order_key(item));
