@@ -385,6 +385,17 @@ async fn per_did_order_holds_within_and_across_batches() {
     assert_eq!(text, "fourth");
 }
 
+/// The post `n` of `did(n)` with `text`.
+fn post(n: u64, text: &str) -> StreamEvent {
+    create(
+        &did(n),
+        POST,
+        &rev(n),
+        &rev(n),
+        json!({"text": text, "createdAt": "t"}),
+    )
+}
+
 /// Makes every insert of a post whose text is `poison` fail (SQLSTATE P0001: unexpected).
 async fn poison_trigger(client: &tokio_postgres::Client) {
     client
@@ -404,15 +415,6 @@ async fn a_poison_entry_fails_alone_and_the_rest_of_the_batch_commits() {
     let pool = migrated_pool(&db).await;
     let client = db.client().await;
     poison_trigger(&client).await;
-    let post = |n: u64, text: &str| {
-        create(
-            &did(n),
-            POST,
-            &rev(n),
-            &rev(n),
-            json!({"text": text, "createdAt": "t"}),
-        )
-    };
     let mut events: Vec<StreamEvent> = (0..100).map(|n| post(n, "fine")).collect();
     events[37] = post(37, "poison");
     // A later event of the poison's DID waits for it; a NUL byte is legal and stored.
@@ -498,15 +500,6 @@ async fn an_entry_over_a_server_limit_is_unwritable_at_once_and_the_rest_commits
         )
         .await
         .expect("install the trigger");
-    let post = |n: u64, text: &str| {
-        create(
-            &did(n),
-            POST,
-            &rev(n),
-            &rev(n),
-            json!({"text": text, "createdAt": "t"}),
-        )
-    };
     let mut events: Vec<StreamEvent> = (0..50).map(|n| post(n, "fine")).collect();
     events[20] = post(20, "huge");
     let report = write_events(&pool, WritePath::Batched, &prepare(&events), NOW).await;
@@ -678,4 +671,49 @@ async fn a_poison_label_entry_fails_alone_and_the_later_entries_wait_for_it() {
         }
     }
     assert_eq!(count(&client, "label").await, 12);
+}
+
+/// Transactions the batched path spends on a batch of 1,000 posts with `poisons` entries that
+/// are `text`: one line per count on stdout (BENCHMARKS.md takes them from here).
+async fn transactions_for(text: &str, poisons: usize) -> (usize, i64) {
+    let db = test_db().await;
+    let pool = migrated_pool(&db).await;
+    let client = db.client().await;
+    poison_trigger(&client).await;
+    let step = 1000 / poisons;
+    let events: Vec<StreamEvent> = (0..1000u64)
+        .map(|n| {
+            let text = if n as usize % step == 0 && (n as usize / step) < poisons {
+                text
+            } else {
+                "fine"
+            };
+            create(
+                &did(n),
+                POST,
+                &rev(n),
+                &rev(n),
+                json!({"text": text, "createdAt": "t"}),
+            )
+        })
+        .collect();
+    let report = write_events(&pool, WritePath::Batched, &prepare(&events), NOW).await;
+    (report.transactions.len(), count(&client, "post").await)
+}
+
+#[tokio::test]
+async fn bisection_is_bounded_and_legal_nul_text_costs_no_split() {
+    for poisons in [1, 10, 125] {
+        let (transactions, stored) = transactions_for("poison", poisons).await;
+        println!("poison (P0001 trigger) x{poisons} in 1000: {transactions} transactions");
+        assert_eq!(stored, (1000 - poisons) as i64);
+        assert!(
+            transactions <= 2 * 1000,
+            "at most two transactions per entry: {transactions}"
+        );
+        let (transactions, stored) = transactions_for("nul\u{0}byte", poisons).await;
+        println!("U+0000 text x{poisons} in 1000: {transactions} transactions");
+        assert_eq!(stored, 1000, "every legal record stored");
+        assert_eq!(transactions, 1, "validated before the write: no split");
+    }
 }
