@@ -683,7 +683,7 @@ async fn transactions_for(text: &str, poisons: usize) -> (usize, i64) {
     let step = 1000 / poisons;
     let events: Vec<StreamEvent> = (0..1000u64)
         .map(|n| {
-            let text = if n as usize % step == 0 && (n as usize / step) < poisons {
+            let text = if (n as usize).is_multiple_of(step) && (n as usize / step) < poisons {
                 text
             } else {
                 "fine"
