@@ -6,10 +6,10 @@ use std::time::Duration;
 
 pub use rsky_common::config::ConfigError;
 use rsky_common::config::{
-    at_least, boolean, default_consumer_name, millis_at_least, seconds_at_least, Settings,
+    at_least, boolean, default_consumer_name, millis_at_least, seconds_at_least, Renamed, Settings,
 };
-use rsky_common::streams::{Streams, PREFIX_ENV};
-use rsky_common::worker::RetryPolicy;
+use rsky_common::pipeline::{PipelineSettings, WorkerSettings};
+use rsky_common::streams::Streams;
 
 /// The consumer group that every backfiller joins on `repo_backfill`.
 pub const GROUP: &str = "repo_backfill_group";
@@ -21,9 +21,12 @@ pub const CHUNK_SIZE: usize = 500;
 /// variable (`backfiller --help`). `METRICS_ADDR` and `METRICS_PORT` are the runner's.
 #[derive(Clone, Debug, PartialEq, clap::Args)]
 pub struct Config {
-    /// The Redis that holds the streams and the DID cache.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
+    /// Redis, the stream names and their prefix, shared by every service.
+    #[command(flatten)]
+    pub pipeline: PipelineSettings,
+    /// The stream worker's settings, shared with the indexer.
+    #[command(flatten)]
+    pub worker: WorkerSettings,
     /// This process's name in the consumer group [default: backfiller-{host}-{pid}-{random}:
     /// unique per process]
     #[arg(long, env = "BACKFILLER_CONSUMER", default_value_t = default_consumer_name("backfiller"), hide_default_value = true)]
@@ -31,21 +34,15 @@ pub struct Config {
     /// Repositories processed at the same time.
     #[arg(long, env = "BACKFILLER_CONCURRENCY", default_value = "50", value_parser = at_least(1usize))]
     pub concurrency: usize,
-    /// Retries after the first failed attempt before dead-lettering.
-    #[arg(long, env = "BACKFILLER_MAX_RETRIES", default_value = "3", value_parser = at_least(0u32))]
-    pub max_retries: u32,
     /// Reading waits while `firehose_backfill` is this long.
-    #[arg(long, env = "BACKFILLER_HIGH_WATER_MARK", default_value = "500000", value_parser = at_least(1usize))]
-    pub high_water_mark: usize,
+    #[arg(long, env = "BACKFILLER_HIGH_WATER_MARK", default_value = "500000", value_parser = at_least(1u64))]
+    pub high_water_mark: u64,
     /// The PLC directory that resolves `did:plc` DIDs.
     #[arg(long, env = "BACKFILLER_PLC_URL", default_value = "https://plc.directory", value_parser = http_url)]
     pub plc_url: String,
     /// Fetch `did:web` documents over plain HTTP (tests on loopback).
     #[arg(long, env = "BACKFILLER_DID_WEB_INSECURE", default_value = "false", value_parser = boolean, action = clap::ArgAction::Set)]
     pub did_web_insecure: bool,
-    /// Prepended to every stream and key name (tests use their own).
-    #[arg(long = "redis-key-prefix", env = PREFIX_ENV, default_value = "", hide_default_value = true)]
-    pub key_prefix: String,
     /// The whole `getRepo` request, download included (ms).
     #[arg(long = "fetch-timeout-ms", env = "BACKFILLER_FETCH_TIMEOUT_MS", default_value = "120000", value_parser = millis_at_least(0))]
     pub fetch_timeout: Duration,
@@ -61,30 +58,11 @@ pub struct Config {
     /// How long a resolved PDS and key stay cached (seconds).
     #[arg(long = "did-cache-ttl-seconds", env = "BACKFILLER_DID_CACHE_TTL_SECONDS", default_value = "86400", value_parser = seconds_at_least(1))]
     pub did_cache_ttl: Duration,
-    /// Entries idle this long in another consumer are taken over (ms).
-    #[arg(long = "reclaim-idle-ms", env = "BACKFILLER_RECLAIM_IDLE_MS", default_value = "300000", value_parser = millis_at_least(0))]
-    pub reclaim_idle: Duration,
-    /// The wait before the first retry; it doubles each retry (ms).
-    #[arg(long = "retry-backoff-ms", env = "BACKFILLER_RETRY_BACKOFF_MS", default_value = "1000", value_parser = millis_at_least(0))]
-    pub retry_backoff: Duration,
-    /// The longest wait between retries (ms).
-    #[arg(long = "retry-backoff-max-ms", env = "BACKFILLER_RETRY_BACKOFF_MAX_MS", default_value = "60000", value_parser = millis_at_least(0))]
-    pub retry_backoff_max: Duration,
-    /// How long one read waits for new entries (ms).
-    #[arg(long = "read-block-ms", env = "BACKFILLER_READ_BLOCK_MS", default_value = "5000", value_parser = millis_at_least(0))]
-    pub read_block: Duration,
-    /// How often a full output stream is checked again (ms).
-    #[arg(long = "backpressure-poll-ms", env = "BACKFILLER_BACKPRESSURE_POLL_MS", default_value = "1000", value_parser = millis_at_least(0))]
-    pub backpressure_poll: Duration,
-    /// How often the input stream is trimmed (ms).
-    #[arg(long = "trim-interval-ms", env = "BACKFILLER_TRIM_INTERVAL_MS", default_value = "60000", value_parser = millis_at_least(0))]
-    pub trim_interval: Duration,
-    /// How often the stream-length gauges are sampled (ms).
-    #[arg(long = "sample-interval-ms", env = "BACKFILLER_SAMPLE_INTERVAL_MS", default_value = "10000", value_parser = millis_at_least(0))]
-    pub sample_interval: Duration,
 }
 
-impl Settings for Config {}
+impl Settings for Config {
+    const RENAMED: &'static [Renamed] = WorkerSettings::RENAMED_BACKFILLER;
+}
 
 /// The backfiller's `/metrics` port unless `METRICS_PORT` says otherwise.
 pub const DEFAULT_METRICS_PORT: u16 = 9090;
@@ -99,54 +77,9 @@ fn http_url(value: &str) -> Result<String, String> {
 }
 
 impl Config {
-    /// The shared retry rule: `BACKFILLER_MAX_RETRIES` retries after the first attempt are
-    /// `max_retries + 1` deliveries.
-    pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_deliveries: u64::from(self.max_retries) + 1,
-            backoff: self.retry_backoff,
-            backoff_max: self.retry_backoff_max,
-        }
-    }
-
     /// The stream and key names, with this configuration's prefix.
-    pub fn keys(&self) -> Keys {
-        Keys::new(&self.key_prefix)
-    }
-}
-
-/// The Redis names the backfiller reads and writes, each with the configured prefix.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Keys {
-    streams: Streams,
-    /// The input stream (`repo_backfill`).
-    pub repo_backfill: String,
-    /// The output stream (`firehose_backfill`).
-    pub firehose_backfill: String,
-    /// The dead-letter stream (`repo_backfill_dlq`).
-    pub dead_letter: String,
-}
-
-impl Keys {
-    /// The names under `prefix` (empty for the production names).
-    pub fn new(prefix: &str) -> Self {
-        let streams = Streams::new(prefix);
-        Keys {
-            repo_backfill: streams.repo_backfill.clone(),
-            firehose_backfill: streams.firehose_backfill.clone(),
-            dead_letter: streams.repo_backfill_dlq.clone(),
-            streams,
-        }
-    }
-
-    /// The cached PDS endpoint of `did`: `did:pds:{did}`.
-    pub fn did_pds(&self, did: &str) -> String {
-        self.streams.key(&format!("did:pds:{did}"))
-    }
-
-    /// The cached signing key (`did:key:...`) of `did`: `did:key:{did}`.
-    pub fn did_key(&self, did: &str) -> String {
-        self.streams.key(&format!("did:key:{did}"))
+    pub fn streams(&self) -> &Streams {
+        &self.pipeline.streams
     }
 }
 
@@ -162,12 +95,12 @@ mod tests {
     fn defaults_follow_the_spec() {
         let config = config(&[]).unwrap();
         assert_eq!(config.concurrency, 50);
-        assert_eq!(config.max_retries, 3);
+        assert_eq!(config.worker.max_deliveries, 5);
         assert_eq!(config.high_water_mark, 500_000);
         assert_eq!(config.did_cache_ttl, Duration::from_secs(24 * 3600));
-        assert_eq!(config.reclaim_idle, Duration::from_secs(300));
-        assert_eq!(config.keys().repo_backfill, "repo_backfill");
-        assert_eq!(config.keys().did_pds("did:plc:a"), "did:pds:did:plc:a");
+        assert_eq!(config.worker.claim_idle, Duration::from_secs(300));
+        assert_eq!(config.streams().repo_backfill, "repo_backfill");
+        assert_eq!(config.streams().did_pds("did:plc:a"), "did:pds:did:plc:a");
     }
 
     #[test]
@@ -180,6 +113,16 @@ mod tests {
         assert!(a.consumer.contains(&pid), "{}", a.consumer);
         let named = config(&[("BACKFILLER_CONSUMER", "b1")]).unwrap();
         assert_eq!(named.consumer, "b1");
+    }
+
+    #[test]
+    fn max_retries_r_is_still_read_as_r_plus_one_deliveries() {
+        let config = config(&[("BACKFILLER_MAX_RETRIES", "3")]).unwrap();
+        let policy = config.worker.retry_policy();
+        // Deliveries 1..=3 are the first attempt and two retries; the fourth is the third retry,
+        // after which the entry is dead-lettered.
+        assert!(!policy.exhausted(3));
+        assert!(policy.exhausted(4));
     }
 
     #[test]
@@ -200,9 +143,10 @@ mod tests {
 
     #[test]
     fn the_prefix_applies_to_streams_and_cache_keys() {
-        let keys = config(&[("REDIS_KEY_PREFIX", "t1:")]).unwrap().keys();
+        let config = config(&[("REDIS_KEY_PREFIX", "t1:")]).unwrap();
+        let keys = config.streams();
         assert_eq!(keys.firehose_backfill, "t1:firehose_backfill");
-        assert_eq!(keys.dead_letter, "t1:repo_backfill_dlq");
+        assert_eq!(keys.repo_backfill_dlq, "t1:repo_backfill_dlq");
         assert_eq!(keys.did_key("did:web:a"), "t1:did:key:did:web:a");
     }
 }

@@ -19,7 +19,7 @@ pub mod resolve;
 pub mod sink;
 pub mod worker;
 
-pub use config::{Config, ConfigError, Keys};
+pub use config::{Config, ConfigError};
 pub use metrics::BackfillerMetrics;
 pub use worker::{Backfiller, WorkerError};
 

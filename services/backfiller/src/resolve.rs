@@ -15,8 +15,9 @@ use redis::AsyncCommands;
 use serde::Deserialize;
 
 use crate::body::{self, BodyError, TooLarge};
-use crate::config::{Config, Keys};
+use crate::config::Config;
 use crate::metrics::BackfillerMetrics;
+use rsky_common::streams::Streams;
 
 /// Where a repository lives and which key signs its commits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,7 +90,7 @@ pub enum ResolveError {
 pub struct Resolver {
     http: reqwest::Client,
     redis: ConnectionManager,
-    keys: Keys,
+    keys: Streams,
     plc_url: String,
     did_web_insecure: bool,
     timeout: Duration,
@@ -103,7 +104,7 @@ impl Resolver {
         Resolver {
             http,
             redis,
-            keys: config.keys(),
+            keys: config.streams().clone(),
             plc_url: config.plc_url.clone(),
             did_web_insecure: config.did_web_insecure,
             timeout: config.resolve_timeout,

@@ -16,15 +16,13 @@
 //!
 //! **Retries.** A failed repository is left pending ([`Settle::Retry`]); the worker waits its
 //! backoff and the next read delivers it again, which Redis counts, so the count survives a
-//! restart. The shared [`RetryPolicy`] with `max_deliveries = BACKFILLER_MAX_RETRIES + 1`
-//! dead-letters it, with the reason and the delivery count, on its last delivery. A repository
+//! restart. The shared [`RetryPolicy`] (`STREAM_MAX_DELIVERIES`) dead-letters it, with the reason and the delivery count, on its last delivery. A repository
 //! the PDS says is gone is acknowledged at once; an entry that is not a BackfillEvent is
 //! dead-lettered at once.
 //!
 //! [`RetryPolicy`]: rsky_common::worker::RetryPolicy
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::future::BoxFuture;
 use futures::StreamExt;
@@ -32,17 +30,19 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use rsky_common::consumer::{ConsumerConfig, ConsumerError, GroupConsumer, StreamEntry};
 use rsky_common::event::BackfillEvent;
+use rsky_common::shutdown::Shutdown;
 use rsky_common::streams::REPO_FIELD;
-use rsky_common::worker::{Housekeeping, Processor, Settle, Worker};
+use rsky_common::worker::{Processor, Settle, Worker};
 use rsky_metrics_runtime::{counted, CountAs};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Keys, GROUP};
+use crate::config::{Config, GROUP};
 use crate::fetch::{self, FetchError};
 use crate::metrics::BackfillerMetrics;
 use crate::repo::{self, LoadError};
 use crate::resolve::{ResolveError, Resolver};
 use crate::sink;
+use rsky_common::streams::Streams;
 
 /// An error that stops the backfiller.
 #[derive(Debug, thiserror::Error)]
@@ -138,8 +138,7 @@ pub struct Backfiller {
 
 struct Inner {
     config: Config,
-    keys: Keys,
-    client: redis::Client,
+    keys: Streams,
     redis: ConnectionManager,
     /// The group's non-blocking operations: acknowledgements in the sink's pipelines, trimming,
     /// sampling. The worker's blocking reads have a consumer (and a connection) of their own.
@@ -155,24 +154,19 @@ impl Backfiller {
         config: Config,
         metrics: Arc<BackfillerMetrics>,
     ) -> Result<Self, WorkerError> {
-        let keys = config.keys();
-        let redis_err = |what| {
-            let stream = keys.repo_backfill.clone();
-            move |source| WorkerError::Redis {
-                what,
-                stream,
-                source,
-            }
-        };
-        let client = redis::Client::open(config.redis_url.as_str())
-            .map_err(redis_err("opening REDIS_URL"))?;
-        let redis = ConnectionManager::new_with_config(
-            client.clone(),
-            rsky_common::store::timeouts().manager_config(),
+        let keys = config.streams().clone();
+        let pipeline = &config.pipeline;
+        let redis = pipeline.connect().await.map_err(|err| WorkerError::Redis {
+            what: "connecting to Redis",
+            stream: keys.repo_backfill.clone(),
+            source: err.into_redis(),
+        })?;
+        let group = GroupConsumer::connect(
+            &pipeline.redis_url,
+            pipeline.redis_timeouts,
+            consumer_config(&config, &keys),
         )
-        .await
-        .map_err(redis_err("connecting to Redis"))?;
-        let group = GroupConsumer::connect(&client, consumer_config(&config, &keys)).await?;
+        .await?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("rsky-backfiller/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -182,7 +176,6 @@ impl Backfiller {
             inner: Arc::new(Inner {
                 config,
                 keys,
-                client,
                 redis,
                 group,
                 http,
@@ -193,7 +186,7 @@ impl Backfiller {
     }
 
     /// The stream and key names in use.
-    pub fn keys(&self) -> &Keys {
+    pub fn keys(&self) -> &Streams {
         &self.inner.keys
     }
 
@@ -207,20 +200,18 @@ impl Backfiller {
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let inner = &self.inner;
         self.ensure_group().await?;
-        let reader =
-            GroupConsumer::connect(&inner.client, consumer_config(&inner.config, &inner.keys))
-                .await?;
-        // Claiming idle entries goes with trimming, as it always has: both every trim interval.
-        let housekeeping = Housekeeping::new(
-            inner.config.trim_interval,
-            inner.config.trim_interval,
-            inner.config.sample_interval,
-        );
+        let pipeline = &inner.config.pipeline;
+        let reader = GroupConsumer::connect(
+            &pipeline.redis_url,
+            pipeline.redis_timeouts,
+            consumer_config(&inner.config, &inner.keys),
+        )
+        .await?;
         let worker = Worker::new(
             reader,
             self.clone(),
-            inner.config.retry_policy(),
-            housekeeping,
+            inner.config.worker.retry_policy(),
+            inner.config.worker.housekeeping(),
             inner.config.concurrency,
         );
         worker.run(shutdown).await;
@@ -231,36 +222,26 @@ impl Backfiller {
         Ok(())
     }
 
-    /// Waits while the output stream is at or above its high-water mark.
-    /// `backpressure_active` is 1 while it waits, and back at 0 when the wait ends or is
-    /// dropped (at shutdown).
+    /// Waits while the output stream is at or above its high-water mark
+    /// ([`rsky_common::pipeline::wait_for_room`]), sampling its length into
+    /// `output_stream_length`. The worker stops waiting at shutdown (it drops this future).
     async fn wait_for_output_capacity(&self) {
         let inner = &self.inner;
         let mut redis = inner.redis.clone();
-        let mut waiting_since: Option<Instant> = None;
-        let _waiting = BackpressureGuard(&inner.metrics);
-        loop {
-            match redis.xlen::<_, usize>(&inner.keys.firehose_backfill).await {
-                Ok(len) => {
+        rsky_common::pipeline::wait_for_room(
+            &mut redis,
+            &inner.keys.firehose_backfill,
+            inner.config.high_water_mark,
+            inner.config.pipeline.backpressure_poll,
+            &inner.metrics.backpressure_active,
+            &Shutdown::new(),
+            |len| {
+                if let Ok(len) = len {
                     inner.metrics.output_stream_length.set(len as i64);
-                    if len < inner.config.high_water_mark {
-                        if let Some(since) = waiting_since {
-                            tracing::info!(waited = ?since.elapsed(), "output drained below its high-water mark; reading again");
-                        }
-                        return;
-                    }
-                    if waiting_since.is_none() {
-                        tracing::info!(length = len, high_water_mark = inner.config.high_water_mark, stream = %inner.keys.firehose_backfill, "backpressure: waiting for the output stream to drain");
-                        waiting_since = Some(Instant::now());
-                    }
-                    inner.metrics.backpressure_active.set(1);
                 }
-                Err(err) => {
-                    tracing::warn!(error = %err, "XLEN of the output stream failed");
-                }
-            }
-            tokio::time::sleep(inner.config.backpressure_poll).await;
-        }
+            },
+        )
+        .await;
     }
 
     /// Processes one entry to its decision: acknowledge (done or skipped), retry, or
@@ -494,24 +475,13 @@ impl Processor for Backfiller {
     }
 }
 
-/// Sets `backpressure_active` to 0 when a wait for capacity ends, however it ends.
-struct BackpressureGuard<'a>(&'a BackfillerMetrics);
-
-impl Drop for BackpressureGuard<'_> {
-    fn drop(&mut self) {
-        self.0.backpressure_active.set(0);
-    }
-}
-
-fn consumer_config(config: &Config, keys: &Keys) -> ConsumerConfig {
-    ConsumerConfig {
-        stream: keys.repo_backfill.clone(),
-        group: GROUP.to_owned(),
-        consumer: config.consumer.clone(),
-        dead_letter_stream: keys.dead_letter.clone(),
-        block: config.read_block,
-        claim_min_idle: config.reclaim_idle,
-    }
+fn consumer_config(config: &Config, keys: &Streams) -> ConsumerConfig {
+    config.worker.consumer(
+        &keys.repo_backfill,
+        GROUP,
+        &config.consumer,
+        &keys.repo_backfill_dlq,
+    )
 }
 
 fn parse_entry(entry: &StreamEntry) -> Result<BackfillEvent, Failure> {
@@ -519,21 +489,4 @@ fn parse_entry(entry: &StreamEntry) -> Result<BackfillEvent, Failure> {
         .field(REPO_FIELD)
         .ok_or_else(|| Failure::Malformed("the field is missing".to_owned()))?;
     serde_json::from_str(payload).map_err(|e| Failure::Malformed(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rsky_common::config::Settings;
-
-    #[test]
-    fn max_retries_r_is_the_shared_rule_with_r_plus_one_deliveries() {
-        let config = Config::from_pairs([("BACKFILLER_MAX_RETRIES", "3")]).unwrap();
-        let policy = config.retry_policy();
-        // Deliveries 1..=3 are the first attempt and two retries; the fourth is the third retry,
-        // after which the entry is dead-lettered.
-        assert!(!policy.exhausted(3));
-        assert!(policy.exhausted(4));
-        assert_eq!(policy.backoff(2), config.retry_backoff * 2);
-    }
 }

@@ -118,7 +118,7 @@ async fn repos_the_pds_says_are_gone_are_acknowledged_without_retry() {
         let account = TestAccount::plc(&format!("skip-{i}"), 5).unwrap();
         dids.push(world.add(account, behaviour).await);
     }
-    let running = Running::start(world.config("b1", &[("BACKFILLER_MAX_RETRIES", "3")])).await;
+    let running = Running::start(world.config("b1", &[("STREAM_MAX_DELIVERIES", "4")])).await;
     world.wait_drained(DRAIN).await;
     let metrics = running.stop().await;
 
@@ -162,7 +162,7 @@ async fn other_failures_are_retried_then_dead_lettered_with_reason_and_attempts(
     let config = world.config(
         "b1",
         &[
-            ("BACKFILLER_MAX_RETRIES", "2"),
+            ("STREAM_MAX_DELIVERIES", "3"),
             ("BACKFILLER_FETCH_TIMEOUT_MS", "300"),
         ],
     );
@@ -318,8 +318,7 @@ async fn entries_idle_in_a_dead_consumer_are_reclaimed_and_processed() {
         .unwrap();
     assert_eq!(world.pending().await, 4);
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let running =
-        Running::start(world.config("b1", &[("BACKFILLER_RECLAIM_IDLE_MS", "100")])).await;
+    let running = Running::start(world.config("b1", &[("STREAM_CLAIM_IDLE_MS", "100")])).await;
     world.wait_drained(DRAIN).await;
     let metrics = running.stop().await;
     assert_eq!(metrics.repos_processed.get(), 4);

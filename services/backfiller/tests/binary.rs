@@ -15,7 +15,6 @@ fn help_lists_every_setting_with_its_variable_and_default() {
             ("REDIS_URL", Some("redis://127.0.0.1:6379")),
             ("BACKFILLER_CONSUMER", None),
             ("BACKFILLER_CONCURRENCY", Some("50")),
-            ("BACKFILLER_MAX_RETRIES", Some("3")),
             ("BACKFILLER_HIGH_WATER_MARK", Some("500000")),
             ("BACKFILLER_PLC_URL", Some("https://plc.directory")),
             ("BACKFILLER_DID_WEB_INSECURE", Some("false")),
@@ -23,13 +22,15 @@ fn help_lists_every_setting_with_its_variable_and_default() {
             ("BACKFILLER_FETCH_TIMEOUT_MS", Some("120000")),
             ("BACKFILLER_RESOLVE_TIMEOUT_MS", Some("10000")),
             ("BACKFILLER_DID_CACHE_TTL_SECONDS", Some("86400")),
-            ("BACKFILLER_RECLAIM_IDLE_MS", Some("300000")),
-            ("BACKFILLER_RETRY_BACKOFF_MS", Some("1000")),
-            ("BACKFILLER_RETRY_BACKOFF_MAX_MS", Some("60000")),
-            ("BACKFILLER_READ_BLOCK_MS", Some("5000")),
-            ("BACKFILLER_BACKPRESSURE_POLL_MS", Some("1000")),
-            ("BACKFILLER_TRIM_INTERVAL_MS", Some("60000")),
-            ("BACKFILLER_SAMPLE_INTERVAL_MS", Some("10000")),
+            ("STREAM_CLAIM_IDLE_MS", Some("300000")),
+            ("STREAM_RETRY_BACKOFF_MS", Some("500")),
+            ("STREAM_RETRY_BACKOFF_MAX_MS", Some("30000")),
+            ("STREAM_BLOCK_MS", Some("1000")),
+            ("BACKPRESSURE_POLL_MS", Some("1000")),
+            ("STREAM_TRIM_INTERVAL_MS", Some("60000")),
+            ("STREAM_SAMPLE_INTERVAL_MS", Some("5000")),
+            ("STREAM_MAX_DELIVERIES", Some("5")),
+            ("STREAM_CLAIM_INTERVAL_MS", Some("30000")),
             ("METRICS_ADDR", Some("0.0.0.0")),
             ("METRICS_PORT", Some("9090")),
             ("LOG_FORMAT", Some("text")),
@@ -74,7 +75,7 @@ async fn health_answers_while_running_and_sigterm_exits_zero_with_json_logs() {
         &[
             ("REDIS_URL", redis_url()),
             ("REDIS_KEY_PREFIX", prefix.clone()),
-            ("BACKFILLER_READ_BLOCK_MS", "100".to_owned()),
+            ("STREAM_BLOCK_MS", "100".to_owned()),
         ],
     )
     .await;
@@ -100,7 +101,7 @@ async fn the_metrics_server_holds_at_most_metrics_max_connections() {
     let child = std::process::Command::new(BIN)
         .env("REDIS_URL", redis_url())
         .env("REDIS_KEY_PREFIX", &prefix)
-        .env("BACKFILLER_READ_BLOCK_MS", "100")
+        .env("STREAM_BLOCK_MS", "100")
         .env("METRICS_ADDR", "127.0.0.1")
         .env("METRICS_PORT", port.to_string())
         .env("METRICS_MAX_CONNECTIONS", "1")

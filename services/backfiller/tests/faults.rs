@@ -231,10 +231,7 @@ async fn a_redis_outage_while_writing_pauses_and_dead_letters_nothing() {
     let proxy = TcpProxy::start(redis_addr()).await;
     let url = format!("redis://127.0.0.1:{}", proxy.port);
     // One delivery in all: a failure that spent it would dead-letter the repository.
-    let config = world.config(
-        "b1",
-        &[("REDIS_URL", &url), ("BACKFILLER_MAX_RETRIES", "0")],
-    );
+    let config = world.config("b1", &[("REDIS_URL", &url), ("STREAM_MAX_DELIVERIES", "1")]);
     let running = Running::start(config).await;
     let pds = &world.pds;
     wait_until(Duration::from_secs(10), "getRepo asked", || async {

@@ -59,9 +59,9 @@ pub trait Settings: clap::Args + clap::FromArgMatches + Sized {
         Ok(())
     }
 
-    /// Variables renamed since an earlier version, `(old, new)`: the service runner reads the old
-    /// name when the new one is unset, so existing deployments keep working.
-    const RENAMED: &'static [(&'static str, &'static str)] = &[];
+    /// Variables renamed since an earlier version: the old name is read when the new one is
+    /// unset, with a warning naming the new one, so existing deployments keep working.
+    const RENAMED: &'static [Renamed] = &[];
 
     /// Reads the settings from `pairs` of variable and value alone (the process environment is
     /// not read): what tests use. A blank value counts as unset, as in the environment.
@@ -71,9 +71,23 @@ pub trait Settings: clap::Args + clap::FromArgMatches + Sized {
         let command = Self::augment_args(clap::Command::new("settings").no_binary_name(true));
         let vars = env_names(&command);
         let command = command.mut_args(|arg| arg.env(None::<&'static str>));
+        let pairs: Vec<(String, String)> = pairs
+            .into_iter()
+            .map(|(var, value)| (var.as_ref().to_owned(), value.as_ref().to_owned()))
+            .collect();
+        let lookup = |name: &str| {
+            pairs
+                .iter()
+                .find(|(var, _)| var == name)
+                .map(|(_, value)| value.clone())
+        };
+        let renamed = renamed_values(Self::RENAMED, lookup)?;
+        let renamed = renamed
+            .iter()
+            .filter_map(|r| Some((r.new.to_owned(), r.value.clone()?)));
         let mut args = Vec::new();
-        for (var, value) in pairs {
-            let (var, value) = (var.as_ref(), value.as_ref());
+        for (var, value) in pairs.iter().cloned().chain(renamed) {
+            let (var, value) = (var.as_str(), value.as_str());
             if value.trim().is_empty() {
                 continue;
             }
@@ -88,6 +102,98 @@ pub trait Settings: clap::Args + clap::FromArgMatches + Sized {
         settings.check()?;
         Ok(settings)
     }
+}
+
+/// A variable renamed since an earlier version ([`Settings::RENAMED`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Renamed {
+    /// The name it had.
+    pub old: &'static str,
+    /// The name it has.
+    pub new: &'static str,
+    /// The old value counted one less (retries after the first attempt, where the new name
+    /// counts deliveries).
+    plus_one: bool,
+}
+
+impl Renamed {
+    /// `old` is now `new`, with the same meaning.
+    pub const fn same(old: &'static str, new: &'static str) -> Self {
+        Renamed {
+            old,
+            new,
+            plus_one: false,
+        }
+    }
+
+    /// `old` counted one less than `new` does: its value `n` is read as `n + 1`.
+    pub const fn plus_one(old: &'static str, new: &'static str) -> Self {
+        Renamed {
+            old,
+            new,
+            plus_one: true,
+        }
+    }
+
+    /// The value under the new name of `value` under the old one.
+    pub fn convert(&self, value: &str) -> Result<String, ConfigError> {
+        if !self.plus_one {
+            return Ok(value.to_owned());
+        }
+        let number: u64 = value.trim().parse().map_err(|_| {
+            ConfigError::new(self.old, value, "expected a non-negative whole number")
+        })?;
+        Ok(number.saturating_add(1).to_string())
+    }
+}
+
+/// What reading a renamed variable came to: the value to use under the new name (none when
+/// the new name is set, and the old one is ignored) and the warning to log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenamedValue {
+    /// The new name.
+    pub new: &'static str,
+    /// The value for it, when it is taken from the old name.
+    pub value: Option<String>,
+    /// What the operator should change, naming the new variable.
+    pub warning: String,
+}
+
+/// The renamed variables of `renamed` that `lookup` finds set under their old names (a blank
+/// value counts as unset): each with its value under the new name, or ignored when the new
+/// name is set too, and a warning naming the new name.
+pub fn renamed_values(
+    renamed: &[Renamed],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<RenamedValue>, ConfigError> {
+    let set = |var: &str| lookup(var).filter(|value| !value.trim().is_empty());
+    let mut out = Vec::new();
+    for rename in renamed {
+        let Some(old_value) = set(rename.old) else {
+            continue;
+        };
+        let (old, new) = (rename.old, rename.new);
+        if set(new).is_some() {
+            out.push(RenamedValue {
+                new,
+                value: None,
+                warning: format!("{old} is ignored: {new} is set (remove {old})"),
+            });
+            continue;
+        }
+        let value = rename.convert(&old_value)?;
+        let warning = if rename.plus_one {
+            format!("{old} is deprecated: read as {new}={value} (one more: {new} counts the first delivery too); set {new} instead")
+        } else {
+            format!("{old} is deprecated: read as {new}; set {new} instead")
+        };
+        out.push(RenamedValue {
+            new,
+            value: Some(value),
+            warning,
+        });
+    }
+    Ok(out)
 }
 
 /// `(long flag, environment variable)` of every argument of `command` that has both.
@@ -364,5 +470,43 @@ mod tests {
             Demo::from_pairs([("MODE", "Firehose")]).unwrap().mode,
             "firehose"
         );
+    }
+
+    #[test]
+    fn a_renamed_variable_is_read_with_a_warning_naming_the_new_one() {
+        let renamed = [
+            Renamed::same("OLD_A", "NEW_A"),
+            Renamed::same("OLD_B", "NEW_B"),
+            Renamed::same("OLD_C", "NEW_C"),
+            Renamed::plus_one("OLD_RETRIES", "NEW_DELIVERIES"),
+        ];
+        let env = |var: &str| {
+            match var {
+                "OLD_A" => Some("1"),
+                "OLD_B" => Some("2"),
+                "NEW_B" => Some("3"),
+                "OLD_C" => Some(" "),
+                "OLD_RETRIES" => Some("3"),
+                _ => None,
+            }
+            .map(str::to_owned)
+        };
+        let values = renamed_values(&renamed, env).unwrap();
+        let taken: Vec<_> = values.iter().map(|r| (r.new, r.value.as_deref())).collect();
+        assert_eq!(
+            taken,
+            [
+                ("NEW_A", Some("1")),
+                ("NEW_B", None),
+                ("NEW_DELIVERIES", Some("4"))
+            ],
+            "the new name wins; a blank old value is unset; retries are one delivery less"
+        );
+        assert_eq!(
+            values[0].warning,
+            "OLD_A is deprecated: read as NEW_A; set NEW_A instead"
+        );
+        assert!(values[1].warning.contains("OLD_B is ignored: NEW_B is set"));
+        assert!(values[2].warning.contains("set NEW_DELIVERIES instead"));
     }
 }

@@ -87,6 +87,8 @@ pub struct ConsumerConfig {
     pub consumer: String,
     /// Where entries go after too many deliveries.
     pub dead_letter_stream: String,
+    /// The dead-letter stream is trimmed to about this many entries (`DEAD_LETTER_MAX_LEN`).
+    pub dead_letter_max_len: u64,
     /// How long `XREADGROUP` waits for new entries.
     pub block: Duration,
     /// How long an entry must sit unacknowledged in another consumer's pending list before
@@ -151,25 +153,22 @@ pub struct GroupConsumer {
 }
 
 impl GroupConsumer {
-    /// Connects to Redis for this consumer, with the process's timeouts
-    /// ([`crate::store::timeouts`]) and its block time on top of the response timeout. The
-    /// connection reconnects by itself after a failure.
+    /// Connects to Redis at `url` for this consumer ([`crate::store::connect`]), with
+    /// `timeouts` and the block time on top of the response timeout. The connection reconnects
+    /// by itself after a failure.
     pub async fn connect(
-        client: &redis::Client,
+        url: &str,
+        timeouts: crate::store::RedisTimeouts,
         config: ConsumerConfig,
     ) -> Result<Self, ConsumerError> {
         // A blocking read holds the connection for `block`: the response timeout outlasts it.
-        let manager_config = crate::store::timeouts()
-            .for_blocking(config.block)
-            .manager_config();
-        let conn = client
-            .get_connection_manager_with_config(manager_config)
+        let conn = crate::store::connect(url, timeouts.for_blocking(config.block))
             .await
-            .map_err(|source| ConsumerError::Redis {
+            .map_err(|err| ConsumerError::Redis {
                 op: "CONNECT",
                 stream: config.stream.clone(),
                 group: config.group.clone(),
-                source,
+                source: err.into_redis(),
             })?;
         Ok(GroupConsumer {
             conn,
@@ -409,7 +408,7 @@ impl GroupConsumer {
 
     /// Moves `entry` to the dead-letter stream with its fields plus `reason` and `attempts`,
     /// and acknowledges and deletes it, all in one atomic pipeline. The dead-letter stream is
-    /// bounded (`MAXLEN ~`, [`crate::dead_letter::max_len`]): its oldest entries go first.
+    /// bounded (`MAXLEN ~`, [`ConsumerConfig::dead_letter_max_len`]): its oldest entries go first.
     pub async fn dead_letter(
         &mut self,
         entry: &StreamEntry,
@@ -419,7 +418,7 @@ impl GroupConsumer {
         let xadd = crate::dead_letter::xadd(
             &self.config.dead_letter_stream,
             &fields,
-            crate::dead_letter::max_len(),
+            self.config.dead_letter_max_len,
         );
         let mut pipe = redis::pipe();
         pipe.atomic().add_command(xadd).ignore();
@@ -726,7 +725,6 @@ mod tests {
         dead_letter: String,
         other: String,
         conn: ConnectionManager,
-        client: redis::Client,
     }
 
     impl Keys {
@@ -739,18 +737,19 @@ mod tests {
                 dead_letter: format!("{prefix}s_dlq"),
                 other: format!("{prefix}out"),
                 conn,
-                client,
             }
         }
 
         async fn consumer(&self, name: &str, claim_idle: Duration) -> GroupConsumer {
             let mut consumer = GroupConsumer::connect(
-                &self.client,
+                &rsky_testkit::support::redis_url(),
+                crate::store::RedisTimeouts::DEFAULT,
                 ConsumerConfig {
                     stream: self.stream.clone(),
                     group: "g".into(),
                     consumer: name.into(),
                     dead_letter_stream: self.dead_letter.clone(),
+                    dead_letter_max_len: crate::dead_letter::DEFAULT_MAX_LEN,
                     block: Duration::from_millis(50),
                     claim_min_idle: claim_idle,
                 },

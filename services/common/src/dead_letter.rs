@@ -9,8 +9,9 @@
 //! [`DEFAULT_MAX_LEN`]): once a dead-letter stream is that long, its oldest entries are dropped
 //! as new ones arrive (approximately: Redis trims whole internal nodes, so the length stays
 //! within about a hundred entries above the bound). The services' `*_dead_lettered_total`
-//! counters still count every dead letter. The bound is set once per process by the runner
-//! ([`set_max_len`]).
+//! counters still count every dead letter. The bound is a field of each consumer's
+//! [`crate::consumer::ConsumerConfig`] (`dead_letter_max_len`), from the service's
+//! [`crate::pipeline::WorkerSettings`].
 //!
 //! **Replay.** [`replay`] walks a dead-letter stream from its oldest entry and moves each one
 //! back: the original fields (without `reason` and `attempts`) are added to the target stream as
@@ -26,7 +27,6 @@
 //! twice writes the same rows), but there is none to absorb. Both keys must be in one Redis
 //! (not a cluster with the two names in different slots).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
@@ -44,19 +44,6 @@ pub const DEFAULT_SUFFIX: &str = "_dlq";
 /// enough to keep days of a bad input's entries for inspection, small enough (a few hundred MB
 /// at most with the largest entries) that a poison flood cannot fill Redis.
 pub const DEFAULT_MAX_LEN: u64 = 100_000;
-
-static MAX_LEN: AtomicU64 = AtomicU64::new(DEFAULT_MAX_LEN);
-
-/// Sets the bound of every dead-letter stream this process writes (the runner calls it at start
-/// with `DEAD_LETTER_MAX_LEN`). A bound below 1 is taken as 1.
-pub fn set_max_len(max_len: u64) {
-    MAX_LEN.store(max_len.max(1), Ordering::Relaxed);
-}
-
-/// The bound of every dead-letter stream this process writes.
-pub fn max_len() -> u64 {
-    MAX_LEN.load(Ordering::Relaxed)
-}
 
 /// The fields of the dead letter of an entry with `fields`: its own, sorted by name, without any
 /// of its own `reason` or `attempts` (the dead letter's are authoritative), then `reason` and
@@ -264,14 +251,13 @@ pub async fn replay_at(
         stream: args.stream.clone(),
         source,
     };
-    let client = redis::Client::open(args.redis_url.as_str()).map_err(redis_error)?;
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(args.timeout_ms))
-        .set_response_timeout(Some(args.timeout_ms));
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&config)
+    let timeouts = crate::store::RedisTimeouts {
+        redis_connect_timeout: args.timeout_ms,
+        redis_response_timeout: args.timeout_ms,
+    };
+    let mut conn = crate::store::connect(&args.redis_url, timeouts)
         .await
-        .map_err(redis_error)?;
+        .map_err(|err| redis_error(err.into_redis()))?;
     replay(&mut conn, args, report).await
 }
 

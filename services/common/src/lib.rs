@@ -4,6 +4,9 @@
 //! - [`event`]: the JSON payloads of the streams.
 //! - [`streams`]: stream names, fields, cursor keys, and [`streams::Streams`] (names under a prefix).
 //! - [`store`]: Redis helpers: connecting, atomic XADD pipelines with their cursor, cursors, XLEN.
+//! - [`pipeline`]: the pipeline context: the settings every service shares about Redis and the
+//!   streams ([`pipeline::PipelineSettings`]) and those of a stream worker
+//!   ([`pipeline::WorkerSettings`]), one vocabulary; the one backpressure wait.
 //! - [`runner`]: the one service skeleton: command line, settings, logs, `/metrics`, signals,
 //!   exit codes and the `health` subcommand; a `main.rs` is one call to [`runner::main`].
 //! - [`config`]: settings (one `clap` derive per service), value parsers, one clear error per bad
@@ -20,6 +23,7 @@ pub mod config;
 pub mod consumer;
 pub mod dead_letter;
 pub mod event;
+pub mod pipeline;
 pub mod runner;
 pub mod shutdown;
 pub mod store;

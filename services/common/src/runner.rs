@@ -19,10 +19,12 @@
 //!   timeout, exit 0 on 200, else 1 with a message (what a container HEALTHCHECK calls);
 //! - a `replay-dead-letters` subcommand: moves dead-lettered entries back onto their stream, or
 //!   lists them with `--dry-run` ([`crate::dead_letter`]); exit 0, or 1 naming what failed;
-//! - `DEAD_LETTER_MAX_LEN`, the bound of every dead-letter stream the service writes;
-//! - `REDIS_CONNECT_TIMEOUT_MS` and `REDIS_RESPONSE_TIMEOUT_MS`, the timeouts of every Redis
-//!   connection the service opens ([`crate::store::RedisTimeouts`]);
-//! - variables a service renamed ([`Settings::RENAMED`]) are still read under their old names.
+//! - variables a service renamed ([`Settings::RENAMED`]) are still read under their old names,
+//!   with a warning naming the new one.
+//!
+//! The runner keeps no setting for later: what the pipeline needs (Redis, the stream worker,
+//! dead letters: [`crate::pipeline`]) is part of the service's own settings and reaches its code
+//! as fields and arguments.
 //!
 //! The health probe is a hand-written HTTP/1.1 request over `std::net::TcpStream`: one request
 //! to loopback, with connect, read and write timeouts, needs neither a runtime nor an HTTP client
@@ -39,7 +41,7 @@ use std::time::Duration;
 use clap::{Args, FromArgMatches, Subcommand, ValueEnum};
 use rsky_metrics_runtime::{MetricSet, MetricsServer, Registry};
 
-use crate::config::{at_least, config_error, env_names, millis_at_least, Settings};
+use crate::config::{at_least, config_error, env_names, millis_at_least, renamed_values, Settings};
 use crate::shutdown::{on_signal, Shutdown};
 
 /// What a service tells the runner about itself.
@@ -96,12 +98,6 @@ pub struct Common {
         ignore_case = true
     )]
     pub log_format: LogFormat,
-    /// Dead-letter streams are trimmed to about this many entries, oldest first.
-    #[arg(long, env = "DEAD_LETTER_MAX_LEN", default_value_t = crate::dead_letter::DEFAULT_MAX_LEN, value_parser = at_least(1u64))]
-    pub dead_letter_max_len: u64,
-    /// The timeouts of every Redis connection.
-    #[command(flatten)]
-    pub redis: crate::store::RedisTimeouts,
 }
 
 #[derive(Subcommand, Clone, Debug, PartialEq, Eq)]
@@ -186,8 +182,18 @@ where
             std::env::remove_var(&var);
         }
     }
-    for (var, value) in renamed_values(C::RENAMED, |var| std::env::var_os(var)) {
-        std::env::set_var(var, value);
+    let lookup = |var: &str| std::env::var_os(var).map(|v| v.to_string_lossy().into_owned());
+    let renamed = match renamed_values(C::RENAMED, lookup) {
+        Ok(renamed) => renamed,
+        Err(err) => {
+            eprintln!("{}: {err}", service.name);
+            return ExitCode::from(2);
+        }
+    };
+    for rename in &renamed {
+        if let Some(value) = &rename.value {
+            std::env::set_var(rename.new, value);
+        }
     }
     let (common, settings, subcommand) = match parse::<C, _, _>(&service, std::env::args_os()) {
         Ok(parsed) => parsed,
@@ -210,6 +216,9 @@ where
         None => {}
     }
     init_tracing(common.log_format);
+    for rename in &renamed {
+        tracing::warn!(variable = rename.new, "{}", rename.warning);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -276,20 +285,6 @@ fn replay_dead_letters(service: &Service, args: &crate::dead_letter::ReplayArgs)
     }
 }
 
-/// The values to set under the new names of renamed variables `(old, new)`: an old variable's
-/// (not blank) value when the new one is unset or blank.
-fn renamed_values(
-    renamed: &[(&str, &'static str)],
-    lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
-) -> Vec<(&'static str, std::ffi::OsString)> {
-    let set = |var: &str| lookup(var).filter(|value| !value.to_string_lossy().trim().is_empty());
-    renamed
-        .iter()
-        .filter(|(_, new)| set(new).is_none())
-        .filter_map(|(old, new)| Some((*new, set(old)?)))
-        .collect()
-}
-
 fn parse<C: Settings, I, T>(
     service: &Service,
     args: I,
@@ -322,8 +317,6 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Display,
 {
-    crate::dead_letter::set_max_len(common.dead_letter_max_len);
-    crate::store::set_timeouts(common.redis);
     let registry = Registry::new();
     let metrics = match S::register(&registry) {
         Ok(metrics) => Arc::new(metrics),
@@ -457,9 +450,6 @@ mod tests {
             "RUST_LOG",
             "health",
             "replay-dead-letters",
-            "DEAD_LETTER_MAX_LEN",
-            "REDIS_CONNECT_TIMEOUT_MS",
-            "REDIS_RESPONSE_TIMEOUT_MS",
             "METRICS_HEADER_TIMEOUT_MS",
             "METRICS_IDLE_TIMEOUT_MS",
             "METRICS_REQUEST_TIMEOUT_MS",
@@ -468,8 +458,6 @@ mod tests {
             assert!(help.contains(needle), "{needle} missing from:\n{help}");
         }
         for (var, default) in [
-            ("REDIS_CONNECT_TIMEOUT_MS", "5000"),
-            ("REDIS_RESPONSE_TIMEOUT_MS", "10000"),
             ("METRICS_HEADER_TIMEOUT_MS", "5000"),
             ("METRICS_IDLE_TIMEOUT_MS", "75000"),
             ("METRICS_REQUEST_TIMEOUT_MS", "30000"),
@@ -600,64 +588,6 @@ mod tests {
         ] {
             assert!(help.contains(needle), "{needle} missing from:\n{help}");
         }
-    }
-
-    #[test]
-    fn the_dead_letter_bound_is_a_common_setting() {
-        let (common, _, _) = parsed(&[]).unwrap_or_else(|_| panic!("parses"));
-        assert_eq!(
-            common.dead_letter_max_len,
-            crate::dead_letter::DEFAULT_MAX_LEN
-        );
-        let (common, _, _) =
-            parsed(&["--dead-letter-max-len", "50"]).unwrap_or_else(|_| panic!("parses"));
-        assert_eq!(common.dead_letter_max_len, 50);
-        assert_eq!(
-            parsed(&["--dead-letter-max-len", "0"]).err(),
-            Some(ExitCode::from(2))
-        );
-    }
-
-    #[test]
-    fn the_redis_timeouts_are_common_settings() {
-        let (common, _, _) = parsed(&[]).unwrap_or_else(|_| panic!("parses"));
-        assert_eq!(common.redis, crate::store::RedisTimeouts::DEFAULT);
-        let (common, _, _) = parsed(&[
-            "--redis-connect-timeout-ms",
-            "300",
-            "--redis-response-timeout-ms",
-            "20000",
-        ])
-        .unwrap_or_else(|_| panic!("parses"));
-        assert_eq!(
-            common.redis.redis_connect_timeout,
-            Duration::from_millis(300)
-        );
-        assert_eq!(common.redis.redis_response_timeout, Duration::from_secs(20));
-        assert_eq!(
-            parsed(&["--redis-response-timeout-ms", "0"]).err(),
-            Some(ExitCode::from(2))
-        );
-    }
-
-    #[test]
-    fn a_renamed_variable_is_read_when_its_new_name_is_unset() {
-        let renamed = [("OLD_A", "NEW_A"), ("OLD_B", "NEW_B"), ("OLD_C", "NEW_C")];
-        let env = |var: &str| {
-            match var {
-                "OLD_A" => Some("1"),
-                "OLD_B" => Some("2"),
-                "NEW_B" => Some("3"),
-                "OLD_C" => Some(" "),
-                _ => None,
-            }
-            .map(std::ffi::OsString::from)
-        };
-        assert_eq!(
-            renamed_values(&renamed, env),
-            [("NEW_A", std::ffi::OsString::from("1"))],
-            "the new name wins; a blank old value is unset"
-        );
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Redis helpers: connecting with timeouts sized to the work, atomic XADD pipelines that carry
 //! their cursor, cursors and XLEN.
 //!
-//! **Timeouts.** Every connection a service opens ([`connect`], [`connect_with`], the consumer
-//! groups' own) takes its connect and response timeouts from one [`RedisTimeouts`]: the runner
-//! sets the process's ([`set_timeouts`]) from `REDIS_CONNECT_TIMEOUT_MS` and
-//! `REDIS_RESPONSE_TIMEOUT_MS` at start. The client's defaults do not fit the work: its 500 ms
+//! **Timeouts.** Every connection a service opens is made by [`connect`] (the consumer groups'
+//! too), with the connect and response timeouts it is given: the service's
+//! `REDIS_CONNECT_TIMEOUT_MS` and `REDIS_RESPONSE_TIMEOUT_MS`
+//! ([`crate::pipeline::PipelineSettings`]). The client's defaults do not fit the work: its 500 ms
 //! response timeout fails writes of hundreds of entries queued behind other tasks on a shared
 //! connection (and a write that ran and timed out is then retried as a duplicate), and its six
 //! reconnect attempts hold each command about 9.5 s while Redis is down. Here a reply may take
@@ -13,7 +13,6 @@
 //! response timeout ([`RedisTimeouts::for_blocking`]), so a wait for new entries is never
 //! taken for a dead server.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -45,6 +44,15 @@ pub enum StoreError {
         /// What went wrong.
         source: RedisError,
     },
+}
+
+impl StoreError {
+    /// The Redis error underneath.
+    pub fn into_redis(self) -> RedisError {
+        match self {
+            StoreError::Connect { source, .. } | StoreError::Command { source, .. } => source,
+        }
+    }
 }
 
 /// How long a Redis connection and a Redis reply may take: the common settings
@@ -98,28 +106,9 @@ impl Default for RedisTimeouts {
     }
 }
 
-static TIMEOUTS: Mutex<RedisTimeouts> = Mutex::new(RedisTimeouts::DEFAULT);
-
-/// Sets the timeouts of every Redis connection this process opens from now on (the runner calls
-/// it at start with `REDIS_CONNECT_TIMEOUT_MS` and `REDIS_RESPONSE_TIMEOUT_MS`).
-pub fn set_timeouts(timeouts: RedisTimeouts) {
-    *TIMEOUTS.lock().unwrap_or_else(|e| e.into_inner()) = timeouts;
-}
-
-/// The timeouts of the Redis connections this process opens ([`RedisTimeouts::DEFAULT`] unless
-/// [`set_timeouts`] said otherwise).
-pub fn timeouts() -> RedisTimeouts {
-    *TIMEOUTS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Connects to `url` (`redis://host:port/db`) with the process's [`timeouts`].
-pub async fn connect(url: &str) -> Result<Connection, StoreError> {
-    connect_with(url, timeouts()).await
-}
-
 /// Connects to `url` with `timeouts`, and checks that Redis answers (`PING`): a server that
 /// accepts and says nothing is an error after the timeouts, not a hang.
-pub async fn connect_with(url: &str, timeouts: RedisTimeouts) -> Result<Connection, StoreError> {
+pub async fn connect(url: &str, timeouts: RedisTimeouts) -> Result<Connection, StoreError> {
     let fail = |source| StoreError::Connect {
         url: redact_url(url),
         source,

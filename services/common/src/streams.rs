@@ -83,6 +83,16 @@ impl Streams {
     pub fn key(&self, base: &str) -> String {
         format!("{}{base}", self.prefix)
     }
+
+    /// The backfiller's cached PDS endpoint of `did`: `did:pds:{did}`.
+    pub fn did_pds(&self, did: &str) -> String {
+        self.key(&format!("did:pds:{did}"))
+    }
+
+    /// The backfiller's cached signing key (`did:key:...`) of `did`: `did:key:{did}`.
+    pub fn did_key(&self, did: &str) -> String {
+        self.key(&format!("did:key:{did}"))
+    }
 }
 
 impl Default for Streams {

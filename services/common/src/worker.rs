@@ -8,11 +8,12 @@
 //! - **Retry policy** ([`RetryPolicy`]), one for every service: an entry that failed is
 //!   dead-lettered, with its reason and delivery count, once the group has delivered it
 //!   `max_deliveries` times (`deliveries >= max_deliveries`). Delivery counts live in Redis (the
-//!   pending entries list), so the rule holds across restarts and consumers. The backfiller's
-//!   `BACKFILLER_MAX_RETRIES = r` is the same rule with `max_deliveries = r + 1`: "retries after
-//!   the first attempt" and "deliveries in all" differ by the first delivery only. Counting
-//!   deliveries, not retries, was chosen because it is what Redis stores: no second counter to
-//!   keep in step. The pause between failed batches doubles from `backoff` up to `backoff_max`.
+//!   pending entries list), so the rule holds across restarts and consumers (`STREAM_MAX_DELIVERIES`
+//!   in every service; the backfiller's old `BACKFILLER_MAX_RETRIES = r` is read as `r + 1`).
+//!   Counting deliveries, not retries, was chosen because it is what Redis stores: no second
+//!   counter to keep in step. Only a batch that made no progress (nothing acknowledged or
+//!   dead-lettered) is followed by a pause, doubling from `backoff` up to `backoff_max`: a
+//!   failing entry never slows the good entries read with it.
 //!   Two rules keep the count honest:
 //!   - *the check comes before the attempt*: an entry read with more deliveries than
 //!     `max_deliveries` ([`RetryPolicy::over_limit`]) was delivered before and never settled
@@ -309,6 +310,9 @@ impl<P: Processor> Worker<P> {
         let mut untried = Vec::new();
         let mut paused = false;
         let mut failed = false;
+        // Entries that left the stream (acknowledged or dead-lettered): a batch with any made
+        // progress, and its failures are the failing entries' own business, not the others'.
+        let mut settled = 0usize;
         for (entry, decision) in entries.iter().zip(decisions) {
             match decision {
                 Settle::Ack => ack.push(entry.id.clone()),
@@ -320,12 +324,15 @@ impl<P: Processor> Worker<P> {
                 Settle::Retry { reason } => {
                     failed = true;
                     if self.policy.exhausted(entry.deliveries) {
-                        self.dead_letter(entry, &reason).await;
+                        settled += usize::from(self.dead_letter(entry, &reason).await);
                     }
                 }
-                Settle::DeadLetter { reason } => self.dead_letter(entry, &reason).await,
+                Settle::DeadLetter { reason } => {
+                    settled += usize::from(self.dead_letter(entry, &reason).await)
+                }
             }
         }
+        settled += ack.len();
         if let Err(err) = self.consumer.ack(&ack).await {
             self.processor.ack_failed(ack.len());
             tracing::warn!(stream = self.stream(), error = %err, entries = ack.len(),
@@ -334,7 +341,9 @@ impl<P: Processor> Worker<P> {
         self.give_back_deliveries(&untried).await;
         if paused {
             self.wait_for_recovery(shutdown).await;
-        } else if failed {
+        } else if failed && settled == 0 {
+            // Only a batch that made no progress backs off: a failing entry next to good ones
+            // is retried (and dead-lettered after its deliveries) without slowing them.
             self.pause(shutdown).await;
         } else {
             self.failures = 0;
@@ -405,17 +414,20 @@ impl<P: Processor> Worker<P> {
         }
     }
 
-    async fn dead_letter(&mut self, entry: &StreamEntry, reason: &str) {
+    /// Dead-letters `entry`; whether it left the stream.
+    async fn dead_letter(&mut self, entry: &StreamEntry, reason: &str) -> bool {
         match self.consumer.dead_letter(entry, reason).await {
             Ok(()) => {
                 self.processor.dead_lettered(entry, reason);
                 tracing::error!(stream = self.stream(), id = %entry.id,
                     deliveries = entry.deliveries, %reason, "entry dead-lettered");
+                true
             }
             Err(err) => {
                 self.processor.ack_failed(1);
                 tracing::warn!(stream = self.stream(), error = %err, id = %entry.id,
                     "cannot dead-letter; the entry stays pending");
+                false
             }
         }
     }

@@ -19,17 +19,22 @@ struct Fixture {
 
 impl Fixture {
     async fn new(test: &str) -> Fixture {
+        Fixture::with_max_len(test, dead_letter::DEFAULT_MAX_LEN).await
+    }
+
+    async fn with_max_len(test: &str, max_len: u64) -> Fixture {
         let prefix = unique_prefix(&format!("dead-letter:{test}"));
         let stream = format!("{prefix}s");
         let dlq = format!("{stream}_dlq");
-        let client = redis::Client::open(rsky_testkit::support::redis_url()).unwrap();
         let mut consumer = GroupConsumer::connect(
-            &client,
+            &rsky_testkit::support::redis_url(),
+            rsky_common::store::RedisTimeouts::DEFAULT,
             ConsumerConfig {
                 stream: stream.clone(),
                 group: "g".into(),
                 consumer: "c".into(),
                 dead_letter_stream: dlq.clone(),
+                dead_letter_max_len: max_len,
                 block: Duration::from_millis(50),
                 claim_min_idle: Duration::from_secs(60),
             },
@@ -149,11 +154,9 @@ async fn a_dead_letter_holds_the_entrys_fields_its_reason_and_its_delivery_count
 
 #[tokio::test]
 async fn dead_letter_streams_are_trimmed_to_about_their_bound() {
-    let mut f = Fixture::new("bounded").await;
-    // The only test of this binary that writes more than a few dead letters.
-    dead_letter::set_max_len(10);
+    // The bound is the consumer's own: no other test of this binary sees it.
+    let mut f = Fixture::with_max_len("bounded", 10).await;
     f.dead_letters(300).await;
-    dead_letter::set_max_len(dead_letter::DEFAULT_MAX_LEN);
     let len = f.xlen(&f.dlq.clone()).await;
     // `MAXLEN ~` removes whole internal nodes (100 entries by default), never below the bound.
     assert!((10..=110).contains(&len), "{len} dead letters kept");

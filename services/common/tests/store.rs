@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use rsky_common::store::{
-    connect, connect_with, read_cursor, stream_len, AtomicBatch, RedisTimeouts, StoreError,
+    connect, read_cursor, stream_len, AtomicBatch, RedisTimeouts, StoreError,
 };
 use rsky_common::streams::Streams;
 use rsky_testkit::support::{redis_addr, redis_url, unique_prefix, TcpProxy};
@@ -15,7 +15,7 @@ fn streams(test: &str) -> Streams {
 #[tokio::test]
 async fn a_batch_writes_its_entries_in_order_and_its_cursor() {
     let streams = streams("batch");
-    let mut conn = connect(&redis_url()).await.unwrap();
+    let mut conn = connect(&redis_url(), RedisTimeouts::DEFAULT).await.unwrap();
     let cursor_key = streams.cursor_key(&streams.firehose_live, "relay.test");
     let mut batch = AtomicBatch::new();
     batch
@@ -48,7 +48,7 @@ async fn a_batch_writes_its_entries_in_order_and_its_cursor() {
 #[tokio::test]
 async fn a_missing_stream_has_length_zero_and_a_missing_cursor_is_none() {
     let streams = streams("missing");
-    let mut conn = connect(&redis_url()).await.unwrap();
+    let mut conn = connect(&redis_url(), RedisTimeouts::DEFAULT).await.unwrap();
     assert_eq!(stream_len(&mut conn, &streams.label_live).await.unwrap(), 0);
     assert_eq!(
         read_cursor(&mut conn, &streams.key("nothing"))
@@ -61,7 +61,7 @@ async fn a_missing_stream_has_length_zero_and_a_missing_cursor_is_none() {
 #[tokio::test]
 async fn a_failed_command_names_itself_and_its_key() {
     let streams = streams("wrongtype");
-    let mut conn = connect(&redis_url()).await.unwrap();
+    let mut conn = connect(&redis_url(), RedisTimeouts::DEFAULT).await.unwrap();
     let key = streams.key("a-string");
     let _: () = redis::cmd("SET")
         .arg(&key)
@@ -85,7 +85,7 @@ async fn a_failed_command_names_itself_and_its_key() {
 
 #[tokio::test]
 async fn an_unreachable_redis_is_one_error_naming_the_url_without_its_password() {
-    let err = match connect("redis://:hunter2@127.0.0.1:9/0").await {
+    let err = match connect("redis://:hunter2@127.0.0.1:9/0", RedisTimeouts::DEFAULT).await {
         Err(err) => err,
         Ok(_) => panic!("nothing listens on port 9"),
     };
@@ -112,7 +112,7 @@ async fn a_server_that_accepts_and_never_answers_is_an_error_naming_redis_not_a_
         redis_response_timeout: Duration::from_millis(200),
     };
     let url = format!("redis://127.0.0.1:{port}");
-    let result = tokio::time::timeout(RETURNS_WITHIN, connect_with(&url, timeouts))
+    let result = tokio::time::timeout(RETURNS_WITHIN, connect(&url, timeouts))
         .await
         .expect("connect returns instead of hanging");
     let err = match result {
@@ -130,7 +130,7 @@ async fn a_reply_slower_than_the_clients_default_timeout_is_waited_for() {
     // response timeout (500 ms), well within the default of the services (10 s).
     let proxy = TcpProxy::start(redis_addr()).await;
     let url = format!("redis://127.0.0.1:{}", proxy.port);
-    let mut conn = connect_with(&url, RedisTimeouts::DEFAULT).await.unwrap();
+    let mut conn = connect(&url, RedisTimeouts::DEFAULT).await.unwrap();
     let streams = streams("slow-reply");
     proxy.stall();
     let resume = async {

@@ -79,14 +79,29 @@ async fn start(
     streams: &TestStreams,
     processor: Scripted,
 ) -> (Shutdown, tokio::task::JoinHandle<()>) {
-    let client = redis::Client::open(rsky_testkit::support::redis_url()).unwrap();
+    let policy = RetryPolicy {
+        max_deliveries: 3,
+        backoff: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(40),
+    };
+    start_with(streams, processor, policy, 10).await
+}
+
+async fn start_with(
+    streams: &TestStreams,
+    processor: Scripted,
+    policy: RetryPolicy,
+    batch_size: usize,
+) -> (Shutdown, tokio::task::JoinHandle<()>) {
     let mut consumer = GroupConsumer::connect(
-        &client,
+        &rsky_testkit::support::redis_url(),
+        rsky_common::store::RedisTimeouts::DEFAULT,
         ConsumerConfig {
             stream: streams.name("s"),
             group: "g".into(),
             consumer: "c".into(),
             dead_letter_stream: streams.name("s_dlq"),
+            dead_letter_max_len: rsky_common::dead_letter::DEFAULT_MAX_LEN,
             block: Duration::from_millis(50),
             claim_min_idle: Duration::from_secs(60),
         },
@@ -94,18 +109,13 @@ async fn start(
     .await
     .unwrap();
     consumer.create_group().await.unwrap();
-    let policy = RetryPolicy {
-        max_deliveries: 3,
-        backoff: Duration::from_millis(10),
-        backoff_max: Duration::from_millis(40),
-    };
     let housekeeping = Housekeeping::new(
         Duration::from_secs(60),
         Duration::from_secs(60),
         Duration::from_secs(60),
     );
     let shutdown = Shutdown::new();
-    let worker = Worker::new(consumer, processor, policy, housekeeping, 10);
+    let worker = Worker::new(consumer, processor, policy, housekeeping, batch_size);
     let task = tokio::spawn(worker.run(shutdown.clone()));
     (shutdown, task)
 }
@@ -372,4 +382,36 @@ async fn a_worker_whose_stream_was_deleted_creates_the_group_again_and_goes_on()
     assert!(processor.recreated.load(Ordering::SeqCst) >= 1);
     assert_eq!(streams.pending("s", "g").await, 0);
     assert_eq!(streams.xlen("s_dlq").await, 0);
+}
+
+#[tokio::test]
+async fn a_failing_entry_does_not_slow_the_good_entries_read_with_it() {
+    let streams = TestStreams::new();
+    streams.xadd_raw("s", "value", "bad").await;
+    for _ in 0..8 {
+        streams.xadd_raw("s", "value", "ok").await;
+    }
+    // A pause of 3 s per failed batch: three batches with the failing entry would take 9 s.
+    let policy = RetryPolicy {
+        max_deliveries: 3,
+        backoff: Duration::from_secs(3),
+        backoff_max: Duration::from_secs(3),
+    };
+    let started = std::time::Instant::now();
+    let (shutdown, task) = start_with(&streams, Scripted::default(), policy, 2).await;
+    wait_until(Duration::from_secs(20), "the stream empty", || async {
+        streams.xlen("s").await == 0 && streams.pending("s", "g").await == 0
+    })
+    .await;
+    let took = started.elapsed();
+    stop(shutdown, task).await;
+    assert_eq!(
+        streams.xlen("s_dlq").await,
+        1,
+        "the failing entry dead-lettered"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "batches that made progress do not back off: took {took:?}"
+    );
 }

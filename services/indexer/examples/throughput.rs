@@ -145,7 +145,7 @@ async fn measure(
         ("INDEXER_MODE", "stream".into()),
         ("INDEXER_BATCH_SIZE", batch.to_string()),
         ("INDEXER_CONSUMER", "bench".into()),
-        ("INDEXER_BLOCK_MS", "50".into()),
+        ("STREAM_BLOCK_MS", "50".into()),
         ("INDEXER_WRITE_PATH", path.into()),
     ])?;
     let registry = Registry::new();

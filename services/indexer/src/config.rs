@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use rsky_common::config::{at_least, list, millis_at_least, seconds_at_least, Settings};
-use rsky_common::streams::{Streams, LABEL_LIVE, PREFIX_ENV};
+use rsky_common::config::{at_least, list, millis_at_least, seconds_at_least, Renamed, Settings};
+use rsky_common::pipeline::{PipelineSettings, WorkerSettings};
+use rsky_common::streams::LABEL_LIVE;
 
 /// Which streams an indexer process consumes (`INDEXER_MODE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -22,9 +23,12 @@ pub enum Mode {
 /// (`indexer --help`).
 #[derive(Clone, Debug, PartialEq, clap::Args)]
 pub struct Config {
-    /// The Redis the streams are in.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
+    /// Redis, the stream names and their prefix, shared by every service.
+    #[command(flatten)]
+    pub pipeline: PipelineSettings,
+    /// The stream workers' settings, shared with the backfiller.
+    #[command(flatten)]
+    pub worker: WorkerSettings,
     /// The PostgreSQL database (a libpq-style URL or key=value string).
     #[arg(
         long,
@@ -32,9 +36,6 @@ pub struct Config {
         default_value = "postgres://postgres@127.0.0.1:5432/bsky"
     )]
     pub database_url: String,
-    /// Prepended to every stream name (tests; empty in production).
-    #[arg(long = "redis-key-prefix", env = PREFIX_ENV, default_value = "", hide_default_value = true)]
-    pub prefix: String,
     /// The firehose streams, without the prefix (comma-separated).
     #[arg(long, env = "INDEXER_STREAMS", default_value = "firehose_live,firehose_backfill", value_parser = list)]
     pub streams: ::std::vec::Vec<String>,
@@ -68,30 +69,9 @@ pub struct Config {
     /// Database connections at most.
     #[arg(long, env = "DB_POOL_MAX_SIZE", default_value = "20", value_parser = at_least(1usize))]
     pub db_pool_max_size: usize,
-    /// Deliveries after which a failing entry is dead-lettered.
-    #[arg(long, env = "INDEXER_MAX_DELIVERIES", default_value = "5", value_parser = at_least(1u64))]
-    pub max_deliveries: u64,
     /// The dead-letter stream of `s` is `s` + this suffix.
     #[arg(long, env = "INDEXER_DEAD_LETTER_SUFFIX", default_value = "_dlq")]
     pub dead_letter_suffix: String,
-    /// How long one read waits for new entries (ms).
-    #[arg(long = "block-ms", env = "INDEXER_BLOCK_MS", default_value = "1000", value_parser = millis_at_least(1))]
-    pub block: Duration,
-    /// Idle time after which another consumer's pending entry is claimed (ms).
-    #[arg(long = "claim-idle-ms", env = "INDEXER_CLAIM_IDLE_MS", default_value = "300000", value_parser = millis_at_least(1))]
-    pub claim_min_idle: Duration,
-    /// How often stale entries are claimed (ms).
-    #[arg(long = "claim-interval-ms", env = "INDEXER_CLAIM_INTERVAL_MS", default_value = "30000", value_parser = millis_at_least(1))]
-    pub claim_interval: Duration,
-    /// How often streams are safely trimmed (ms).
-    #[arg(long = "trim-interval-ms", env = "INDEXER_TRIM_INTERVAL_MS", default_value = "60000", value_parser = millis_at_least(1))]
-    pub trim_interval: Duration,
-    /// How often pending counts and pool gauges are sampled (ms).
-    #[arg(long = "sample-interval-ms", env = "INDEXER_SAMPLE_INTERVAL_MS", default_value = "5000", value_parser = millis_at_least(1))]
-    pub sample_interval: Duration,
-    /// First pause after a failed batch (ms; doubles up to 30 s).
-    #[arg(long = "retry-backoff-ms", env = "INDEXER_RETRY_BACKOFF_MS", default_value = "200", value_parser = millis_at_least(1))]
-    pub retry_backoff: Duration,
     /// How a read batch is written: `batched` (one transaction of set-based statements per
     /// batch) or `per-event` (one transaction per event, `INDEXER_CONCURRENCY` at a time).
     #[arg(
@@ -122,7 +102,9 @@ pub enum WritePathSetting {
     PerEvent,
 }
 
-impl Settings for Config {}
+impl Settings for Config {
+    const RENAMED: &'static [Renamed] = WorkerSettings::RENAMED_INDEXER;
+}
 
 /// The default metrics port (`METRICS_PORT` overrides it).
 pub const DEFAULT_METRICS_PORT: u16 = 9090;
@@ -130,7 +112,7 @@ pub const DEFAULT_METRICS_PORT: u16 = 9090;
 impl Config {
     /// The stream names this process consumes, with the prefix, and the group of each.
     pub fn consumed_streams(&self) -> Vec<(String, String, StreamKind)> {
-        let names = Streams::new(self.prefix.clone());
+        let names = &self.pipeline.streams;
         let mut out = Vec::new();
         if self.mode != Mode::Label {
             for stream in &self.streams {
@@ -217,6 +199,19 @@ mod tests {
             config.dead_letter_stream(&streams[0].0),
             "t7:firehose_live_dlq"
         );
+    }
+
+    #[test]
+    fn the_old_worker_variables_are_still_read() {
+        let config = Config::from_pairs([
+            ("INDEXER_BLOCK_MS", "70"),
+            ("INDEXER_CLAIM_IDLE_MS", "80"),
+            ("INDEXER_MAX_DELIVERIES", "9"),
+        ])
+        .unwrap();
+        assert_eq!(config.worker.block, Duration::from_millis(70));
+        assert_eq!(config.worker.claim_idle, Duration::from_millis(80));
+        assert_eq!(config.worker.max_deliveries, 9);
     }
 
     #[test]

@@ -38,6 +38,20 @@ pub enum DecodeError {
     /// An identifier is malformed.
     #[error(transparent)]
     Syntax(#[from] SyntaxError),
+    /// A value legal in atproto that a btree index of the schema cannot hold (PostgreSQL
+    /// refuses an index row over about 2,700 bytes, 54000): known before the write, so the
+    /// entry is dead-lettered at once instead of failing a batch.
+    #[error("unwritable record {uri}: {field} is {len} bytes, more than the {max} an indexed column holds")]
+    Unindexable {
+        /// The record's AT-URI.
+        uri: String,
+        /// The field.
+        field: String,
+        /// Its length in bytes.
+        len: usize,
+        /// [`INDEXED_MAX_BYTES`].
+        max: usize,
+    },
     /// A record lacks a field its collection requires, or has one of the wrong type.
     #[error("invalid record {uri}: {reason}")]
     InvalidRecord {
@@ -46,6 +60,18 @@ pub enum DecodeError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// The longest value written to an indexed column (`like.subject`, `follow."subjectDid"`, ...):
+/// PostgreSQL's btree refuses index rows over about 2,700 bytes (a third of a page); 2 KiB
+/// leaves room for the row header. Checked before the write ([`DecodeError::Unindexable`]).
+pub const INDEXED_MAX_BYTES: usize = 2048;
+
+impl DecodeError {
+    /// Whether the entry can never be written as it is (dead-letter it at once).
+    pub fn is_unwritable(&self) -> bool {
+        matches!(self, DecodeError::Unindexable { .. })
+    }
 }
 
 /// Decodes and validates the `event` field of a firehose entry.
@@ -258,6 +284,31 @@ impl Collection {
     }
 }
 
+/// What PostgreSQL's `text` cannot hold, in a derived text column: U+0000 (legal in an atproto
+/// string, refused by PostgreSQL as 22021) becomes U+FFFD, the replacement character. The one
+/// mapping of derived columns; the raw record (`record.json`) keeps every character, U+0000 as
+/// the JSON escape `\u0000`, so nothing is lost and the original can be read back.
+pub fn derived_text(value: &str) -> String {
+    if value.contains('\u{0}') {
+        value.replace('\u{0}', "\u{FFFD}")
+    } else {
+        value.to_owned()
+    }
+}
+
+/// Refuses `value` of `field` (of the record `uri`) when an index cannot hold it.
+fn indexable(uri: &str, field: &str, value: &str) -> Result<(), DecodeError> {
+    if value.len() > INDEXED_MAX_BYTES {
+        return Err(DecodeError::Unindexable {
+            uri: uri.to_owned(),
+            field: field.to_owned(),
+            len: value.len(),
+            max: INDEXED_MAX_BYTES,
+        });
+    }
+    Ok(())
+}
+
 /// Extracts the table fields of a record of `collection` (`uri` names it in errors).
 pub fn decode_record(
     collection: Collection,
@@ -268,9 +319,10 @@ pub fn decode_record(
         uri: uri.to_owned(),
         reason,
     };
+    let record_uri = uri;
     let string = |field: &str| -> Result<String, DecodeError> {
         match record.get(field) {
-            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::String(s)) => Ok(derived_text(s)),
             Some(_) => Err(invalid(format!("{field} is not a string"))),
             None => Err(invalid(format!("{field} is missing"))),
         }
@@ -278,7 +330,7 @@ pub fn decode_record(
     let optional = |field: &str| -> Result<Option<String>, DecodeError> {
         match record.get(field) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::String(s)) => Ok(Some(derived_text(s))),
             Some(_) => Err(invalid(format!("{field} is not a string"))),
         }
     };
@@ -294,6 +346,7 @@ pub fn decode_record(
             .ok_or_else(|| invalid(format!("{field}.cid is missing or not a string")))?;
         validate_at_uri(uri)?;
         validate_cid_syntax(cid)?;
+        indexable(record_uri, &format!("{field}.uri"), uri)?;
         Ok(StrongRef {
             uri: uri.to_owned(),
             cid: cid.to_owned(),
@@ -301,6 +354,7 @@ pub fn decode_record(
     };
     let subject_did = || -> Result<String, DecodeError> {
         let did = string("subject")?;
+        indexable(uri, "subject", &did)?;
         validate_did(&did)?;
         Ok(did)
     };

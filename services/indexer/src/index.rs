@@ -48,6 +48,27 @@ impl From<deadpool_postgres::PoolError> for IndexError {
 }
 
 impl IndexError {
+    /// Whether this failure may be the work's own size or content rather than the database's
+    /// state: a statement timeout or cancel (57014), a program limit exceeded (class 54: an
+    /// index row too large, a statement too complex), or a connection closed under the
+    /// statement (an oversized message). Classed unavailable, but when the database still
+    /// answers, the writer splits the work like a poison instead of waiting for it.
+    pub fn may_be_the_work(&self) -> bool {
+        let IndexError::Db(err) = self else {
+            return false;
+        };
+        match err.sqlstate() {
+            Some(code) => code == "57014" || code.starts_with("54"),
+            None => matches!(err, DbError::Postgres(e) if e.is_closed()),
+        }
+    }
+
+    /// Whether the database refused the entry for a program limit (class 54) it will exceed
+    /// however often it is tried.
+    pub fn over_a_limit(&self) -> bool {
+        matches!(self, IndexError::Db(err) if err.sqlstate().is_some_and(|c| c.starts_with("54")))
+    }
+
     /// Expected (bad input), unavailable (retry, the database's fault) or unexpected.
     pub fn class(&self) -> FailureClass {
         match self {

@@ -42,16 +42,15 @@ use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
 use deadpool_postgres::Pool;
-use rsky_common::consumer::{ConsumerConfig, ConsumerError, GroupConsumer};
+use rsky_common::consumer::{ConsumerError, GroupConsumer};
 use rsky_common::shutdown::Shutdown;
-use rsky_common::store::redact_url;
 use tokio::task::JoinSet;
 
 pub use config::{Config, Mode, StreamKind};
 pub use db::DbError;
 pub use metrics::IndexerMetrics;
 
-use rsky_common::worker::{Housekeeping, RetryPolicy, Worker};
+use rsky_common::worker::Worker;
 use source::{IndexProcessor, Shared};
 
 /// Why the indexer could not start.
@@ -60,14 +59,6 @@ pub enum IndexerError {
     /// The database is unreachable or a migration failed.
     #[error("{0} (check DATABASE_URL and that PostgreSQL is running)")]
     Db(#[from] DbError),
-    /// `REDIS_URL` is wrong.
-    #[error("invalid REDIS_URL {url}: {source}")]
-    RedisUrl {
-        /// The URL, password hidden.
-        url: String,
-        /// Why.
-        source: redis::RedisError,
-    },
     /// Redis is unreachable or refused to create a consumer group.
     #[error("{0} (check REDIS_URL and that Redis is running)")]
     Redis(#[from] ConsumerError),
@@ -76,7 +67,6 @@ pub enum IndexerError {
 /// A connected indexer, ready to [`run`](Indexer::run).
 pub struct Indexer {
     shared: Arc<Shared>,
-    redis: redis::Client,
 }
 
 impl Indexer {
@@ -98,12 +88,6 @@ impl Indexer {
         // One connection of the pool opened now: its session settings are checked at start,
         // and the pool gauges show it from the first sample.
         drop(pool.get().await.map_err(DbError::from)?);
-        let redis = redis::Client::open(config.redis_url.as_str()).map_err(|source| {
-            IndexerError::RedisUrl {
-                url: redact_url(&config.redis_url),
-                source,
-            }
-        })?;
         let streams = config.consumed_streams().len();
         let shared = Arc::new(Shared {
             pending: (0..streams).map(|_| AtomicI64::new(0)).collect(),
@@ -111,7 +95,7 @@ impl Indexer {
             metrics,
             pool,
         });
-        Ok(Indexer { shared, redis })
+        Ok(Indexer { shared })
     }
 
     /// The database pool (tests and tools query through it).
@@ -125,33 +109,26 @@ impl Indexer {
         let config = &self.shared.config;
         let mut workers = Vec::new();
         for (slot, (stream, group, kind)) in config.consumed_streams().into_iter().enumerate() {
-            let consumer_config = ConsumerConfig {
-                dead_letter_stream: config.dead_letter_stream(&stream),
-                stream,
-                group,
-                consumer: config.consumer.clone(),
-                block: config.block,
-                claim_min_idle: config.claim_min_idle,
-            };
-            let stream = consumer_config.stream.clone();
-            let mut consumer = GroupConsumer::connect(&self.redis, consumer_config).await?;
+            let consumer_config = config.worker.consumer(
+                &stream,
+                &group,
+                &config.consumer,
+                &config.dead_letter_stream(&stream),
+            );
+            let pipeline = &config.pipeline;
+            let mut consumer = GroupConsumer::connect(
+                &pipeline.redis_url,
+                pipeline.redis_timeouts,
+                consumer_config,
+            )
+            .await?;
             consumer.create_group().await?;
             let processor = IndexProcessor::new(self.shared.clone(), stream, kind, slot);
-            let policy = RetryPolicy {
-                max_deliveries: config.max_deliveries,
-                backoff: config.retry_backoff,
-                backoff_max: source::MAX_BACKOFF,
-            };
-            let housekeeping = Housekeeping::new(
-                config.claim_interval,
-                config.trim_interval,
-                config.sample_interval,
-            );
             workers.push(Worker::new(
                 consumer,
                 processor,
-                policy,
-                housekeeping,
+                config.worker.retry_policy(),
+                config.worker.housekeeping(),
                 config.batch_size,
             ));
         }
@@ -194,7 +171,7 @@ async fn sample_pool(shared: Arc<Shared>, shutdown: Shutdown) {
             .set(status.available as i64);
         metrics.db_pool_waiting_tasks.set(status.waiting as i64);
         tokio::select! {
-            _ = tokio::time::sleep(shared.config.sample_interval) => {}
+            _ = tokio::time::sleep(shared.config.worker.sample_interval) => {}
             _ = shutdown.cancelled() => return,
         }
     }

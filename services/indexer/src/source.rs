@@ -11,7 +11,7 @@
 //! rejected as invalid input. A systemic failure (the database unreachable or wrongly set up:
 //! see [`crate::db::SQLSTATES`]) pauses the worker, and no entry is charged for it; an entry
 //! the database refuses is retried and dead-lettered by the shared retry policy once it has
-//! been delivered `INDEXER_MAX_DELIVERIES` times.
+//! been delivered `STREAM_MAX_DELIVERIES` times.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -35,9 +35,6 @@ use crate::labels::LabelsWritten;
 use crate::metrics::{
     ErrorKind, IndexerMetrics, RecordAction, RecordCollection, RecordLabels, StaleKind,
 };
-
-/// Longest pause between retries of a failing batch.
-pub(crate) const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the workers of one indexer share.
 pub(crate) struct Shared {
@@ -157,6 +154,13 @@ impl IndexProcessor {
                 Ok(p) => {
                     prepared.push(p);
                     positions.push(i);
+                }
+                Err(err) if err.is_unwritable() => {
+                    // Legal, but no table can hold it as it is: to the dead letters at once,
+                    // before any database work (the worker counts it).
+                    settles[i] = Some(Settle::DeadLetter {
+                        reason: err.to_string(),
+                    });
                 }
                 Err(err) => {
                     self.count_error(FailureClass::Expected);
@@ -319,6 +323,10 @@ impl IndexProcessor {
                         deliveries = entry.deliveries, "indexing failed; the entry will be retried");
                     Settle::Retry { reason }
                 }
+            }
+            Outcome::Unwritable { reason } => {
+                self.count_error(FailureClass::Unexpected);
+                Settle::DeadLetter { reason }
             }
             Outcome::Deferred => Settle::Defer,
         }

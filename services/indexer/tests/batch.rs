@@ -383,6 +383,17 @@ async fn per_did_order_holds_within_and_across_batches() {
     assert_eq!(text, "fourth");
 }
 
+/// The post `n` of `did(n)` with `text`.
+fn post(n: u64, text: &str) -> StreamEvent {
+    create(
+        &did(n),
+        POST,
+        &rev(n),
+        &rev(n),
+        json!({"text": text, "createdAt": "t"}),
+    )
+}
+
 /// Makes every insert of a post whose text is `poison` fail (SQLSTATE P0001: unexpected).
 async fn poison_trigger(client: &tokio_postgres::Client) {
     client
@@ -402,18 +413,9 @@ async fn a_poison_entry_fails_alone_and_the_rest_of_the_batch_commits() {
     let pool = migrated_pool(&db).await;
     let client = db.client().await;
     poison_trigger(&client).await;
-    let post = |n: u64, text: &str| {
-        create(
-            &did(n),
-            POST,
-            &rev(n),
-            &rev(n),
-            json!({"text": text, "createdAt": "t"}),
-        )
-    };
     let mut events: Vec<StreamEvent> = (0..100).map(|n| post(n, "fine")).collect();
     events[37] = post(37, "poison");
-    // A later event of the poison's DID waits for it; a NUL byte is invalid input.
+    // A later event of the poison's DID waits for it; a NUL byte is legal and stored.
     events.push(create(
         &did(37),
         POST,
@@ -433,15 +435,11 @@ async fn a_poison_entry_fails_alone_and_the_rest_of_the_batch_commits() {
                 other => panic!("the poison entry: {other:?}"),
             },
             100 => assert_eq!(*outcome, Outcome::Deferred, "after the poison, same DID"),
-            101 => assert!(
-                matches!(outcome, Outcome::Invalid { reason } if reason.contains("22021")),
-                "the NUL byte: {outcome:?}"
-            ),
             _ => assert!(matches!(outcome, Outcome::Committed(_)), "{i}: {outcome:?}"),
         }
     }
-    assert_eq!(count(&client, "post").await, 99);
-    assert_eq!(count(&client, "record").await, 99);
+    assert_eq!(count(&client, "post").await, 100);
+    assert_eq!(count(&client, "record").await, 100);
     let committed = report.transactions.iter().filter(|t| t.committed).count();
     assert!(
         committed >= 2 && report.transactions.len() < 40,
@@ -451,7 +449,103 @@ async fn a_poison_entry_fails_alone_and_the_rest_of_the_batch_commits() {
     // Delivered again once the poison is gone (dead-lettered): the deferred one commits.
     let again = write_events(&pool, WritePath::Batched, &prepare(&events[100..101]), NOW).await;
     assert!(matches!(again.outcomes[0], Outcome::Committed(_)));
+    assert_eq!(count(&client, "post").await, 101);
+}
+
+#[tokio::test]
+async fn a_nul_character_is_stored_raw_without_loss_and_mapped_in_derived_text() {
+    let db = test_db().await;
+    let pool = migrated_pool(&db).await;
+    let client = db.client().await;
+    let text = "before\u{0}after";
+    let record = json!({"text": text, "createdAt": "t"});
+    let events: Vec<StreamEvent> = (0..20)
+        .map(|n| create(&did(n), POST, &rev(n), &rev(n), record.clone()))
+        .collect();
+    for path in [WritePath::Batched, PER_EVENT] {
+        let report = write_events(&pool, path, &prepare(&events), NOW).await;
+        for (i, outcome) in report.outcomes.iter().enumerate() {
+            assert!(matches!(outcome, Outcome::Committed(_)), "{i}: {outcome:?}");
+        }
+    }
+    assert_eq!(count(&client, "post").await, 20);
+    let row = client
+        .query_one(
+            "SELECT p.text, r.json FROM post p JOIN record r USING (uri) LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("a post");
+    assert_eq!(row.get::<_, String>(0), "before\u{FFFD}after");
+    let raw: serde_json::Value = serde_json::from_str(&row.get::<_, String>(1)).expect("json");
+    assert_eq!(raw["text"], text, "the raw record keeps U+0000");
+}
+
+#[tokio::test]
+async fn an_entry_over_a_server_limit_is_unwritable_at_once_and_the_rest_commits() {
+    let db = test_db().await;
+    let pool = migrated_pool(&db).await;
+    let client = db.client().await;
+    // What an index row too large says (54000), for the one post whose text is `huge`.
+    client
+        .batch_execute(
+            "CREATE FUNCTION huge() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+               IF NEW.text = 'huge' THEN
+                 RAISE EXCEPTION 'index row size exceeds btree maximum' USING ERRCODE = '54000';
+               END IF;
+               RETURN NEW; END $$;
+             CREATE TRIGGER huge BEFORE INSERT ON post FOR EACH ROW EXECUTE FUNCTION huge();",
+        )
+        .await
+        .expect("install the trigger");
+    let mut events: Vec<StreamEvent> = (0..50).map(|n| post(n, "fine")).collect();
+    events[20] = post(20, "huge");
+    let report = write_events(&pool, WritePath::Batched, &prepare(&events), NOW).await;
+    for (i, outcome) in report.outcomes.iter().enumerate() {
+        if i == 20 {
+            assert!(
+                matches!(outcome, Outcome::Unwritable { reason } if reason.contains("54000")),
+                "{outcome:?}"
+            );
+        } else {
+            assert!(matches!(outcome, Outcome::Committed(_)), "{i}: {outcome:?}");
+        }
+    }
+    assert_eq!(count(&client, "post").await, 49);
+}
+
+#[tokio::test]
+async fn a_batch_over_the_statement_timeout_is_split_until_it_fits_not_paused_forever() {
+    let db = test_db().await;
+    drop(migrated_pool(&db).await);
+    let session = rsky_indexer::db::Session {
+        statement_timeout: std::time::Duration::from_millis(500),
+        ..Default::default()
+    };
+    let pool = rsky_indexer::db::pool_with(&db.url(), 4, &session).expect("pool");
+    let client = db.client().await;
+    // 20 ms per post row: 100 rows in one statement take 2 s, each alone 20 ms.
+    client
+        .batch_execute(
+            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+               PERFORM pg_sleep(0.02); RETURN NEW; END $$;
+             CREATE TRIGGER slow BEFORE INSERT ON post FOR EACH ROW EXECUTE FUNCTION slow();",
+        )
+        .await
+        .expect("install the trigger");
+    let events: Vec<StreamEvent> = (0..100)
+        .map(|n| create(&did(n), POST, &rev(n), &rev(n), record_for(POST, n)))
+        .collect();
+    let report = write_events(&pool, WritePath::Batched, &prepare(&events), NOW).await;
+    for (i, outcome) in report.outcomes.iter().enumerate() {
+        assert!(matches!(outcome, Outcome::Committed(_)), "{i}: {outcome:?}");
+    }
     assert_eq!(count(&client, "post").await, 100);
+    assert!(
+        report.transactions.len() < 40,
+        "bounded splitting: {:?}",
+        report.transactions
+    );
 }
 
 #[tokio::test]
@@ -575,4 +669,49 @@ async fn a_poison_label_entry_fails_alone_and_the_later_entries_wait_for_it() {
         }
     }
     assert_eq!(count(&client, "label").await, 12);
+}
+
+/// Transactions the batched path spends on a batch of 1,000 posts with `poisons` entries that
+/// are `text`: one line per count on stdout (BENCHMARKS.md takes them from here).
+async fn transactions_for(text: &str, poisons: usize) -> (usize, i64) {
+    let db = test_db().await;
+    let pool = migrated_pool(&db).await;
+    let client = db.client().await;
+    poison_trigger(&client).await;
+    let step = 1000 / poisons;
+    let events: Vec<StreamEvent> = (0..1000u64)
+        .map(|n| {
+            let text = if (n as usize).is_multiple_of(step) && (n as usize / step) < poisons {
+                text
+            } else {
+                "fine"
+            };
+            create(
+                &did(n),
+                POST,
+                &rev(n),
+                &rev(n),
+                json!({"text": text, "createdAt": "t"}),
+            )
+        })
+        .collect();
+    let report = write_events(&pool, WritePath::Batched, &prepare(&events), NOW).await;
+    (report.transactions.len(), count(&client, "post").await)
+}
+
+#[tokio::test]
+async fn bisection_is_bounded_and_legal_nul_text_costs_no_split() {
+    for poisons in [1, 10, 125] {
+        let (transactions, stored) = transactions_for("poison", poisons).await;
+        println!("poison (P0001 trigger) x{poisons} in 1000: {transactions} transactions");
+        assert_eq!(stored, (1000 - poisons) as i64);
+        assert!(
+            transactions <= 2 * 1000,
+            "at most two transactions per entry: {transactions}"
+        );
+        let (transactions, stored) = transactions_for("nul\u{0}byte", poisons).await;
+        println!("U+0000 text x{poisons} in 1000: {transactions} transactions");
+        assert_eq!(stored, 1000, "every legal record stored");
+        assert_eq!(transactions, 1, "validated before the write: no split");
+    }
 }

@@ -12,14 +12,15 @@ async fn consumer(
     name: &str,
     claim_idle_ms: u64,
 ) -> GroupConsumer {
-    let client = redis::Client::open(rsky_testkit::support::redis_url()).unwrap();
     let mut consumer = GroupConsumer::connect(
-        &client,
+        &rsky_testkit::support::redis_url(),
+        rsky_common::store::RedisTimeouts::DEFAULT,
         ConsumerConfig {
             stream: streams.name("s"),
             group: group.into(),
             consumer: name.into(),
             dead_letter_stream: streams.name("s_dlq"),
+            dead_letter_max_len: rsky_common::dead_letter::DEFAULT_MAX_LEN,
             block: Duration::from_millis(50),
             claim_min_idle: Duration::from_millis(claim_idle_ms),
         },

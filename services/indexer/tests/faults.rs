@@ -143,7 +143,7 @@ async fn while_the_database_is_unreachable_nothing_is_acknowledged_and_afterward
 
 #[tokio::test]
 async fn a_poison_entry_ends_in_the_dead_letter_stream_and_does_not_block_the_rest() {
-    let (db, streams, indexer) = start_indexer(&[("INDEXER_MAX_DELIVERIES", "3")]).await;
+    let (db, streams, indexer) = start_indexer(&[("STREAM_MAX_DELIVERIES", "3")]).await;
     post_trigger(
         &db,
         "IF NEW.text = 'poison' THEN RAISE EXCEPTION 'this row is poison'; END IF;",
@@ -175,7 +175,7 @@ async fn a_poison_entry_ends_in_the_dead_letter_stream_and_does_not_block_the_re
 
 #[tokio::test]
 async fn every_write_attempt_is_counted_each_failed_one_is_an_error_and_none_stays_active() {
-    let (db, streams, indexer) = start_indexer(&[("INDEXER_MAX_DELIVERIES", "2")]).await;
+    let (db, streams, indexer) = start_indexer(&[("STREAM_MAX_DELIVERIES", "2")]).await;
     post_trigger(
         &db,
         "IF NEW.text = 'poison' THEN RAISE EXCEPTION 'this row is poison'; END IF;",

@@ -106,6 +106,55 @@ async fn acknowledged_entries_are_deleted_from_the_stream_and_none_stay_pending(
 }
 
 #[tokio::test]
+async fn a_like_whose_subject_no_index_can_hold_is_dead_lettered_at_once_and_the_rest_flows() {
+    let (db, streams, indexer) = start_indexer(&[]).await;
+    // A legal AT-URI of 7.5 KB (a long fragment): a btree index refuses it (54000).
+    let subject = format!(
+        "at://{}/app.bsky.feed.post/3k#/{}",
+        did(1),
+        "a".repeat(7500)
+    );
+    let like = create(
+        &did(2),
+        "app.bsky.feed.like",
+        "l1",
+        &rev(1),
+        json!({"subject": {"uri": subject, "cid": CID}, "createdAt": "t"}),
+    );
+    let mut events = vec![like];
+    events.extend((10..30).map(|n| {
+        create(
+            &did(n),
+            "app.bsky.feed.post",
+            &rev(n),
+            &rev(n),
+            record_for("app.bsky.feed.post", n),
+        )
+    }));
+    streams.xadd_live(events).await;
+    let m = indexer.metrics.clone();
+    wait_until(WAIT, "20 posts indexed and one dead letter", || async {
+        m.events_processed.get() == 20 && streams.xlen("firehose_live_dlq").await == 1
+    })
+    .await;
+    let letters = streams.entries("firehose_live_dlq").await;
+    let fields: std::collections::HashMap<_, _> = letters[0].1.iter().cloned().collect();
+    assert_eq!(
+        fields["attempts"], "1",
+        "dead-lettered on its first delivery"
+    );
+    assert!(
+        fields["reason"].contains("indexed column"),
+        "{}",
+        fields["reason"]
+    );
+    assert_eq!(m.unexpected_errors.get(), 0, "no database failure");
+    let client = db.client().await;
+    assert_eq!(count(&client, "post").await, 20);
+    indexer.stop().await;
+}
+
+#[tokio::test]
 async fn an_update_replaces_the_row_and_a_delete_leaves_a_tombstone() {
     let (db, streams, indexer) = start_indexer(&[]).await;
     let alice = did(1);
@@ -478,7 +527,7 @@ async fn invalid_dids_uris_and_records_from_the_interop_fixtures_are_expected_er
         .xadd_raw("firehose_live", "event", r#"{"type":"rebase","seq":1}"#)
         .await;
     streams.xadd_raw("firehose_live", "other", "{}").await;
-    // The database itself rejects text with a NUL character: a data exception, also expected.
+    // U+0000 is legal in atproto text: stored (mapped to U+FFFD in `post.text`), not an error.
     streams
         .xadd_live([create(
             &did(1),
@@ -488,7 +537,7 @@ async fn invalid_dids_uris_and_records_from_the_interop_fixtures_are_expected_er
             json!({"text": "nul\u{0}byte", "createdAt": "t"}),
         )])
         .await;
-    sent += 8;
+    sent += 7;
     // And one good event after all of them.
     streams
         .xadd_live([create(
@@ -502,8 +551,8 @@ async fn invalid_dids_uris_and_records_from_the_interop_fixtures_are_expected_er
     let m = indexer.metrics.clone();
     wait_until(
         WAIT,
-        "every bad entry counted and the good one indexed",
-        || async { m.expected_errors.get() == sent && m.events_processed.get() == 1 },
+        "every bad entry counted and the good ones indexed",
+        || async { m.expected_errors.get() == sent && m.events_processed.get() == 2 },
     )
     .await;
     assert_eq!(m.errors.iter().map(|(_, c)| c.get()).sum::<u64>(), sent);
@@ -519,7 +568,7 @@ async fn invalid_dids_uris_and_records_from_the_interop_fixtures_are_expected_er
     .await;
     assert_eq!(streams.pending("firehose_live", "firehose_group").await, 0);
     let client = db.client().await;
-    assert_eq!(count(&client, "post").await, 1);
+    assert_eq!(count(&client, "post").await, 2);
     assert_eq!(count(&client, "like").await, 0);
     indexer.stop().await;
 }

@@ -155,8 +155,8 @@ async fn on_a_read_only_database_the_indexer_pauses_and_dead_letters_nothing() {
         &db.url(),
         &streams,
         &[
-            ("INDEXER_MAX_DELIVERIES", "2"),
-            ("INDEXER_CLAIM_INTERVAL_MS", "50"),
+            ("STREAM_MAX_DELIVERIES", "2"),
+            ("STREAM_CLAIM_INTERVAL_MS", "50"),
         ],
     ))
     .await;

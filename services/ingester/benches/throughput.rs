@@ -124,11 +124,11 @@ async fn main() {
         ("INGESTER_HIGH_WATER_MARK", "100000000"),
     ])
     .expect("valid configuration");
-    let streams = config.streams.clone();
+    let streams = config.pipeline.streams.clone();
     let cursor_key = streams.cursor_key(&streams.firehose_live, &relay.addr().to_string());
     let registry = Registry::new();
     let metrics = Arc::new(IngesterMetrics::register(&registry).expect("a fresh registry"));
-    let mut conn = store::connect(&redis_url)
+    let mut conn = store::connect(&redis_url, store::RedisTimeouts::DEFAULT)
         .await
         .expect("Redis is reachable");
 

@@ -92,8 +92,9 @@ async fn list_host(
     shutdown: &Shutdown,
 ) -> bool {
     let key = config
+        .pipeline
         .streams
-        .cursor_key(&config.streams.repo_backfill, &host.name);
+        .cursor_key(&config.pipeline.streams.repo_backfill, &host.name);
     let mut cursor = loop {
         match read_cursor(&mut conn, &key).await {
             Ok(cursor) => break cursor,
@@ -117,9 +118,9 @@ async fn list_host(
         // the whole network's repository list would sit in Redis.
         wait_for_room(
             &mut conn,
-            &config.streams.repo_backfill,
+            &config.pipeline.streams.repo_backfill,
             config.backfill_high_water_mark,
-            config.backpressure_poll,
+            config.pipeline.backpressure_poll,
             &metrics.backfill_backpressure_active,
             metrics,
             shutdown,
@@ -177,7 +178,7 @@ async fn list_host(
         let written = loop {
             let page_write = write_page(
                 &mut conn,
-                &config.streams.repo_backfill,
+                &config.pipeline.streams.repo_backfill,
                 &key,
                 cursor.as_deref(),
                 &next,

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use rsky_common::config::{at_least, list, millis_at_least, ConfigError, Settings};
-use rsky_common::streams::{Streams, PREFIX_ENV};
+use rsky_common::config::{at_least, list, millis_at_least, ConfigError, Renamed, Settings};
+use rsky_common::pipeline::PipelineSettings;
 
 /// Which parts of the ingester run (`INGESTER_MODE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -88,9 +88,9 @@ impl Host {
 /// The ingester's configuration: every field a flag and an environment variable (`--help`).
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
-    /// The Redis the streams and cursors are in.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
+    /// Redis, the stream names and their prefix, shared by every service.
+    #[command(flatten)]
+    pub pipeline: PipelineSettings,
     /// Relays to subscribe to and to list repositories from (comma-separated).
     #[arg(long, env = "INGESTER_RELAY_HOSTS", default_value = "bsky.network", value_parser = hosts)]
     pub relay_hosts: ::std::vec::Vec<Host>,
@@ -115,9 +115,6 @@ pub struct Config {
     /// `firehose_live` length at which writing pauses.
     #[arg(long, env = "INGESTER_HIGH_WATER_MARK", default_value = "100000", value_parser = at_least(1u64))]
     pub high_water_mark: u64,
-    /// How often a paused writer checks the length again (ms).
-    #[arg(long = "backpressure-poll-ms", env = "INGESTER_BACKPRESSURE_POLL_MS", default_value = "1000", value_parser = millis_at_least(1))]
-    pub backpressure_poll: Duration,
     /// Decoded frames buffered between a socket and its writer.
     #[arg(long, env = "INGESTER_CHANNEL_CAPACITY", default_value = "1000", value_parser = at_least(1usize))]
     pub channel_capacity: usize,
@@ -146,9 +143,6 @@ pub struct Config {
     /// Repositories per listRepos page (at most 1000).
     #[arg(long, env = "INGESTER_LIST_REPOS_LIMIT", default_value = "1000", value_parser = at_least(1u32))]
     pub list_repos_limit: u32,
-    /// Prefix of every stream and key name (tests; empty in production).
-    #[arg(long = "redis-key-prefix", env = PREFIX_ENV, default_value = "", hide_default_value = true, value_parser = streams)]
-    pub streams: Streams,
 }
 
 fn hosts(value: &str) -> Result<Vec<Host>, String> {
@@ -166,21 +160,18 @@ fn hosts_or_none(value: &str) -> Result<Vec<Host>, String> {
     }
 }
 
-fn streams(prefix: &str) -> Result<Streams, String> {
-    Ok(Streams::new(prefix.trim()))
-}
-
 impl Settings for Config {
     // The Redis timeouts are common settings now (`REDIS_*_TIMEOUT_MS`, every service).
-    const RENAMED: &'static [(&'static str, &'static str)] = &[
-        (
+    const RENAMED: &'static [Renamed] = &[
+        Renamed::same(
             "INGESTER_REDIS_CONNECT_TIMEOUT_MS",
             "REDIS_CONNECT_TIMEOUT_MS",
         ),
-        (
+        Renamed::same(
             "INGESTER_REDIS_RESPONSE_TIMEOUT_MS",
             "REDIS_RESPONSE_TIMEOUT_MS",
         ),
+        Renamed::same("INGESTER_BACKPRESSURE_POLL_MS", "BACKPRESSURE_POLL_MS"),
     ];
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -229,7 +220,7 @@ mod tests {
     #[test]
     fn defaults_match_the_spec() {
         let config = Config::from_pairs::<&str, &str>([]).unwrap();
-        assert_eq!(config.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(config.pipeline.redis_url, "redis://127.0.0.1:6379");
         assert_eq!(
             config.relay_hosts,
             [Host::parse("x", "bsky.network").unwrap()]
@@ -241,7 +232,10 @@ mod tests {
         assert_eq!(config.sample_interval, Duration::from_secs(10));
         assert_eq!(config.mode, Mode::All);
         assert!(config.labeler_hosts.is_empty());
-        assert_eq!(config.streams, Streams::default());
+        assert_eq!(
+            config.pipeline.streams,
+            rsky_common::streams::Streams::default()
+        );
         assert_eq!(config.ws_connect_timeout, Duration::from_secs(10));
         assert_eq!(config.ws_idle_timeout, Duration::from_secs(30));
         assert_eq!(config.ws_ping_interval, Duration::from_secs(10));
@@ -310,6 +304,6 @@ mod tests {
     #[test]
     fn the_prefix_applies_to_every_stream() {
         let config = Config::from_pairs([("REDIS_KEY_PREFIX", "t7:")]).unwrap();
-        assert_eq!(config.streams.firehose_live, "t7:firehose_live");
+        assert_eq!(config.pipeline.streams.firehose_live, "t7:firehose_live");
     }
 }

@@ -127,12 +127,13 @@ pub async fn run_labeler(
     shutdown: &Shutdown,
 ) {
     let cursor_key = config
+        .pipeline
         .streams
-        .cursor_key(&config.streams.label_live, &host.name);
+        .cursor_key(&config.pipeline.streams.label_live, &host.name);
     let cursor = stored_seq(&mut conn.clone(), &cursor_key, metrics, shutdown).await;
     let mut writer = LabelWriter {
         conn,
-        streams: &config.streams,
+        streams: &config.pipeline.streams,
         cursor_key,
         metrics,
         shutdown,

@@ -59,8 +59,8 @@ pub async fn run(
     metrics: Arc<IngesterMetrics>,
     shutdown: Shutdown,
 ) -> Result<(), IngesterError> {
-    let conn = store::connect(&config.redis_url).await?;
-    tracing::info!(redis = %store::redact_url(&config.redis_url), mode = ?config.mode, prefix = %config.streams.prefix, "ingester starting");
+    let conn = config.pipeline.connect().await?;
+    tracing::info!(redis = %store::redact_url(&config.pipeline.redis_url), mode = ?config.mode, prefix = %config.pipeline.streams.prefix, "ingester starting");
     let config = Arc::new(config);
     let mut tasks = JoinSet::new();
     {
@@ -69,7 +69,7 @@ pub async fn run(
         tasks.spawn(async move {
             sink::sample_stream_lengths(
                 conn,
-                &config.streams,
+                &config.pipeline.streams,
                 &metrics,
                 config.sample_interval,
                 &shutdown,
@@ -152,8 +152,9 @@ pub async fn run_firehose(
     shutdown: Shutdown,
 ) {
     let cursor_key = config
+        .pipeline
         .streams
-        .cursor_key(&config.streams.firehose_live, &host.name);
+        .cursor_key(&config.pipeline.streams.firehose_live, &host.name);
     let cursor = sink::stored_seq(&mut conn.clone(), &cursor_key, &metrics, &shutdown).await;
     tracing::info!(host = %host.name, ?cursor, "firehose starting");
     let (tx, rx) = mpsc::channel::<Input>(config.channel_capacity);
@@ -162,10 +163,10 @@ pub async fn run_firehose(
         tokio::spawn(async move {
             let sink = FirehoseSink {
                 conn,
-                streams: &config.streams,
+                streams: &config.pipeline.streams,
                 metrics: &metrics,
                 high_water_mark: config.high_water_mark,
-                poll: config.backpressure_poll,
+                poll: config.pipeline.backpressure_poll,
             };
             write_batches(rx, sink, &config, &cursor_key, &shutdown).await;
         })

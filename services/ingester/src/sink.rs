@@ -101,8 +101,9 @@ pub async fn drop_cursor(
     }
 }
 
-/// Waits while `stream` holds `high_water_mark` entries or more, with `gauge` at 1. Returns
-/// early on shutdown.
+/// Waits while `stream` holds `high_water_mark` entries or more, with `gauge` at 1
+/// ([`rsky_common::pipeline::wait_for_room`]); a failed length read counts as a Redis error.
+/// Returns early on shutdown.
 pub async fn wait_for_room(
     conn: &mut Connection,
     stream: &str,
@@ -112,30 +113,20 @@ pub async fn wait_for_room(
     metrics: &IngesterMetrics,
     shutdown: &Shutdown,
 ) {
-    let mut waiting = false;
-    loop {
-        match stream_len(conn, stream).await {
-            Ok(len) if len < high_water_mark => break,
-            Ok(len) => {
-                if !waiting {
-                    tracing::warn!(%stream, len, high_water_mark, "backpressure: waiting for consumers to drain the stream");
-                    waiting = true;
-                    gauge.set(1);
-                }
-            }
-            Err(err) => {
+    rsky_common::pipeline::wait_for_room(
+        conn,
+        stream,
+        high_water_mark,
+        poll,
+        gauge,
+        shutdown,
+        |len| {
+            if len.is_err() {
                 metrics.errors[crate::metrics::ErrorKind::Redis].inc();
-                tracing::warn!(error = %err, "cannot check the stream length; retrying");
             }
-        }
-        if sleep_or_shutdown(poll, shutdown).await {
-            break;
-        }
-    }
-    if waiting {
-        tracing::info!(%stream, "backpressure released");
-    }
-    gauge.set(0);
+        },
+    )
+    .await;
 }
 
 /// Writes firehose batches to `firehose_live`.

@@ -127,7 +127,7 @@ fn help_lists_every_setting_with_its_variable_and_default() {
             ("INGESTER_BATCH_SIZE", Some("500")),
             ("INGESTER_BATCH_TIMEOUT_MS", Some("1000")),
             ("INGESTER_HIGH_WATER_MARK", Some("100000")),
-            ("INGESTER_BACKPRESSURE_POLL_MS", Some("1000")),
+            ("BACKPRESSURE_POLL_MS", Some("1000")),
             ("INGESTER_CHANNEL_CAPACITY", Some("1000")),
             ("INGESTER_SAMPLE_INTERVAL_MS", Some("10000")),
             ("INGESTER_RECONNECT_MIN_MS", Some("1000")),

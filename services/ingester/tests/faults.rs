@@ -231,7 +231,9 @@ async fn the_same_batch_written_twice_leaves_each_event_once() {
     let prefix = unique_prefix("write-twice");
     let streams = Streams::new(&prefix);
     let (registry, metrics) = fresh_metrics();
-    let conn = store::connect(&redis_url()).await.unwrap();
+    let conn = store::connect(&redis_url(), store::RedisTimeouts::DEFAULT)
+        .await
+        .unwrap();
     let mut sink = FirehoseSink {
         conn: conn.clone(),
         streams: &streams,
@@ -286,7 +288,9 @@ async fn the_same_list_repos_page_written_twice_leaves_each_repo_once() {
     let prefix = unique_prefix("page-twice");
     let streams = Streams::new(&prefix);
     let key = streams.cursor_key(&streams.repo_backfill, "relay.test");
-    let mut conn = store::connect(&redis_url()).await.unwrap();
+    let mut conn = store::connect(&redis_url(), store::RedisTimeouts::DEFAULT)
+        .await
+        .unwrap();
     let page: Vec<String> = ["did:plc:a", "did:plc:b"]
         .iter()
         .map(|did| format!(r#"{{"did":"{did}","host":"relay.test","active":true}}"#))
@@ -378,7 +382,9 @@ async fn a_batch_abandoned_at_shutdown_stops_the_writer_so_the_cursor_passes_no_
     let streams = Streams::new(&prefix);
     let written = seqs(&entries(&mut conn, &streams.firehose_live, EVENT_FIELD).await);
     let cursor = store::read_cursor(
-        &mut store::connect(&redis_url()).await.unwrap(),
+        &mut store::connect(&redis_url(), store::RedisTimeouts::DEFAULT)
+            .await
+            .unwrap(),
         &streams.cursor_key(&streams.firehose_live, &relay.addr().to_string()),
     )
     .await

@@ -34,9 +34,9 @@ pub fn config(database_url: &str, streams: &TestStreams, extra: &[(&str, &str)])
         ("DATABASE_URL".into(), database_url.into()),
         ("REDIS_KEY_PREFIX".into(), streams.prefix.clone()),
         ("INDEXER_CONSUMER".into(), "test-consumer".into()),
-        ("INDEXER_BLOCK_MS".into(), "100".into()),
-        ("INDEXER_SAMPLE_INTERVAL_MS".into(), "50".into()),
-        ("INDEXER_RETRY_BACKOFF_MS".into(), "50".into()),
+        ("STREAM_BLOCK_MS".into(), "100".into()),
+        ("STREAM_SAMPLE_INTERVAL_MS".into(), "50".into()),
+        ("STREAM_RETRY_BACKOFF_MS".into(), "50".into()),
         ("INDEXER_BATCH_SIZE".into(), "100".into()),
         ("DB_POOL_MAX_SIZE".into(), "8".into()),
     ];

@@ -58,13 +58,13 @@ impl World {
             ("BACKFILLER_PLC_URL", self.plc.url()),
             ("BACKFILLER_DID_WEB_INSECURE", "true".to_owned()),
             ("BACKFILLER_CONSUMER", consumer.to_owned()),
-            ("BACKFILLER_RETRY_BACKOFF_MS", "20".to_owned()),
-            ("BACKFILLER_READ_BLOCK_MS", "100".to_owned()),
+            ("STREAM_RETRY_BACKOFF_MS", "20".to_owned()),
+            ("STREAM_BLOCK_MS", "100".to_owned()),
             ("BACKFILLER_FETCH_TIMEOUT_MS", "2000".to_owned()),
             ("BACKFILLER_RESOLVE_TIMEOUT_MS", "2000".to_owned()),
-            ("BACKFILLER_BACKPRESSURE_POLL_MS", "50".to_owned()),
-            ("BACKFILLER_TRIM_INTERVAL_MS", "200".to_owned()),
-            ("BACKFILLER_SAMPLE_INTERVAL_MS", "100".to_owned()),
+            ("BACKPRESSURE_POLL_MS", "50".to_owned()),
+            ("STREAM_TRIM_INTERVAL_MS", "200".to_owned()),
+            ("STREAM_SAMPLE_INTERVAL_MS", "100".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -11,6 +11,10 @@
 //!   locks in one order.
 //! - The per-event guarantees hold: the rev guard and tombstones, per-DID order (the events of a
 //!   record are applied in rounds, in stream order; see [`events`]), idempotent replays.
+//! - Server limits: a part that fails on a statement timeout (57014), a program limit (class 54)
+//!   or a connection closed under it, while the database still answers a probe, is split like
+//!   a poison, never paused forever; one entry alone failing so is that entry's failure
+//!   (retried, then dead-lettered), not the database's.
 //! - Poison isolation: a batch that fails (not for a lost connection) is split in halves, each
 //!   tried again on its own, until the failing part is at most [`FALLBACK_SIZE`] entries; those
 //!   are written one by one through the per-event path. Only the bad entry fails; the rest
@@ -35,6 +39,12 @@ use crate::labels::{index_labels, LabelsWritten};
 /// A failing part of a batch this small is written entry by entry (the per-event path).
 pub const FALLBACK_SIZE: usize = 8;
 
+/// The byte budget of one set-based statement: a batch whose records add up to more is written
+/// as consecutive parts within it (a record larger than the budget alone is a part of its own).
+/// PostgreSQL refuses a protocol message over 1 GB (and closes the connection); 64 MiB keeps a
+/// statement far below that and its memory bounded, whatever the entry count.
+pub const STATEMENT_MAX_BYTES: usize = 64 * 1024 * 1024;
+
 /// Times a transaction is tried again after a deadlock or serialization failure (SQLSTATE class
 /// 40) before its entries fail as unavailable.
 const CONFLICT_RETRIES: u32 = 3;
@@ -57,6 +67,12 @@ pub enum Outcome<T> {
         /// How to handle it.
         class: FailureClass,
         /// Why.
+        reason: String,
+    },
+    /// The database refused it for a limit it will always exceed (SQLSTATE class 54, e.g.
+    /// 54000 index row too large): dead-letter it at once, retrying cannot help.
+    Unwritable {
+        /// The database's message.
         reason: String,
     },
     /// Not tried, so that it is not applied before an earlier failed entry of its DID (labels:
@@ -134,6 +150,9 @@ trait SetWriter: Sync {
     /// Entries with the same key keep their order: after a failed one, the later ones wait.
     fn order_key<'i>(&self, item: &'i Self::Item) -> &'i str;
 
+    /// About how many bytes the item adds to a set-based statement.
+    fn size(&self, item: &Self::Item) -> usize;
+
     /// Writes `items` with set-based statements inside `tx`; one result per item.
     fn write_set<'a>(
         &'a self,
@@ -155,6 +174,18 @@ impl SetWriter for events::EventWriter<'_> {
 
     fn order_key<'i>(&self, item: &'i Prepared) -> &'i str {
         item.did()
+    }
+
+    fn size(&self, item: &Prepared) -> usize {
+        let record = match item.event() {
+            rsky_common::event::StreamEvent::Create(e)
+            | rsky_common::event::StreamEvent::Update(e) => {
+                serde_json::to_vec(&e.record).map_or(0, |json| json.len())
+            }
+            _ => 0,
+        };
+        // The record twice (`record.json` and the derived columns) and the keys.
+        2 * record + 256
     }
 
     fn write_set<'a>(
@@ -181,6 +212,12 @@ impl<'l> SetWriter for labels::LabelWriter<'l> {
     fn order_key<'i>(&self, _: &'i Vec<&'l Label>) -> &'i str {
         // Label entries are applied in stream order, whatever their subjects.
         ""
+    }
+
+    fn size(&self, item: &Vec<&'l Label>) -> usize {
+        item.iter()
+            .map(|l| l.uri.len() + l.src.len() + l.val.len() + 128)
+            .sum()
     }
 
     fn write_set<'a>(
@@ -244,7 +281,8 @@ enum Work<'a, I> {
 /// until it is small enough to be written entry by entry.
 async fn isolate<W: SetWriter>(pool: &Pool, writer: &W, items: &[W::Item]) -> BatchReport<W::Done> {
     let mut state = Isolation::new(items.len());
-    let mut parts: VecDeque<Vec<usize>> = VecDeque::from([(0..items.len()).collect()]);
+    let sizes: Vec<usize> = items.iter().map(|item| writer.size(item)).collect();
+    let mut parts = parts_within(&sizes, STATEMENT_MAX_BYTES);
     while let Some(part) = parts.pop_front() {
         let live = runnable(writer, items, &part, &mut state);
         if live.is_empty() {
@@ -260,7 +298,10 @@ async fn isolate<W: SetWriter>(pool: &Pool, writer: &W, items: &[W::Item]) -> Ba
             }
             Err(err) => err,
         };
-        if err.class() == FailureClass::Unavailable {
+        let split_anyway = err.class() == FailureClass::Unavailable
+            && err.may_be_the_work()
+            && database_answers(pool).await;
+        if err.class() == FailureClass::Unavailable && !split_anyway {
             // Not the entries' fault: they all wait for the database, and so does the rest.
             state.unavailable = Some(err.to_string());
             runnable(writer, items, &live, &mut state);
@@ -280,6 +321,26 @@ async fn isolate<W: SetWriter>(pool: &Pool, writer: &W, items: &[W::Item]) -> Ba
         }
     }
     state.report()
+}
+
+/// Consecutive parts (indexes in order) whose sizes add up to at most `budget` each; an item
+/// larger than the budget is a part of its own.
+fn parts_within(sizes: &[usize], budget: usize) -> VecDeque<Vec<usize>> {
+    let mut parts = VecDeque::new();
+    let mut part = Vec::new();
+    let mut bytes = 0usize;
+    for (i, &size) in sizes.iter().enumerate() {
+        if !part.is_empty() && bytes.saturating_add(size) > budget {
+            parts.push_back(std::mem::take(&mut part));
+            bytes = 0;
+        }
+        part.push(i);
+        bytes = bytes.saturating_add(size);
+    }
+    if !part.is_empty() {
+        parts.push_back(part);
+    }
+    parts
 }
 
 /// The entries of `part` still to try: the others are marked failed (database unavailable) or
@@ -325,13 +386,25 @@ async fn write_single<'k, W: SetWriter>(
             None => Outcome::Deferred,
         },
         Err(err) => {
-            let class = err.class();
+            let mut class = err.class();
             let reason = err.to_string();
+            if class == FailureClass::Unavailable
+                && err.may_be_the_work()
+                && database_answers(pool).await
+            {
+                // Alone, over a limit or a timeout, while the database answers: the entry's
+                // own failure (retried, then dead-lettered), not a reason to stop the rest.
+                class = FailureClass::Unexpected;
+            }
             match class {
                 FailureClass::Expected => Outcome::Invalid { reason },
                 FailureClass::Unavailable => {
                     state.unavailable = Some(reason.clone());
                     Outcome::Failed { class, reason }
+                }
+                FailureClass::Unexpected if err.over_a_limit() => {
+                    state.failed_keys.insert(writer.order_key(item));
+                    Outcome::Unwritable { reason }
                 }
                 FailureClass::Unexpected => {
                     state.failed_keys.insert(writer.order_key(item));
@@ -341,6 +414,22 @@ async fn write_single<'k, W: SetWriter>(
         }
     });
 }
+
+/// Whether the database answers a trivial query within [`PROBE_TIMEOUT`]: after a failure
+/// that may be the work's own (a timeout, a limit), tells the work from the database.
+async fn database_answers(pool: &Pool) -> bool {
+    let probe = async {
+        let client = pool.get().await.ok()?;
+        client.simple_query("SELECT 1").await.ok()
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, probe).await,
+        Ok(Some(_))
+    )
+}
+
+/// How long [`database_answers`] waits.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs `work` in a transaction of its own and commits it, trying again after a deadlock or
 /// serialization failure; records every attempt in `log`.
@@ -433,4 +522,21 @@ async fn per_event(
         unavailable: None,
     }
     .report()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_cut_into_consecutive_parts_within_the_byte_budget() {
+        let parts = parts_within(&[40, 40, 40, 10, 200, 5], 100);
+        assert_eq!(
+            Vec::from(parts),
+            [vec![0, 1], vec![2, 3], vec![4], vec![5]],
+            "in order; an item over the budget alone"
+        );
+        assert!(parts_within(&[], 100).is_empty());
+        assert_eq!(Vec::from(parts_within(&[1; 5], 100)), [vec![0, 1, 2, 3, 4]]);
+    }
 }

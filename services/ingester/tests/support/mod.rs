@@ -39,7 +39,7 @@ pub fn fresh_metrics() -> (Registry, Arc<IngesterMetrics>) {
 
 pub async fn redis() -> Connection {
     let url = redis_url();
-    store::connect(&url)
+    store::connect(&url, store::RedisTimeouts::DEFAULT)
         .await
         .unwrap_or_else(|err| panic!("the tests need Redis at {url}: {err}"))
 }
@@ -54,7 +54,7 @@ pub fn config(prefix: &str, vars: &[(&str, &str)]) -> Config {
         ("INGESTER_SAMPLE_INTERVAL_MS", "50"),
         ("INGESTER_RECONNECT_MIN_MS", "20"),
         ("INGESTER_RECONNECT_MAX_MS", "200"),
-        ("INGESTER_BACKPRESSURE_POLL_MS", "20"),
+        ("BACKPRESSURE_POLL_MS", "20"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -88,7 +88,7 @@ impl Running {
         registry: Registry,
         metrics: Arc<IngesterMetrics>,
     ) -> Running {
-        let streams = config.streams.clone();
+        let streams = config.pipeline.streams.clone();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(rsky_ingester::run(
             config,

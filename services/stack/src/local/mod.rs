@@ -179,16 +179,10 @@ impl LocalStack {
             env.extend([
                 ("BACKFILLER_CONSUMER".to_owned(), format!("backfiller{i}")),
                 ("BACKFILLER_PLC_URL".to_owned(), stack.plc_url.clone()),
-                ("BACKFILLER_RETRY_BACKOFF_MS".to_owned(), "200".to_owned()),
-                (
-                    "BACKFILLER_RETRY_BACKOFF_MAX_MS".to_owned(),
-                    "1000".to_owned(),
-                ),
+                ("STREAM_RETRY_BACKOFF_MS".to_owned(), "200".to_owned()),
+                ("STREAM_RETRY_BACKOFF_MAX_MS".to_owned(), "1000".to_owned()),
                 ("BACKFILLER_FETCH_TIMEOUT_MS".to_owned(), "5000".to_owned()),
-                (
-                    "BACKFILLER_SAMPLE_INTERVAL_MS".to_owned(),
-                    "1000".to_owned(),
-                ),
+                ("STREAM_SAMPLE_INTERVAL_MS".to_owned(), "1000".to_owned()),
             ]);
             stack
                 .service(
@@ -207,7 +201,7 @@ impl LocalStack {
             env.extend([
                 ("DATABASE_URL".to_owned(), database_url.clone()),
                 ("INDEXER_CONSUMER".to_owned(), format!("indexer{i}")),
-                ("INDEXER_SAMPLE_INTERVAL_MS".to_owned(), "1000".to_owned()),
+                ("STREAM_SAMPLE_INTERVAL_MS".to_owned(), "1000".to_owned()),
                 ("DB_POOL_MAX_SIZE".to_owned(), "8".to_owned()),
             ]);
             stack
