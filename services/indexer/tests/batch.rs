@@ -715,3 +715,43 @@ async fn bisection_is_bounded_and_legal_nul_text_costs_no_split() {
         assert_eq!(transactions, 1, "validated before the write: no split");
     }
 }
+
+#[tokio::test]
+async fn crossing_batches_of_account_and_identity_events_never_deadlock() {
+    let db = test_db().await;
+    let pool = migrated_pool(&db).await;
+    let first = (0..20).map(did).collect::<Vec<_>>();
+    let second = (20..40).map(did).collect::<Vec<_>>();
+    // One batch: account events of the first DIDs, identity events of the second; the other
+    // batch the reverse. Written at once, each takes row locks in both sets.
+    let batch = |accounts: &[String], identities: &[String]| {
+        let mut events: Vec<StreamEvent> =
+            accounts.iter().map(|d| account(d, true, None)).collect();
+        events.extend(
+            identities
+                .iter()
+                .map(|d| identity(d, Some("h.example.com"))),
+        );
+        prepare(&events)
+    };
+    let (one, two) = (batch(&first, &second), batch(&second, &first));
+    for round in 0..200 {
+        let (x, y) = tokio::join!(
+            write_events(&pool, WritePath::Batched, &one, NOW),
+            write_events(&pool, WritePath::Batched, &two, NOW),
+        );
+        for report in [x, y] {
+            assert!(
+                report.outcomes.iter().all(Outcome::is_settled),
+                "round {round}: {:?}",
+                report.outcomes.iter().find(|o| !o.is_settled())
+            );
+            assert_eq!(
+                report.transactions.len(),
+                1,
+                "round {round}: a transaction was tried again (deadlock detected): {:?}",
+                report.transactions
+            );
+        }
+    }
+}

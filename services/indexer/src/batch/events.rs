@@ -318,9 +318,46 @@ impl EventWriter<'_> {
                 _ => {}
             }
         }
+        self.lock_actors(tx, &accounts, &identities).await?;
         let mut applied = self.write_actor_column(tx, ACCOUNT, accounts).await?;
         applied.extend(self.write_actor_column(tx, IDENTITY, identities).await?);
         Ok(applied)
+    }
+
+    /// Takes the row lock of every `actor` row the account and identity events touch, in one
+    /// order (sorted DIDs), before either kind is written: two batches, one with account events
+    /// for DIDs A and identity events for DIDs B and the other the reverse, would otherwise lock
+    /// A then B and B then A, and deadlock. Missing rows are created first, also in DID order
+    /// (a concurrent insert of the same DID waits on the index entry, which is a lock too); the
+    /// guarded upserts then find every row and the same final values as without this step.
+    async fn lock_actors(
+        &self,
+        tx: &Transaction<'_>,
+        accounts: &[ActorOp<'_>],
+        identities: &[ActorOp<'_>],
+    ) -> Result<(), IndexError> {
+        let mut dids: Vec<&str> = accounts.iter().chain(identities).map(|op| op.did).collect();
+        if dids.is_empty() {
+            return Ok(());
+        }
+        dids.sort_unstable();
+        dids.dedup();
+        let create = tx
+            .prepare_cached(
+                r#"INSERT INTO actor (did, "indexedAt")
+                   SELECT did, $2::text FROM unnest($1::text[]) AS t(did)
+                   ORDER BY did
+                   ON CONFLICT (did) DO NOTHING"#,
+            )
+            .await?;
+        tx.execute(&create, &[&dids, &self.now]).await?;
+        let lock = tx
+            .prepare_cached(
+                "SELECT did FROM actor WHERE did = ANY($1::text[]) ORDER BY did FOR UPDATE",
+            )
+            .await?;
+        tx.query(&lock, &[&dids]).await?;
+        Ok(())
     }
 
     /// The events of one kind (account or identity), as the per-event path applies them one by
