@@ -26,6 +26,10 @@
 //! indexer's writes are idempotent: `ON CONFLICT` and revision guards; a repository backfilled
 //! twice writes the same rows), but there is none to absorb. Both keys must be in one Redis
 //! (not a cluster with the two names in different slots).
+//!
+//! **A replay ends.** It stops at the last entry the dead-letter stream held when it started
+//! (`--dry-run` too): entries dead-lettered again while it runs, because their cause is not
+//! fixed, stay for the next replay instead of going round forever.
 
 use std::time::Duration;
 
@@ -104,8 +108,9 @@ fn is_metadata(field: &str) -> bool {
 entry's original fields (without `reason` and `attempts`) are added to the target stream as a \
 new entry, which its consumer groups deliver as new work, and the dead letter is deleted in the \
 same atomic step. Interrupting a replay loses nothing and duplicates nothing: run it again to \
-move the rest. Fix the cause first (see each entry's reason with --dry-run), or the entries \
-come back."
+move the rest. A replay stops at the last entry present when it started, so entries \
+dead-lettered again meanwhile wait for the next one. Fix the cause first (see each entry's \
+reason with --dry-run), or the entries come back."
 )]
 pub struct ReplayArgs {
     /// The dead-letter stream, its full name (with any REDIS_KEY_PREFIX).
@@ -290,9 +295,14 @@ pub async fn replay<C: ConnectionLike + Send>(
         ..Summary::default()
     };
     let limit = args.count.unwrap_or(u64::MAX);
+    // Up to the last entry present now: entries dead-lettered again while the replay runs (a
+    // cause not yet fixed) wait for the next replay instead of being moved round forever.
+    let Some(end) = last_id(conn, &args.stream).await? else {
+        return Ok(summary);
+    };
     let mut start = "-".to_owned();
     while summary.moved < limit {
-        let page = read_page(conn, &args.stream, &start).await?;
+        let page = read_page(conn, &args.stream, &start, &end).await?;
         let Some(last) = page.last() else { break };
         start = format!("({}", last.id);
         for letter in page {
@@ -338,15 +348,37 @@ fn target_of(args: &ReplayArgs) -> Result<String, ReplayError> {
     Ok(target)
 }
 
+/// The ID of the last entry of `stream`, `None` when it is empty or missing.
+async fn last_id<C: ConnectionLike + Send>(
+    conn: &mut C,
+    stream: &str,
+) -> Result<Option<String>, ReplayError> {
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+        .arg(stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await
+        .map_err(|source| ReplayError::Redis {
+            op: "XREVRANGE",
+            stream: stream.to_owned(),
+            source,
+        })?;
+    Ok(reply.ids.into_iter().next().map(|entry| entry.id))
+}
+
 async fn read_page<C: ConnectionLike + Send>(
     conn: &mut C,
     stream: &str,
     start: &str,
+    end: &str,
 ) -> Result<Vec<DeadLetter>, ReplayError> {
     let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
         .arg(stream)
         .arg(start)
-        .arg("+")
+        .arg(end)
         .arg("COUNT")
         .arg(PAGE)
         .query_async(conn)

@@ -377,3 +377,55 @@ async fn a_dead_letter_stream_without_the_suffix_needs_to() {
     let err = dead_letter::replay_at(&same, |_, _| {}).await.unwrap_err();
     assert!(matches!(err, ReplayError::SameStream(_)), "{err}");
 }
+
+#[tokio::test]
+async fn a_replay_stops_at_the_last_entry_present_when_it_started_even_when_entries_come_back() {
+    let mut f = Fixture::new("comes-back").await;
+    f.dead_letters(150).await; // more than one XRANGE page
+    let dlq = f.dlq.clone();
+    // Each moved entry is dead-lettered again at once, as a cause nobody fixed would do.
+    let client = redis::Client::open(rsky_testkit::support::redis_url()).unwrap();
+    let mut again = client.get_connection().unwrap();
+    let report = |letter: &dead_letter::DeadLetter, outcome: &Outcome| {
+        if matches!(outcome, Outcome::Moved(_) | Outcome::WouldMove) {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(&dlq).arg("*").arg("reason").arg("again");
+            for (name, value) in &letter.fields {
+                cmd.arg(name).arg(value);
+            }
+            let _: String = cmd.query(&mut again).unwrap();
+        }
+    };
+    let replayed = tokio::time::timeout(
+        Duration::from_secs(20),
+        dead_letter::replay_at(&f.args(), report),
+    )
+    .await
+    .expect("the replay ends");
+    assert_eq!(replayed.unwrap().moved, 150);
+    assert_eq!(f.xlen(&dlq).await, 150, "the ones that came back wait");
+
+    let mut again = client.get_connection().unwrap();
+    let listed = tokio::time::timeout(
+        Duration::from_secs(20),
+        dead_letter::replay_at(
+            &ReplayArgs {
+                dry_run: true,
+                ..f.args()
+            },
+            |letter: &dead_letter::DeadLetter, _: &Outcome| {
+                let _: String = redis::cmd("XADD")
+                    .arg(&dlq)
+                    .arg("*")
+                    .arg("event")
+                    .arg(&letter.id)
+                    .query(&mut again)
+                    .unwrap();
+            },
+        ),
+    )
+    .await
+    .expect("the dry run ends");
+    assert_eq!(listed.unwrap().moved, 150);
+    f.cleanup().await;
+}
