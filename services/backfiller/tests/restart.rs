@@ -79,7 +79,9 @@ async fn a_backfiller_killed_mid_batch_processes_every_repo_after_a_restart() {
             )
             .await;
     }
-    world.pds.set_get_repo_delay(Duration::from_millis(150));
+    // Long enough that the batch seen in flight is still in flight when the kill lands, however
+    // late this loaded test wakes up (150 ms was sometimes not).
+    world.pds.set_get_repo_delay(Duration::from_millis(1000));
     let port = free_port();
     let mut env = world.env("b1");
     env.insert("BACKFILLER_CONCURRENCY".into(), "4".into());
