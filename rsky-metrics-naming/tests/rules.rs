@@ -530,7 +530,7 @@ fn every_rule_has_an_id_and_a_summary() {
 
 #[test]
 fn the_readme_table_lists_every_rule_in_order() {
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../rsky-metrics-runtime/README.md");
     let section = readme
         .split("## Naming rules")
         .nth(1)
