@@ -505,7 +505,7 @@ impl Scraper {
             .get(header::ACCEPT)
             .and_then(|value| value.to_str().ok());
         let format = Format::negotiate(accept);
-        let gzip = accepts_gzip(
+        let gzip = exposition::accepts_gzip(
             headers
                 .get(header::ACCEPT_ENCODING)
                 .and_then(|value| value.to_str().ok()),
@@ -653,29 +653,6 @@ fn gzipped(body: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 8), Compression::fast());
     encoder.write_all(body)?;
     encoder.finish()
-}
-
-/// Whether `Accept-Encoding` allows gzip: `gzip` (or `x-gzip`, or `*`) with a weight above 0.
-pub(crate) fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
-    let Some(value) = accept_encoding else {
-        return false;
-    };
-    let mut gzip: Option<bool> = None;
-    let mut star = false;
-    for coding in value.split(',') {
-        let mut parts = coding.split(';').map(str::trim);
-        let name = parts.next().unwrap_or("").to_ascii_lowercase();
-        let weight = parts
-            .filter_map(|param| param.split_once('='))
-            .find(|(key, _)| key.trim().eq_ignore_ascii_case("q"))
-            .map_or(1.0, |(_, q)| q.trim().parse::<f32>().unwrap_or(0.0));
-        match name.as_str() {
-            "gzip" | "x-gzip" => gzip = Some(weight > 0.0),
-            "*" => star = weight > 0.0,
-            _ => {}
-        }
-    }
-    gzip.unwrap_or(star)
 }
 
 #[cfg(test)]

@@ -461,3 +461,74 @@ fn threads_incrementing_string_series_lose_nothing() {
         .sum();
     assert_eq!(total, 40_000.0);
 }
+
+/// Metrics of a service whose set lives in the default registry (`global()`).
+#[derive(Metrics)]
+#[metrics(service = "shapes")]
+pub struct GlobalShapes {
+    /// Jobs run
+    pub jobs: IntCounter,
+    /// Jobs by outcome
+    #[metric(labels = ["outcome"])]
+    pub outcomes: IntCounterVec,
+}
+
+/// The samples and headers of a body, without `process_*` (they move between two scrapes).
+fn without_process(body: &str) -> Exposition {
+    let mut parsed = parse(body);
+    parsed.samples.retain(|s| !s.name.starts_with("process_"));
+    for map in [&mut parsed.types, &mut parsed.helps, &mut parsed.units] {
+        map.retain(|name, _| !name.starts_with("process_"));
+    }
+    parsed
+}
+
+#[test]
+fn every_registry_shape_encodes_as_prometheus_text_encoder_does_on_gather() {
+    // The default registry: a `global()` set beside a collector registered with prometheus'
+    // own macros (they register in prometheus' default registry, which it wraps).
+    let global = GlobalShapes::global();
+    global.jobs.inc_by(3);
+    global.outcomes.with_label_values(&["ok \"quoted\""]).inc();
+    let by_macro =
+        prometheus::register_int_gauge!("shapes_by_macro", "Registered by prometheus' macro")
+            .unwrap();
+    by_macro.set(-4);
+    let default = rsky_metrics_runtime::default_registry().clone();
+
+    // A plain registry with a set and other collectors.
+    let (plain, _m) = filled();
+    let _other = foreign(&plain);
+
+    // A registry with a prefix and constant labels: other collectors only (a set is refused,
+    // see tests/registry.rs), every one of them with the prefix and the labels.
+    let custom = Registry::new_custom(
+        Some("ns".to_owned()),
+        Some(HashMap::from([("region".to_owned(), "eu".to_owned())])),
+    )
+    .unwrap();
+    let _other_custom = foreign(&custom);
+
+    for (shape, registry) in [("default", default), ("new", plain), ("new_custom", custom)] {
+        let body = ours(&registry, Format::Text);
+        let theirs = without_process(&prometheus_text(&registry));
+        let mine = without_process(&body);
+        assert!(!mine.samples.is_empty(), "{shape}: empty body");
+        assert_same(&mine, &theirs);
+        match shape {
+            "default" => {
+                assert_eq!(mine.value("shapes_jobs_total", &[]), Some("3.0"), "{body}");
+                assert_eq!(mine.value("shapes_by_macro", &[]), Some("-4.0"), "{body}");
+            }
+            "new" => assert_eq!(mine.value("demo_requests_total", &[]), Some("42.0")),
+            _ => {
+                let calls = [("method", "get \"x\""), ("region", "eu")];
+                assert_eq!(mine.value("ns_other_lib_calls_total", &calls), Some("3.0"));
+                assert!(
+                    mine.samples.iter().all(|s| s.name.starts_with("ns_")),
+                    "{body}"
+                );
+            }
+        }
+    }
+}
