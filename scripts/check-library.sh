@@ -52,6 +52,22 @@ consumer() (
             "and commit the lockfile" >&2
         return 1
     fi
+    # The README's dependency block is what the consumer builds with: its tokio and prometheus
+    # lines as they are (the runtime's own line differs only in its path).
+    local line lines
+    mapfile -t lines < <(sed -n '/^```toml$/,/^```$/p' rsky-metrics-runtime/README.md |
+        grep -E '^(tokio|prometheus) = ')
+    if [ ${#lines[@]} -ne 2 ]; then
+        echo "rsky-metrics-runtime/README.md: no toml block with a tokio and a prometheus line" >&2
+        return 1
+    fi
+    for line in "${lines[@]}"; do
+        if ! grep -qxF -- "$line" "$manifest"; then
+            echo "the runtime README's dependency line \`$line\` is not in $manifest:" \
+                "the consumer crate no longer builds what the README tells users to write" >&2
+            return 1
+        fi
+    done
     cargo fmt --manifest-path "$manifest" -- --check &&
         cargo clippy --locked --manifest-path "$manifest" --all-targets -- -D warnings &&
         cargo test --locked --manifest-path "$manifest"
