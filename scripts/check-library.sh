@@ -18,7 +18,9 @@
 #    from its own files, and each holding its README.md and LICENSE.
 #
 # Every step runs, so one run reports every failure; the exit status says whether any failed.
-# test-all.sh runs this script; alone: `./scripts/check-library.sh`.
+# test-all.sh runs this script; alone: `./scripts/check-library.sh`. Measured on the project's
+# 2-core machine: 1.5 min once built; from a clean target/ about 10 min more (the consumer's
+# build 2.5 min, the protobuf build 4 min, installing cargo-hack 3 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
