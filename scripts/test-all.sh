@@ -226,6 +226,7 @@ step() {
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo test (every crate, every target)" cargo test --workspace --all-targets --no-fail-fast
 step "cargo test --doc" cargo test --workspace --doc --no-fail-fast
+step "the library as its users meet it (scripts/check-library.sh)" ./scripts/check-library.sh
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -1,27 +1,4 @@
-//! The metric naming rules of rsky-metrics, on plain strings.
-//!
-//! One engine serves two callers: `#[derive(Metrics)]` turns each [`Finding`] into a compile error
-//! spanned on the part of the declaration its [`Target`] names, and the runtime's `testing` module
-//! turns findings about real `/metrics` text into test failures. Every rule has a stable
-//! [`Rule::id`] and every finding says what is wrong and how to fix it; a fix that renames names
-//! a corrected name ([`Finding::rename`]) that passes every rule, not only the one broken.
-//!
-//! The rules include every default validation of promlint (client_golang's
-//! `prometheus/testutil/promlint`, the linter of `promtool check metrics`), its unit table
-//! ([`NON_BASE_UNITS`], [`UNIT_PREFIXES`], [`UNIT_ABBREVIATIONS`]) included. A team adds its own
-//! rules with a [`Linter`] and a [`CustomRule`] such as [`RequiredPrefix`].
-//!
-//! ```
-//! use rsky_metrics_naming::{check_name, Kind, Rule};
-//!
-//! let findings = check_name("svc_latency_ms", Kind::Gauge);
-//! assert_eq!(findings[0].rule, Rule::AbbreviatedUnit);
-//! assert_eq!(
-//!     findings[0].to_string(),
-//!     "metric `svc_latency_ms`: \"ms\" is an abbreviated unit; use base units: `svc_latency_seconds` [abbreviated-unit]"
-//! );
-//! assert!(check_name("svc_latency_seconds", Kind::Histogram).is_empty());
-//! ```
+#![doc = include_str!("../README.md")]
 
 mod exposition;
 mod family;
