@@ -13,7 +13,7 @@
 //! its inner prometheus registry gathers. [`Registry::gather`] builds the derived families'
 //! records on demand, so `TextEncoder` users see every family too.
 //!
-//! The module is split by concern: [`negotiate`] (which format, whether gzip), `text` (the writer
+//! The module is split by concern: `negotiate` (which format, whether gzip), `text` (the writer
 //! both text formats share), `openmetrics` (what OpenMetrics 1.0 writes differently), `bridge`
 //! (collectors that are not derived: read from what prometheus gathers) and `stream` (the body
 //! cut into chunks while it is encoded).
